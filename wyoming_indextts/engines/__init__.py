@@ -1,0 +1,1 @@
+"""Speech engines behind the synthesizer: each one turns a sentence into PCM."""

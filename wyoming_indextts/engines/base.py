@@ -1,0 +1,58 @@
+"""The contract every engine keeps, so the synthesizer can chain them blindly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class EngineError(Exception):
+    """A synthesis failure, with a message a person can act on."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One voice an engine offers, as advertised in Wyoming's `info`."""
+
+    name: str
+    """The id a client sends in `synthesize.voice.name`."""
+
+    engine: str
+    """Name of the engine that speaks it (`piper`, `sambert`, `indextts`)."""
+
+    sample_rate: int
+    """Rate of the int16 mono PCM the engine yields for this voice."""
+
+    languages: tuple[str, ...]
+    description: str = ""
+    version: str | None = None
+    attribution_name: str = ""
+    attribution_url: str = ""
+
+    fingerprint: str = ""
+    """Changes whenever the same text could sound different: model files, the voice's own
+    files, and every engine option that changes audio. Part of the cache key, so a changed
+    voice never serves old audio."""
+
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    """Engine-private facts (a file path, a cloud voice id); not advertised."""
+
+
+class Engine(Protocol):
+    """A speech engine. Implementations are used from worker threads, never the event loop."""
+
+    name: str
+
+    def voices(self) -> Sequence[Voice]:
+        """The voices this engine can speak now."""
+
+    def synthesize(self, text: str, voice: Voice) -> Iterator[bytes]:
+        """Speak one sentence: yields int16 little-endian mono PCM at `voice.sample_rate`.
+
+        Yielding early pieces lets the chain measure time to first audio; an engine that
+        renders in one go yields once. Raises EngineError (or anything else) on failure.
+        """
+
+    def close(self) -> None:
+        """Release sessions, sockets and threads."""
