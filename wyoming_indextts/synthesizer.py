@@ -1,0 +1,352 @@
+"""One sentence in, PCM in the response's format out: cache first, then the engine chain.
+
+Each engine renders in a worker thread of its own (ONNX Runtime releases the GIL) so the
+event loop keeps answering `describe`. At most `max_concurrent` live renders run at once;
+the rest wait their turn. Every chain step has a deadline for its first audio and a cap on
+the whole sentence; a step that fails, times out or yields no audio hands the sentence to
+the next step. A timed-out render of the voice's own engine is not thrown away: it finishes
+in the background at lower priority and lands in the cache under the voice's own key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .audio import AudioFormat, StreamResampler
+from .breaker import Breaker
+from .cache import AudioCache, cache_key
+from .engines.base import Engine, EngineError, Voice
+from .voices import VoiceCatalogue
+
+_LOGGER = logging.getLogger(__name__)
+
+LAST_RESORT = "piper"
+
+
+@dataclass
+class ChainSettings:
+    fallbacks: Sequence[str] = ()
+    """Engines tried after a voice's own engine, in order; the bundled voice always ends the chain."""
+
+    default_deadline: float = 10.0
+    """Seconds a step may take to its first audio."""
+
+    deadlines: Mapping[str, float] = field(default_factory=dict)
+    """Per-engine overrides of `default_deadline`."""
+
+    sentence_cap: float = 60.0
+    """Seconds a step may take for a whole sentence."""
+
+    breaker_failures: int = 3
+    breaker_cooldown: float = 30.0
+
+    late_renders: int = 2
+    """Timed-out renders kept finishing in the background; more are dropped."""
+
+    def deadline(self, engine: str) -> float:
+        return self.deadlines.get(engine, self.default_deadline)
+
+
+class StepFailed(Exception):
+    """A chain step gave up; the message says why, for the log and the breaker."""
+
+
+class NoAudioError(Exception):
+    """Every step of the chain failed for a sentence."""
+
+
+class PriorityGate:
+    """Lets background renders run only while no live render is working."""
+
+    def __init__(self) -> None:
+        self._live = 0
+        self._condition = threading.Condition()
+
+    def enter_live(self) -> None:
+        with self._condition:
+            self._live += 1
+
+    def leave_live(self) -> None:
+        with self._condition:
+            self._live -= 1
+            if self._live == 0:
+                self._condition.notify_all()
+
+    def wait_until_idle(self, cancelled: threading.Event) -> None:
+        with self._condition:
+            while self._live > 0 and not cancelled.is_set():
+                self._condition.wait(timeout=0.5)
+
+
+class _Render:
+    """One engine speaking one sentence in a thread of its own, chunks posted to the loop."""
+
+    def __init__(self, engine: Engine, text: str, voice: Voice, gate: PriorityGate) -> None:
+        self.engine = engine
+        self.text = text
+        self.voice = voice
+        self.chunks: list[bytes] = []
+        self.cancelled = threading.Event()
+        self.background = threading.Event()
+        self._finish_lock = threading.Lock()
+        self._finished = False
+        self._on_background_done: Callable[[_Render, bool], None] | None = None
+        self._gate = gate
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+        self._thread = threading.Thread(target=self._run, name=f"render-{engine.name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    async def next_event(self, timeout: float) -> tuple[str, object]:
+        return await asyncio.wait_for(self._queue.get(), timeout)
+
+    def _post(self, kind: str, value: object) -> None:
+        if self.background.is_set():
+            return  # nobody is listening any more
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, (kind, value))
+        except RuntimeError:
+            pass  # the loop is closed: the server is shutting down
+
+    def move_to_background(self, on_done: Callable[["_Render", bool], None]) -> bool:
+        """Stop reporting to the loop and call `on_done(render, succeeded)` from the thread when
+        finished. False when the render had already finished (then nothing will be called)."""
+        with self._finish_lock:
+            if self._finished:
+                return False
+            self._on_background_done = on_done
+            self.background.set()
+            return True
+
+    def _run(self) -> None:
+        succeeded = False
+        try:
+            iterator = iter(self.engine.synthesize(self.text, self.voice))
+            while not self.cancelled.is_set():
+                if self.background.is_set():
+                    self._gate.wait_until_idle(self.cancelled)
+                try:
+                    chunk = next(iterator)
+                except StopIteration:
+                    succeeded = True
+                    self._post("done", None)
+                    break
+                if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                    raise EngineError(f"engine returned {type(chunk).__name__} instead of PCM bytes")
+                chunk = bytes(chunk)
+                self.chunks.append(chunk)
+                self._post("chunk", chunk)
+            else:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
+        except BaseException as err:  # noqa: BLE001 - any engine failure passes the sentence on
+            self._post("error", err)
+            if self.background.is_set():
+                _LOGGER.warning("Background render by %s failed: %s", self.engine.name, err)
+        finally:
+            with self._finish_lock:
+                self._finished = True
+                on_done = self._on_background_done
+            if on_done is not None:
+                on_done(self, succeeded and not self.cancelled.is_set())
+
+
+class Synthesizer:
+    def __init__(
+        self,
+        catalogue: VoiceCatalogue,
+        cache: AudioCache | None,
+        max_concurrent: int,
+        settings: ChainSettings | None = None,
+    ) -> None:
+        self.catalogue = catalogue
+        self.cache = cache
+        self.settings = settings or ChainSettings()
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._gate = PriorityGate()
+        self._late: set[_Render] = set()
+        self._late_lock = threading.Lock()
+        self.breakers = {
+            name: Breaker(name, self.settings.breaker_failures, self.settings.breaker_cooldown)
+            for name in catalogue.engines
+        }
+
+    @staticmethod
+    def output_format(voice: Voice) -> AudioFormat:
+        """A response keeps the requested voice's format, whichever engine ends up speaking."""
+        return AudioFormat(rate=voice.sample_rate)
+
+    def chain(self, voice: Voice) -> list[tuple[Engine, Voice]]:
+        """The steps that may speak a sentence for `voice`, in order."""
+        language = voice.languages[0] if voice.languages else "en"
+        names = [voice.engine, *self.settings.fallbacks, LAST_RESORT]
+        steps: list[tuple[Engine, Voice]] = []
+        seen: set[str] = set()
+        for name in names:
+            if name in seen or name not in self.catalogue.engines:
+                continue
+            seen.add(name)
+            step_voice = (
+                voice
+                if name == voice.engine
+                else self.catalogue.fallback_voice(name, language, last_resort=name == LAST_RESORT)
+            )
+            if step_voice is not None:
+                steps.append((self.catalogue.engines[name], step_voice))
+        return steps
+
+    def key_for(self, voice: Voice, fmt: AudioFormat, text: str) -> str:
+        return cache_key(
+            engine=voice.engine,
+            voice=voice.name,
+            fingerprint=voice.fingerprint,
+            rate=fmt.rate,
+            width=fmt.width,
+            channels=fmt.channels,
+            text=text,
+        )
+
+    async def speak(self, text: str, voice: Voice, fmt: AudioFormat) -> AsyncIterator[bytes]:
+        """Yield the audio of one normalised sentence as PCM in `fmt`."""
+        failures: list[str] = []
+        for engine, step_voice in self.chain(voice):
+            key = self.key_for(step_voice, fmt, text)
+            cached = await self._cached(key)
+            if cached is not None:
+                _LOGGER.debug("Cache hit: %s voice %s: %r", engine.name, step_voice.name, text)
+                yield cached
+                return
+            breaker = self.breakers[engine.name]
+            if not breaker.allow():
+                failures.append(f"{engine.name}: skipped, breaker open")
+                continue
+            started = time.monotonic()
+            delivered = 0
+            pcm_out: list[bytes] = []
+            try:
+                async for piece in self._run_step(engine, step_voice, text, fmt, own_voice=step_voice is voice, key=key):
+                    delivered += len(piece)
+                    pcm_out.append(piece)
+                    yield piece
+            except StepFailed as err:
+                breaker.record_failure(str(err))
+                failures.append(f"{engine.name}: {err}")
+                if delivered:
+                    _LOGGER.warning(
+                        "%s failed after %.2f s of audio for %r; the next engine speaks the whole sentence",
+                        engine.name,
+                        fmt.seconds(delivered),
+                        text,
+                    )
+                else:
+                    _LOGGER.warning("%s failed for %r: %s; trying the next engine", engine.name, text, err)
+                continue
+            breaker.record_success()
+            _LOGGER.info(
+                "Spoken by %s voice %s: %.2f s of audio in %.3f s: %r",
+                engine.name,
+                step_voice.name,
+                fmt.seconds(delivered),
+                time.monotonic() - started,
+                text,
+            )
+            if self.cache is not None:
+                await asyncio.to_thread(self.cache.put, key, b"".join(pcm_out))
+            return
+        raise NoAudioError("no engine could speak this sentence (" + "; ".join(failures) + ")")
+
+    async def _cached(self, key: str) -> bytes | None:
+        if self.cache is None:
+            return None
+        # L1 answers on the loop; only a miss there costs a disk read, kept off the loop.
+        hit = self.cache.memory_get(key)
+        if hit is not None:
+            return hit
+        return await asyncio.to_thread(self.cache.disk_get, key)
+
+    async def _run_step(
+        self, engine: Engine, voice: Voice, text: str, fmt: AudioFormat, own_voice: bool, key: str
+    ) -> AsyncIterator[bytes]:
+        deadline = self.settings.deadline(engine.name)
+        async with self._slots:
+            render = _Render(engine, text, voice, self._gate)
+            resampler = StreamResampler(voice.sample_rate, fmt.rate)
+            self._gate.enter_live()
+            try:
+                render.start()
+                started = time.monotonic()
+                first = True
+                total = 0
+                while True:
+                    limit = deadline if first else self.settings.sentence_cap - (time.monotonic() - started)
+                    try:
+                        kind, value = await render.next_event(max(limit, 0.0))
+                    except asyncio.TimeoutError:
+                        what = "first audio" if first else "the whole sentence"
+                        seconds = deadline if first else self.settings.sentence_cap
+                        self._abandon(render, own_voice, key)
+                        raise StepFailed(f"no {what} within {seconds:g} s") from None
+                    if kind == "error":
+                        raise StepFailed(_describe(value))
+                    if kind == "done":
+                        break
+                    assert isinstance(value, bytes)
+                    total += len(value)
+                    out = resampler.feed(value)
+                    if out:
+                        first = False
+                        yield out
+                tail = resampler.flush()
+                if tail:
+                    yield tail
+                if total == 0:
+                    raise StepFailed("engine returned no audio")
+            except BaseException:
+                if not render.background.is_set():
+                    render.cancelled.set()
+                raise
+            finally:
+                self._gate.leave_live()
+
+    def _abandon(self, render: _Render, own_voice: bool, key: str) -> None:
+        """A step ran out of time. Keep the voice's own render going in the background, so the
+        next request for this sentence is in the right voice; drop it when too many are already."""
+        if not own_voice or self.cache is None:
+            render.cancelled.set()
+            return
+        with self._late_lock:
+            if len(self._late) >= self.settings.late_renders:
+                _LOGGER.warning("Dropping late render for %r: %d already running", render.text, len(self._late))
+                render.cancelled.set()
+                return
+            self._late.add(render)
+        if render.move_to_background(lambda finished, ok: self._store_late(finished, ok, key)):
+            _LOGGER.info("Render by %s continues in the background for %r", render.engine.name, render.text)
+        else:
+            # It finished between the timeout and now; its audio is complete in hand.
+            self._store_late(render, True, key)
+
+    def _store_late(self, render: _Render, succeeded: bool, key: str) -> None:
+        with self._late_lock:
+            self._late.discard(render)
+        pcm = b"".join(render.chunks)
+        if succeeded and pcm and self.cache is not None:
+            self.cache.put(key, pcm)
+            _LOGGER.info("Late render by %s cached for %r", render.engine.name, render.text)
+
+    def late_render_count(self) -> int:
+        with self._late_lock:
+            return len(self._late)
+
+
+def _describe(error: object) -> str:
+    text = str(error) or type(error).__name__
+    return text if isinstance(error, EngineError) else f"{type(error).__name__}: {text}"

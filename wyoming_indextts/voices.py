@@ -1,0 +1,111 @@
+"""The voice catalogue: what `info` advertises, which voice a request gets, and which voice
+each fallback engine speaks in for a given language."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from wyoming.info import Attribution, Info, TtsProgram, TtsVoice
+
+from . import __version__
+from .engines.base import Engine, Voice
+
+_LOGGER = logging.getLogger(__name__)
+
+PROGRAM_NAME = "indextts"
+
+
+def base_language(code: str) -> str:
+    """`zh_CN` → `zh`, `en-US` → `en`."""
+    return code.replace("-", "_").split("_")[0].lower()
+
+
+class VoiceCatalogue:
+    def __init__(
+        self,
+        engines: Mapping[str, Engine],
+        default_voice: str,
+        fallback_voices: Mapping[str, str] | None = None,
+    ) -> None:
+        """`fallback_voices` maps a language (`zh`, `en`) to the voice name a fallback engine
+        should use for it; a name belongs to exactly one engine, so one map serves them all."""
+        self.engines = engines
+        self.default_voice_name = default_voice
+        self.fallback_voices = {base_language(lang): name for lang, name in (fallback_voices or {}).items()}
+        if self.find(default_voice) is None:
+            known = ", ".join(voice.name for voice in self.voices())
+            raise ValueError(f"default voice {default_voice!r} does not exist; known voices: {known}")
+
+    def voices(self) -> list[Voice]:
+        # Asked anew each time: a voices folder may gain or lose clips while the server runs.
+        return [voice for engine in self.engines.values() for voice in engine.voices()]
+
+    def find(self, name: str) -> Voice | None:
+        for voice in self.voices():
+            if voice.name == name:
+                return voice
+        return None
+
+    @property
+    def default_voice(self) -> Voice:
+        voice = self.find(self.default_voice_name)
+        if voice is None:  # its clip was removed after start-up
+            raise LookupError(f"default voice {self.default_voice_name!r} is no longer available")
+        return voice
+
+    def resolve(self, name: str | None) -> Voice:
+        """The voice a request asked for; the default voice when it named none or an unknown one."""
+        if name:
+            voice = self.find(name)
+            if voice is not None:
+                return voice
+            _LOGGER.warning("Unknown voice %r requested; using the default voice %r", name, self.default_voice_name)
+        return self.default_voice
+
+    def fallback_voice(self, engine_name: str, language: str, last_resort: bool) -> Voice | None:
+        """The voice `engine_name` should speak `language` in, or None if it has none.
+
+        The last resort answers even without a matching language: an English voice reading
+        Chinese is better than silence in a house waiting for its announcement."""
+        engine = self.engines.get(engine_name)
+        if engine is None:
+            return None
+        voices = list(engine.voices())
+        lang = base_language(language)
+        configured = self.fallback_voices.get(lang)
+        for voice in voices:
+            if voice.name == configured:
+                return voice
+        for voice in voices:
+            if any(base_language(code) == lang for code in voice.languages):
+                return voice
+        return voices[0] if (last_resort and voices) else None
+
+    def info(self) -> Info:
+        voices = self.voices()
+        return Info(
+            tts=[
+                TtsProgram(
+                    name=PROGRAM_NAME,
+                    description="IndexTTS2 voice cloning on CPU, with cache and fallback voices",
+                    attribution=Attribution(name="wyoming-indextts", url="https://github.com/index-tts/index-tts"),
+                    installed=True,
+                    version=__version__,
+                    voices=[_tts_voice(voice) for voice in voices],
+                    supports_synthesize_streaming=True,
+                )
+            ]
+        )
+
+
+def _tts_voice(voice: Voice) -> TtsVoice:
+    return TtsVoice(
+        name=voice.name,
+        description=voice.description or voice.name,
+        attribution=Attribution(name=voice.attribution_name, url=voice.attribution_url),
+        installed=True,
+        version=voice.version,
+        languages=list(voice.languages),
+    )
+
