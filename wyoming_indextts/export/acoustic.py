@@ -1,0 +1,629 @@
+"""Export IndexTTS2's acoustic side (everything but the GPT) from the official files to ONNX.
+
+Sources (the official layout, all local, nothing is downloaded):
+
+- `s2mel.pth` (length regulator, flow-matching DiT estimator, `gpt_layer`),
+- `wav2vec2bert_stats.pt` (mean/var of w2v-BERT hidden layer 17),
+- a local `facebook/w2v-bert-2.0` folder (read with transformers `Wav2Vec2BertModel`),
+- the MaskGCT semantic codec `model.safetensors`,
+- CAMPPlus `campplus_cn_common.bin`,
+- a BigVGAN folder (`config.json` + `bigvgan_generator.pt`), exported on its torch path
+  (never the CUDA activation kernel).
+
+Why the graphs are split as they are:
+
+- `w2v_bert` stops at hidden layer 17 and applies the stats normalisation inside the graph:
+  layers 18-24 are never read, so they are not exported (411 M of 580 M parameters remain).
+- `semantic_codec` only holds the codec encoder + quantizer (`quantize`): the decoder is never
+  used at inference time.
+- `campplus` is its own graph: it reads Kaldi fbank features, not w2v-BERT features.
+- The length regulator's nearest-neighbour resize needs a target length only known at run
+  time. Instead of tracing `F.interpolate(size=...)` (the tracer would freeze the size), the
+  runtime computes the source frame of every output frame in numpy
+  (`s2mel.nearest_frame_index`, same rule as PyTorch) and the graphs take it as `frame_index`.
+  `prompt_regulator` is used once per voice (S_ref -> prompt_condition); `s2mel_front`
+  (gpt_layer + codec vq2emb + latent, then the regulator) once per sentence.
+- `s2mel_estimator` is ONE Euler step of the DiT: the loop (25 steps by default) and the
+  classifier-free guidance mix live in numpy, so steps and CFG rate are run-time choices and
+  the graph has no control flow. Conditional and unconditional inputs are batched (batch 2)
+  so each step is a single session call. The attention mask is dropped: in inference it is
+  always all ones (x_lens == T).
+- `bigvgan` is the vocoder alone (mel -> waveform).
+
+Weight norm is removed before export so the graphs hold plain weights; the wavenet's
+reflect-padded convolutions are replaced by fixed-padding equivalents so no shape
+arithmetic gets frozen into the trace. Every graph is exported with dynamic time axes and
+checked by the parity tests at lengths different from the export example.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from wyoming_indextts.export import official_package
+
+log = logging.getLogger(__name__)
+
+W2V_LAYER = 17
+"""IndexTTS2 reads `hidden_states[17]` of w2v-BERT 2.0: the output of its 17th layer."""
+
+OPSET = 17
+ACOUSTIC_PARAMS_FILE = "acoustic.json"
+"""Side file with the numbers the runtime needs besides the graphs (mel settings, rates)."""
+
+ProgressFn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class AcousticSources:
+    """Where the official acoustic files are."""
+
+    s2mel_checkpoint: Path
+    w2v_stats: Path
+    w2v_bert_dir: Path
+    semantic_codec: Path
+    campplus: Path
+    bigvgan_dir: Path
+
+    def check(self) -> None:
+        """Fail early, naming the missing file and what it is."""
+        wanted = {
+            self.s2mel_checkpoint: "s2mel checkpoint (s2mel.pth from IndexTeam/IndexTTS-2)",
+            self.w2v_stats: "w2v-BERT statistics (wav2vec2bert_stats.pt from IndexTeam/IndexTTS-2)",
+            self.w2v_bert_dir / "config.json": "w2v-BERT 2.0 folder (facebook/w2v-bert-2.0)",
+            self.semantic_codec: "MaskGCT semantic codec (amphion/MaskGCT semantic_codec/model.safetensors)",
+            self.campplus: "CAMPPlus speaker model (funasr/campplus campplus_cn_common.bin)",
+            self.bigvgan_dir / "config.json": "BigVGAN config (nvidia/bigvgan_v2_22khz_80band_256x)",
+            self.bigvgan_dir / "bigvgan_generator.pt": "BigVGAN weights (nvidia/bigvgan_v2_22khz_80band_256x)",
+        }
+        for path, what in wanted.items():
+            if not Path(path).exists():
+                raise FileNotFoundError(f"{path} is missing: download the {what} and point the exporter at it")
+
+
+@dataclass(frozen=True)
+class GraphRecord:
+    """One exported graph, for the manifest."""
+
+    name: str
+    file: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "file": self.file, "inputs": list(self.inputs), "outputs": list(self.outputs)}
+
+
+@dataclass
+class OfficialAcoustic:
+    """The official PyTorch modules, loaded from the official files (eval mode, CPU)."""
+
+    semantic_model: nn.Module
+    semantic_mean: torch.Tensor
+    semantic_std: torch.Tensor
+    semantic_codec: nn.Module
+    s2mel: nn.Module
+    campplus: nn.Module
+    bigvgan: nn.Module
+
+
+def import_semantic_codec_builder() -> Callable[[Any], nn.Module]:
+    """`indextts.utils.maskgct_utils.build_semantic_codec`, importable without torchaudio.
+
+    The codec's `vocos.py` imports two mel-scale helpers from torchaudio at module level for a
+    class the codec never uses. torchaudio has no CPU build for torch 2.13, so a stand-in
+    module provides them (HTK formulas, as torchaudio's defaults) only while the codec modules
+    import; it is removed again so nothing else mistakes it for torchaudio.
+    """
+    import importlib.machinery
+    import math
+    import sys
+    import types
+
+    official_package()
+    if "indextts.utils.maskgct_utils" not in sys.modules:
+        try:
+            import torchaudio  # noqa: F401
+        except ImportError:
+            stand_in = {}
+            for name in ("torchaudio", "torchaudio.functional", "torchaudio.functional.functional"):
+                module = types.ModuleType(name)
+                module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
+                module.__path__ = []
+                stand_in[name] = module
+            functional = stand_in["torchaudio.functional.functional"]
+            functional._hz_to_mel = lambda freq, mel_scale="htk": 2595.0 * math.log10(1.0 + freq / 700.0)
+            functional._mel_to_hz = lambda mels, mel_scale="htk": 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
+            sys.modules.update(stand_in)
+            try:
+                import indextts.utils.maskgct_utils  # noqa: F401
+            finally:
+                for name in stand_in:
+                    sys.modules.pop(name, None)
+    from indextts.utils.maskgct_utils import build_semantic_codec
+
+    return build_semantic_codec
+
+
+def load_official_acoustic(cfg: Any, paths: AcousticSources) -> OfficialAcoustic:
+    """Build the official modules exactly as `infer_v2.IndexTTS2` does, from local files only.
+
+    `cfg` is the model's config.yaml loaded with OmegaConf.
+    """
+    import safetensors.torch
+    from transformers import Wav2Vec2BertModel
+
+    official_package()
+    from indextts.s2mel.modules.bigvgan import bigvgan
+    from indextts.s2mel.modules.campplus.DTDNN import CAMPPlus
+    from indextts.s2mel.modules.commons import MyModel, load_checkpoint2
+
+    build_semantic_codec = import_semantic_codec_builder()
+    paths.check()
+    semantic_model = Wav2Vec2BertModel.from_pretrained(str(paths.w2v_bert_dir), local_files_only=True).eval()
+    stats = torch.load(paths.w2v_stats, map_location="cpu")
+    semantic_mean = stats["mean"].float()
+    semantic_std = torch.sqrt(stats["var"]).float()
+
+    semantic_codec = build_semantic_codec(cfg.semantic_codec)
+    safetensors.torch.load_model(semantic_codec, str(paths.semantic_codec))
+    semantic_codec.eval()
+
+    s2mel = MyModel(cfg.s2mel, use_gpt_latent=True)
+    s2mel, _, _, _ = load_checkpoint2(
+        s2mel, None, str(paths.s2mel_checkpoint), load_only_params=True, ignore_modules=[], is_distributed=False
+    )
+    s2mel.models["cfm"].estimator.setup_caches(max_batch_size=1, max_seq_length=8192)
+    s2mel.eval()
+
+    campplus = CAMPPlus(feat_dim=80, embedding_size=192)
+    campplus.load_state_dict(torch.load(paths.campplus, map_location="cpu"))
+    campplus.eval()
+
+    vocoder = bigvgan.BigVGAN.from_pretrained(str(paths.bigvgan_dir), use_cuda_kernel=False)
+    vocoder.remove_weight_norm()
+    vocoder.eval()
+
+    return OfficialAcoustic(
+        semantic_model=semantic_model,
+        semantic_mean=semantic_mean,
+        semantic_std=semantic_std,
+        semantic_codec=semantic_codec,
+        s2mel=s2mel,
+        campplus=campplus,
+        bigvgan=vocoder,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Export wrappers: each calls the official submodules; only glue lives here.
+
+
+class W2vBertLayer17(nn.Module):
+    """Feature projection + the first 17 conformer layers + stats normalisation."""
+
+    def __init__(self, model: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        if len(model.encoder.layers) < W2V_LAYER:
+            raise ValueError(
+                f"w2v-BERT has {len(model.encoder.layers)} layers; IndexTTS2 reads layer {W2V_LAYER}. "
+                "Use the facebook/w2v-bert-2.0 checkpoint."
+            )
+        if model.encoder.embed_positions is not None:
+            raise ValueError("only w2v-BERT with relative_key position embeddings (w2v-bert-2.0) is supported")
+        # Eager attention: plain MatMul/Softmax, with the relative-key bias added before softmax.
+        model.config._attn_implementation = "eager"
+        self.feature_projection = model.feature_projection
+        self.layers = nn.ModuleList(model.encoder.layers[:W2V_LAYER])
+        self.register_buffer("mean", mean.reshape(1, 1, -1).clone())
+        self.register_buffer("std", std.reshape(1, 1, -1).clone())
+
+    def forward(self, input_features: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden, _ = self.feature_projection(input_features)
+        keep = attention_mask.unsqueeze(-1).bool()
+        hidden = hidden.masked_fill(~keep, 0.0)
+        additive = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+        for layer in self.layers:
+            hidden = layer(hidden, attention_mask=additive, conv_attention_mask=attention_mask)
+        return (hidden - self.mean) / self.std
+
+
+class CodecQuantize(nn.Module):
+    """Semantic codec encoder + quantizer: normalised w2v-BERT features -> codes, S_ref."""
+
+    def __init__(self, codec: nn.Module) -> None:
+        super().__init__()
+        self.codec = codec
+
+    def forward(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        codes, s_ref = self.codec.quantize(feat)
+        return codes, s_ref
+
+
+class CampPlusStyle(nn.Module):
+    def __init__(self, campplus: nn.Module) -> None:
+        super().__init__()
+        self.campplus = campplus
+
+    def forward(self, fbank: torch.Tensor) -> torch.Tensor:
+        return self.campplus(fbank)
+
+
+def _check_regulator(regulator: nn.Module) -> None:
+    if regulator.is_discrete or hasattr(regulator, "vq") or not regulator.interpolate:
+        raise ValueError(
+            "s2mel length_regulator must be continuous, interpolating and without vector_quantize "
+            "(IndexTTS2 config); this checkpoint is not supported"
+        )
+
+
+def _regulate(regulator: nn.Module, content: torch.Tensor, frame_index: torch.Tensor) -> torch.Tensor:
+    """InterpolateRegulator.forward with the nearest resize given as gathered frames."""
+    x = regulator.content_in_proj(content)
+    x = torch.index_select(x, 1, frame_index).transpose(1, 2)
+    if regulator.f0_condition:
+        x = x + regulator.f0_mask.unsqueeze(-1)
+    return regulator.model(x).transpose(1, 2)
+
+
+class PromptRegulator(nn.Module):
+    """S_ref (1, T, 1024) + frame_index (L) -> prompt_condition (1, L, C)."""
+
+    def __init__(self, regulator: nn.Module) -> None:
+        super().__init__()
+        _check_regulator(regulator)
+        self.regulator = regulator
+
+    def forward(self, s_ref: torch.Tensor, frame_index: torch.Tensor) -> torch.Tensor:
+        return _regulate(self.regulator, s_ref, frame_index)
+
+
+class S2MelFront(nn.Module):
+    """GPT latent + codes -> gpt_layer + codec vq2emb -> length regulator -> cond (1, L, C)."""
+
+    def __init__(self, gpt_layer: nn.Module, codec: nn.Module, regulator: nn.Module) -> None:
+        super().__init__()
+        _check_regulator(regulator)
+        self.gpt_layer = gpt_layer
+        self.quantizer = codec.quantizer
+        self.regulator = regulator
+
+    def forward(self, latent: torch.Tensor, codes: torch.Tensor, frame_index: torch.Tensor) -> torch.Tensor:
+        latent = self.gpt_layer(latent)
+        s_infer = self.quantizer.vq2emb(codes.unsqueeze(1)).transpose(1, 2) + latent
+        return _regulate(self.regulator, s_infer, frame_index)
+
+
+class _ReflectPadConv1d(nn.Module):
+    """SConv1d (stride 1, non-causal) with its padding fixed at construction time."""
+
+    def __init__(self, conv: nn.Conv1d, norm: nn.Module, left: int, right: int) -> None:
+        super().__init__()
+        self.conv = conv
+        self.norm = norm
+        self.left = left
+        self.right = right
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.pad(x, (self.left, self.right), mode="reflect")
+        return self.norm(self.conv(x))
+
+
+def _freeze_sconv(module: nn.Module) -> None:
+    official_package()
+    from indextts.s2mel.modules.encodec import SConv1d
+
+    for name, child in list(module.named_children()):
+        if isinstance(child, SConv1d):
+            conv = child.conv.conv
+            if conv.stride[0] != 1 or child.causal:
+                raise ValueError("only stride-1 non-causal SConv1d layers are supported")
+            total = (conv.kernel_size[0] - 1) * conv.dilation[0]
+            right = total // 2
+            setattr(module, name, _ReflectPadConv1d(conv, child.conv.norm, total - right, right))
+        else:
+            _freeze_sconv(child)
+
+
+def _remove_weight_norms(module: nn.Module) -> None:
+    for sub in module.modules():
+        if hasattr(sub, "weight_g") and hasattr(sub, "weight_v"):
+            torch.nn.utils.remove_weight_norm(sub)
+
+
+class EstimatorStep(nn.Module):
+    """One DiT velocity evaluation, as `DiT.forward` in inference with x_lens == T.
+
+    x, prompt_x: (B, 80, T); t: (B,); style: (B, 192); mu: (B, T, C) -> velocity (B, 80, T).
+    """
+
+    def __init__(self, dit: nn.Module) -> None:
+        super().__init__()
+        if dit.time_as_token or dit.style_as_token or dit.final_layer_type != "wavenet":
+            raise ValueError("only the IndexTTS2 DiT layout (wavenet final layer, no time/style tokens) is supported")
+        if dit.is_causal:
+            raise ValueError("causal DiT is not supported")
+        _remove_weight_norms(dit)
+        _freeze_sconv(dit)
+        self.dit = dit
+        tr = dit.transformer
+        self.register_buffer("freqs_cis", tr.freqs_cis.float().clone())
+        self.emit_skip = list(tr.layers_emit_skip) if tr.uvit_skip_connection else []
+        self.receive_skip = list(tr.layers_receive_skip) if tr.uvit_skip_connection else []
+
+    def forward(
+        self, x: torch.Tensor, prompt_x: torch.Tensor, t: torch.Tensor, style: torch.Tensor, mu: torch.Tensor
+    ) -> torch.Tensor:
+        dit = self.dit
+        frames = x.shape[2]
+        t1 = dit.t_embedder(t)
+        cond = dit.cond_projection(mu)
+        x = x.transpose(1, 2)
+        prompt_x = prompt_x.transpose(1, 2)
+        x_in = torch.cat([x, prompt_x, cond], dim=-1)
+        if dit.transformer_style_condition:
+            x_in = torch.cat([x_in, style[:, None, :].expand(-1, frames, -1)], dim=-1)
+        h = dit.cond_x_merge_linear(x_in)
+
+        tr = dit.transformer
+        freqs_cis = self.freqs_cis[:frames]
+        c = t1.unsqueeze(1)
+        skips: list[torch.Tensor] = []
+        for i, layer in enumerate(tr.layers):
+            skip_in = skips.pop(-1) if i in self.receive_skip else None
+            # mask=None: full (non-causal) attention, exactly what an all-ones mask gives.
+            h = layer(h, c, None, freqs_cis, None, None, None, None, skip_in)
+            if i in self.emit_skip:
+                skips.append(h)
+        x_res = tr.norm(h, c)
+
+        if dit.long_skip_connection:
+            x_res = dit.skip_linear(torch.cat([x_res, x], dim=-1))
+        out = dit.conv1(x_res).transpose(1, 2)
+        t2 = dit.t_embedder2(t)
+        ones = torch.ones_like(out[:, :1, :])
+        out = dit.wavenet(out, ones, g=t2.unsqueeze(2)).transpose(1, 2) + dit.res_projection(x_res)
+        out = dit.final_layer(out, t1).transpose(1, 2)
+        return dit.conv2(out)
+
+
+class _AntiAliasActivation(nn.Module):
+    """BigVGAN's torch `Activation1d` with its filters expanded to constants up front.
+
+    The official module expands a (1, 1, K) filter to (C, 1, K) at every call; the TorchScript
+    exporter cannot build a grouped convolution from a weight of unknown shape.
+    """
+
+    def __init__(self, activation: nn.Module) -> None:
+        super().__init__()
+        up, down = activation.upsample, activation.downsample.lowpass
+        channels = activation.act.in_features
+        self.act = activation.act
+        self.up_ratio = up.ratio
+        self.up_pad = up.pad
+        self.up_pad_left = up.pad_left
+        self.up_pad_right = up.pad_right
+        self.down_stride = down.stride
+        self.down_pad_left = down.pad_left
+        self.down_pad_right = down.pad_right
+        if not down.padding or down.padding_mode != "replicate":
+            raise ValueError("unexpected BigVGAN low-pass padding")
+        self.register_buffer("up_filter", up.filter.expand(channels, -1, -1).clone())
+        self.register_buffer("down_filter", down.filter.expand(channels, -1, -1).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = self.up_filter.shape[0]
+        x = nn.functional.pad(x, (self.up_pad, self.up_pad), mode="replicate")
+        x = self.up_ratio * nn.functional.conv_transpose1d(x, self.up_filter, stride=self.up_ratio, groups=channels)
+        x = x[..., self.up_pad_left : -self.up_pad_right]
+        x = self.act(x)
+        x = nn.functional.pad(x, (self.down_pad_left, self.down_pad_right), mode="replicate")
+        return nn.functional.conv1d(x, self.down_filter, stride=self.down_stride, groups=channels)
+
+
+def _static_activations(module: nn.Module) -> None:
+    official_package()
+    from indextts.s2mel.modules.bigvgan.alias_free_activation.torch.act import Activation1d
+
+    for name, child in list(module.named_children()):
+        if isinstance(child, Activation1d):
+            setattr(module, name, _AntiAliasActivation(child))
+        else:
+            _static_activations(child)
+
+
+class VocoderGraph(nn.Module):
+    def __init__(self, vocoder: nn.Module) -> None:
+        super().__init__()
+        _static_activations(vocoder)
+        self.vocoder = vocoder
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.vocoder(mel)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _export(
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    path: Path,
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    dynamic_axes: dict[str, dict[int, str]],
+) -> None:
+    module.eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript exporter is deprecated in favour of dynamo, but it is mature, fast and
+        # produces plain graphs for these models; its warnings are noise here.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=list(inputs),
+            output_names=list(outputs),
+            dynamic_axes=dynamic_axes,
+            do_constant_folding=True,
+        )
+
+
+def _mel_params(cfg: Any) -> dict[str, Any]:
+    pre = cfg.s2mel.preprocess_params
+    spect = pre.spect_params
+    fmax = spect.get("fmax", "None")
+    return {
+        "sampling_rate": int(pre.sr),
+        "n_fft": int(spect.n_fft),
+        "win_length": int(spect.win_length),
+        "hop_length": int(spect.hop_length),
+        "n_mels": int(spect.n_mels),
+        "fmin": float(spect.get("fmin", 0)),
+        # infer_v2: fmax "None" -> None (Nyquist), anything else -> 8000
+        "fmax": None if fmax in (None, "None") else 8000.0,
+    }
+
+
+def export_acoustic(
+    cfg: Any, paths: AcousticSources, out_dir: Path, progress: ProgressFn | None = None
+) -> list[GraphRecord]:
+    """Export every acoustic graph into `out_dir`, plus `acoustic.json`; return the records.
+
+    `cfg` is the model's config.yaml loaded with OmegaConf.
+    """
+    say = progress or (lambda message: log.info("%s", message))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_grad_enabled(False)
+    say("loading official acoustic modules")
+    official = load_official_acoustic(cfg, paths)
+    records: list[GraphRecord] = []
+
+    def export(
+        name: str,
+        module: nn.Module,
+        args: tuple[torch.Tensor, ...],
+        inputs: Sequence[str],
+        outputs: Sequence[str],
+        dynamic_axes: dict[str, dict[int, str]],
+    ) -> None:
+        say(f"exporting {name}")
+        file = f"{name}.onnx"
+        _export(module, args, out_dir / file, inputs, outputs, dynamic_axes)
+        records.append(GraphRecord(name, file, tuple(inputs), tuple(outputs)))
+
+    frames = 37
+    export(
+        "w2v_bert",
+        W2vBertLayer17(official.semantic_model, official.semantic_mean, official.semantic_std),
+        (torch.randn(1, frames, 160), torch.ones(1, frames, dtype=torch.int64)),
+        ("input_features", "attention_mask"),
+        ("spk_cond_emb",),
+        {"input_features": {1: "frames"}, "attention_mask": {1: "frames"}, "spk_cond_emb": {1: "frames"}},
+    )
+    export(
+        "semantic_codec",
+        CodecQuantize(official.semantic_codec),
+        (torch.randn(1, frames, 1024),),
+        ("spk_cond_emb",),
+        ("codes", "s_ref"),
+        {"spk_cond_emb": {1: "frames"}, "codes": {1: "frames"}, "s_ref": {1: "frames"}},
+    )
+    export(
+        "campplus",
+        CampPlusStyle(official.campplus),
+        (torch.randn(1, 211, 80),),
+        ("fbank",),
+        ("style",),
+        {"fbank": {1: "frames"}},
+    )
+    regulator = official.s2mel.models["length_regulator"]
+    index = torch.arange(frames).repeat_interleave(2)[: 2 * frames - 3]
+    export(
+        "prompt_regulator",
+        PromptRegulator(regulator),
+        (torch.randn(1, frames, 1024), index),
+        ("s_ref", "frame_index"),
+        ("prompt_condition",),
+        {"s_ref": {1: "frames"}, "frame_index": {0: "mel_frames"}, "prompt_condition": {1: "mel_frames"}},
+    )
+    export(
+        "s2mel_front",
+        S2MelFront(official.s2mel.models["gpt_layer"], official.semantic_codec, regulator),
+        (torch.randn(1, frames, 1280), torch.randint(0, 1000, (1, frames)), index),
+        ("latent", "codes", "frame_index"),
+        ("cond",),
+        {
+            "latent": {1: "codes"},
+            "codes": {1: "codes"},
+            "frame_index": {0: "mel_frames"},
+            "cond": {1: "mel_frames"},
+        },
+    )
+    estimator = EstimatorStep(official.s2mel.models["cfm"].estimator)
+    content_dim = official.s2mel.models["cfm"].estimator.cond_projection.in_features
+    mel_bins = official.s2mel.models["cfm"].estimator.in_channels
+    mel_frames = 53
+    export(
+        "s2mel_estimator",
+        estimator,
+        (
+            torch.randn(2, mel_bins, mel_frames),
+            torch.randn(2, mel_bins, mel_frames),
+            torch.rand(2),
+            torch.randn(2, 192),
+            torch.randn(2, mel_frames, content_dim),
+        ),
+        ("x", "prompt_x", "t", "style", "mu"),
+        ("velocity",),
+        {
+            "x": {0: "batch", 2: "mel_frames"},
+            "prompt_x": {0: "batch", 2: "mel_frames"},
+            "t": {0: "batch"},
+            "style": {0: "batch"},
+            "mu": {0: "batch", 1: "mel_frames"},
+            "velocity": {0: "batch", 2: "mel_frames"},
+        },
+    )
+    export(
+        "bigvgan",
+        VocoderGraph(official.bigvgan),
+        (torch.randn(1, mel_bins, 23),),
+        ("mel",),
+        ("wav",),
+        {"mel": {2: "mel_frames"}, "wav": {2: "samples"}},
+    )
+
+    params = {
+        "mel": _mel_params(cfg),
+        "semantic_sample_rate": 16000,
+        "output_sample_rate": int(official.bigvgan.h.sampling_rate),
+        "hop_length": int(official.bigvgan.h.hop_size),
+        "mel_frames_per_code": 1.72,
+        "w2v_layer": W2V_LAYER,
+    }
+    (out_dir / ACOUSTIC_PARAMS_FILE).write_text(json.dumps(params, indent=2) + "\n")
+    say("acoustic export done")
+    return records
+
+
+__all__ = [
+    "ACOUSTIC_PARAMS_FILE",
+    "AcousticSources",
+    "GraphRecord",
+    "OfficialAcoustic",
+    "export_acoustic",
+    "load_official_acoustic",
+]
