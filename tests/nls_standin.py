@@ -7,7 +7,7 @@ synthesis at `/stream/v1/tts` (GET with a query or POST with a JSON body).
 
 API (every method is thread-safe; `times=None` means "until reset()"):
 
-    with NlsStandIn() as nls:                     # or the `nls_standin` pytest fixture below
+    with NlsStandIn() as nls:        # or `from tests.nls_standin import nls_standin` (fixture)
         nls.settings(**overrides) -> SambertSettings pointing at this server (short timeouts)
         nls.port, nls.gateway_url, nls.access_key_id, nls.access_key_secret, nls.appkey
 
