@@ -179,6 +179,18 @@ def test_token_is_cached_across_requests_and_threads(nls_standin: NlsStandIn,
     assert {r.token for r in nls_standin.tts_requests} == set(nls_standin.issued_tokens)
 
 
+def test_warm_up_fetches_the_token_and_reports_bad_credentials(nls_standin: NlsStandIn,
+                                                              engine: SambertEngine) -> None:
+    engine.warm_up()
+    assert len(nls_standin.token_requests) == 1 and nls_standin.tts_requests == []
+    speak(engine, "一。")
+    assert len(nls_standin.token_requests) == 1
+    broken = SambertEngine(nls_standin.settings(access_key_secret="wrong"))
+    with pytest.raises(EngineError, match="rejected the AccessKey secret"):
+        broken.warm_up()
+    broken.close()
+
+
 def test_token_is_renewed_ahead_of_expire_time(nls_standin: NlsStandIn) -> None:
     clock = FakeClock()
     engine = SambertEngine(nls_standin.settings(token_refresh_margin=600), clock=clock)
@@ -536,6 +548,10 @@ def test_voices_and_language_defaults(engine: SambertEngine) -> None:
         "zh-HK": "sambert-shanshan", "ja": "sambert-tomoka", "ja-JP": "sambert-tomoka",
         "fr": None}
     assert picks["en"].languages == ("en",)  # a native English voice
+    # A caller that takes the first voice listing a language gets the same default.
+    for lang in ("zh", "en", "yue", "ja"):
+        first = next(v for v in voices if lang in v.languages)
+        assert first == engine.voice_for_language(lang)
 
 
 def test_fingerprint_covers_voice_and_options(nls_standin: NlsStandIn) -> None:

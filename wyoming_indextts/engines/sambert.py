@@ -208,10 +208,27 @@ def _read_credentials_file(path: Path) -> dict[str, str]:
 # Voices
 
 # (id, languages, English description) for the voices the REST gateway documents. Languages:
-# "zh" Mandarin, "en" English, "yue" Cantonese, "ja" Japanese.
+# "zh" Mandarin, "en" English, "yue" Cantonese, "ja" Japanese. Ordered so that the first voice
+# listing a language is that language's default: a caller that simply takes the first match
+# gets the same voice as voice_for_language().
 _VOICES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("xiaoyun", ("zh",), "Xiaoyun: standard female Mandarin voice, handles mixed-in English"),
     ("xiaogang", ("zh",), "Xiaogang: standard male Mandarin voice, handles mixed-in English"),
+    ("abby", ("en",), "Abby: female American English voice"),
+    ("andy", ("en",), "Andy: male American English voice"),
+    ("harry", ("en",), "Harry: male British English voice"),
+    ("eric", ("en",), "Eric: male British English voice"),
+    ("emily", ("en",), "Emily: female British English voice"),
+    ("luna", ("en",), "Luna: female British English voice"),
+    ("luca", ("en",), "Luca: male British English voice"),
+    ("wendy", ("en",), "Wendy: female British English voice"),
+    ("william", ("en",), "William: male British English voice"),
+    ("olivia", ("en",), "Olivia: female British English voice"),
+    ("shanshan", ("yue",), "Shanshan: female Cantonese voice"),
+    ("jiajia", ("yue",), "Jiajia: female Cantonese voice"),
+    ("taozi", ("yue",), "Taozi: female Cantonese voice"),
+    ("tomoka", ("ja",), "Tomoka: female Japanese voice"),
+    ("tomoya", ("ja",), "Tomoya: male Japanese voice"),
     ("ruoxi", ("zh", "en"), "Ruoxi: gentle female Mandarin voice"),
     ("siqi", ("zh", "en"), "Siqi: gentle female Mandarin voice"),
     ("sijia", ("zh", "en"), "Sijia: standard female Mandarin voice"),
@@ -228,21 +245,6 @@ _VOICES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("aiyu", ("zh", "en"), "Aiyu: natural female Mandarin voice (customer service)"),
     ("aiyue", ("zh", "en"), "Aiyue: gentle female Mandarin voice (customer service)"),
     ("aijing", ("zh", "en"), "Aijing: stern female Mandarin voice (customer service)"),
-    ("harry", ("en",), "Harry: male British English voice"),
-    ("abby", ("en",), "Abby: female American English voice"),
-    ("andy", ("en",), "Andy: male American English voice"),
-    ("eric", ("en",), "Eric: male British English voice"),
-    ("emily", ("en",), "Emily: female British English voice"),
-    ("luna", ("en",), "Luna: female British English voice"),
-    ("luca", ("en",), "Luca: male British English voice"),
-    ("wendy", ("en",), "Wendy: female British English voice"),
-    ("william", ("en",), "William: male British English voice"),
-    ("olivia", ("en",), "Olivia: female British English voice"),
-    ("shanshan", ("yue",), "Shanshan: female Cantonese voice"),
-    ("jiajia", ("yue",), "Jiajia: female Cantonese voice"),
-    ("taozi", ("yue",), "Taozi: female Cantonese voice"),
-    ("tomoka", ("ja",), "Tomoka: female Japanese voice"),
-    ("tomoya", ("ja",), "Tomoya: male Japanese voice"),
     ("zhiqi", ("zh", "en"), "Zhiqi: gentle female Mandarin voice (premium)"),
     ("zhichu", ("zh", "en"), "Zhichu: male Mandarin voice for food and news narration (premium)"),
     ("zhixiang", ("zh", "en"), "Zhixiang: deep male Mandarin narration voice (premium)"),
@@ -610,6 +612,11 @@ class SambertEngine:
                 return self._by_name[VOICE_PREFIX + _LANGUAGE_DEFAULTS[tag]]
             tag = tag.rpartition("-")[0]
         return None
+
+    def warm_up(self) -> None:
+        """Get a token now, so the first sentence does not wait for CreateToken and bad
+        credentials show at start-up. Raises EngineError like synthesize()."""
+        self._tokens.get()
 
     def synthesize(self, text: str, voice: Voice) -> Iterator[bytes]:
         voice_id = self._voice_id(voice)
