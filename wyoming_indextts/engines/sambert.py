@@ -36,6 +36,13 @@ from pathlib import Path
 
 from .base import EngineError, Voice
 
+try:  # the optional extra "sambert"; checked when an engine is built
+    from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
+    from aliyunsdkcore.client import AcsClient
+    from aliyunsdkcore.request import CommonRequest
+except ImportError:
+    AcsClient = None
+
 _LOGGER = logging.getLogger(__name__)
 
 ENGINE_NAME = "sambert"
@@ -420,7 +427,7 @@ class _TokenCache:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._refresh_at = 0.0
-        self._client = None  # built lazily: importing the SDK is only needed once we speak
+        self._client: AcsClient | None = None  # built on first use
 
     def get(self) -> str:
         with self._lock:
@@ -442,15 +449,11 @@ class _TokenCache:
                 self._client = None
 
     def _fetch(self) -> None:
-        from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
-        from aliyunsdkcore.client import AcsClient
-        from aliyunsdkcore.request import CommonRequest
-
         s = self._settings
         if self._client is None:
             port = s.token_port or (443 if s.token_protocol == "https" else 80)
-            # auto_retry off: CreateToken is not idempotent-retried by the SDK anyway, and our
-            # own failure handling (fallback engines) is the better place to wait.
+            # auto_retry off: the SDK does not retry CreateToken anyway; saying so pins the
+            # worst case at one timeout, after which the chain falls back to another engine.
             self._client = AcsClient(
                 s.access_key_id, s.access_key_secret, s.region, auto_retry=False, port=port,
                 connect_timeout=s.connect_timeout, timeout=s.read_timeout,
@@ -501,7 +504,7 @@ class _TokenCache:
         _LOGGER.debug("got an NLS token valid for %.0f s; renewing in %.0f s",
                       lifetime, lifetime - margin)
 
-    def _describe_server_error(self, exc) -> str:
+    def _describe_server_error(self, exc: ServerException) -> str:
         s = self._settings
         code = exc.get_error_code() or ""
         key = _mask_key_id(s.access_key_id)
@@ -582,6 +585,9 @@ class SambertEngine:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         """`clock` measures token age (tests advance a fake one); `sleep` waits between
         retries."""
+        if AcsClient is None:
+            raise EngineError("Sambert needs aliyun-python-sdk-core: install "
+                              "wyoming-indextts[sambert]")
         self._settings = settings
         self._sleep = sleep
         _install_sdk_log_filter()
