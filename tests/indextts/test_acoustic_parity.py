@@ -1,0 +1,278 @@
+"""The exported acoustic graphs + numpy runtime against the official PyTorch modules.
+
+Tiny random models written as official files (tests/indextts/tiny_acoustic.py), exported with
+the project's exporter, run through real ONNX Runtime sessions, compared with the official
+code on the same inputs and the same diffusion noise. Inputs are at lengths different from
+the export examples, so a length frozen into a graph would show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+from omegaconf import OmegaConf  # noqa: E402
+
+from tests.indextts.tiny_acoustic import TINY_CONFIG, build_tiny_acoustic  # noqa: E402
+from wyoming_indextts.engines.indextts.conditioning import (  # noqa: E402
+    AcousticConditioner,
+    AcousticPrompt,
+    nearest_frame_index,
+)
+from wyoming_indextts.engines.indextts.features import (  # noqa: E402
+    campplus_features,
+    reference_mel,
+    w2v_bert_features,
+)
+from wyoming_indextts.engines.indextts.s2mel import S2Mel, target_mel_frames  # noqa: E402
+from wyoming_indextts.engines.indextts.vocoder import Vocoder  # noqa: E402
+from wyoming_indextts.export import official_package  # noqa: E402
+from wyoming_indextts.export.acoustic import (  # noqa: E402
+    ACOUSTIC_PARAMS_FILE,
+    OfficialAcoustic,
+    export_acoustic,
+    load_official_acoustic,
+)
+
+pytestmark = pytest.mark.slow
+
+CLIP_SECONDS = 2.3
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    assert a.shape == b.shape
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+
+
+def clip(rate: int) -> np.ndarray:
+    """The same voiced-like signal sampled at `rate` (no resampler needed for two rates)."""
+    t = np.arange(int(CLIP_SECONDS * rate)) / rate
+    f0 = 140.0 + 30.0 * np.sin(2 * np.pi * 1.3 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 2.1 * t) ** 2
+    noise = np.random.default_rng(rate).standard_normal(t.shape)
+    return (0.08 * envelope * voiced + 0.01 * noise).astype(np.float32)
+
+
+@dataclass
+class Exported:
+    model_dir: Path
+    official: OfficialAcoustic
+    records: list
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
+    torch.set_num_threads(2)
+    root = tmp_path_factory.mktemp("acoustic")
+    cfg = OmegaConf.load(TINY_CONFIG)
+    sources = build_tiny_acoustic(root / "official")
+    records = export_acoustic(cfg, sources, root / "model")
+    # A fresh copy for the reference: the exporter rewires the modules it exports.
+    official = load_official_acoustic(cfg, sources)
+    return Exported(model_dir=root / "model", official=official, records=records)
+
+
+@pytest.fixture(scope="module")
+def conditioner(exported: Exported) -> AcousticConditioner:
+    runtime = AcousticConditioner.from_dir(exported.model_dir)
+    yield runtime
+    runtime.close()
+
+
+@dataclass
+class Reference:
+    spk_cond_emb: torch.Tensor
+    codes: torch.Tensor
+    s_ref: torch.Tensor
+    style: torch.Tensor
+    prompt_condition: torch.Tensor
+    ref_mel: torch.Tensor
+
+
+@pytest.fixture(scope="module")
+def reference(exported: Exported) -> Reference:
+    """`_get_speaker_conditioning` with the official modules (features from transformers)."""
+    from transformers import SeamlessM4TFeatureExtractor
+
+    official_package()
+    from indextts.s2mel.modules.audio import mel_spectrogram
+
+    off = exported.official
+    wav16, wav22 = torch.from_numpy(clip(16000))[None], torch.from_numpy(clip(22050))[None]
+    with torch.no_grad():
+        inputs = SeamlessM4TFeatureExtractor(padding_value=1.0)(wav16, sampling_rate=16000, return_tensors="pt")
+        hidden = off.semantic_model(
+            input_features=inputs["input_features"], attention_mask=inputs["attention_mask"], output_hidden_states=True
+        ).hidden_states[17]
+        spk_cond_emb = (hidden - off.semantic_mean) / off.semantic_std
+        codes, s_ref = off.semantic_codec.quantize(spk_cond_emb)
+        ref_mel = mel_spectrogram(
+            wav22, n_fft=1024, num_mels=80, sampling_rate=22050, hop_size=256, win_size=1024, fmin=0, fmax=None
+        )
+        # CAMPPlus on the runtime's Kaldi fbank (the fbank itself is checked in test_features).
+        style = off.campplus(torch.from_numpy(campplus_features(clip(16000))))
+        prompt_condition = off.s2mel.models["length_regulator"](
+            s_ref, ylens=torch.LongTensor([ref_mel.size(2)]), n_quantizers=3, f0=None
+        )[0]
+    return Reference(spk_cond_emb, codes, s_ref, style, prompt_condition, ref_mel)
+
+
+@pytest.fixture(scope="module")
+def prompt(conditioner: AcousticConditioner) -> AcousticPrompt:
+    return conditioner.prepare(clip(16000), clip(22050))
+
+
+def test_export_writes_every_graph_and_params(exported: Exported) -> None:
+    names = {record.name for record in exported.records}
+    assert names == {
+        "w2v_bert",
+        "semantic_codec",
+        "campplus",
+        "prompt_regulator",
+        "s2mel_front",
+        "s2mel_estimator",
+        "bigvgan",
+    }
+    for record in exported.records:
+        assert (exported.model_dir / record.file).is_file()
+        assert record.to_dict()["inputs"]
+    assert (exported.model_dir / ACOUSTIC_PARAMS_FILE).is_file()
+
+
+def test_w2v_bert_layer17_matches_official(prompt: AcousticPrompt, reference: Reference) -> None:
+    assert prompt.spk_cond_emb.shape == tuple(reference.spk_cond_emb.shape)
+    assert cosine(prompt.spk_cond_emb, reference.spk_cond_emb.numpy()) >= 0.999
+
+
+def test_w2v_bert_respects_padding_mask(conditioner: AcousticConditioner, exported: Exported) -> None:
+    """An odd frame count stacks a padding frame with mask 0; the official model masks it too."""
+    from transformers import SeamlessM4TFeatureExtractor
+
+    wav = clip(16000)[: 16000 + 160 * 4 + 200]
+    features = w2v_bert_features(wav)
+    assert features.attention_mask[0, -1] == 0
+    off = exported.official
+    with torch.no_grad():
+        inputs = SeamlessM4TFeatureExtractor(padding_value=1.0)(
+            torch.from_numpy(wav)[None], sampling_rate=16000, return_tensors="pt"
+        )
+        hidden = off.semantic_model(**inputs, output_hidden_states=True).hidden_states[17]
+        expected = ((hidden - off.semantic_mean) / off.semantic_std).numpy()
+    assert cosine(conditioner.semantic_embedding(wav), expected) >= 0.999
+
+
+def test_semantic_codec_codes_identical_and_s_ref_close(
+    conditioner: AcousticConditioner, reference: Reference
+) -> None:
+    codes, s_ref = conditioner.quantize(reference.spk_cond_emb.numpy())
+    np.testing.assert_array_equal(codes, reference.codes.numpy())
+    assert cosine(s_ref, reference.s_ref.numpy()) >= 0.999
+
+
+def test_style_prompt_condition_and_ref_mel(prompt: AcousticPrompt, reference: Reference) -> None:
+    assert prompt.style.shape == (1, 192)
+    assert cosine(prompt.style, reference.style.numpy()) >= 0.999
+    assert prompt.ref_mel.shape == tuple(reference.ref_mel.shape)
+    assert cosine(prompt.ref_mel, reference.ref_mel.numpy()) >= 0.999
+    assert prompt.prompt_condition.shape == tuple(reference.prompt_condition.shape)
+    assert cosine(prompt.prompt_condition, reference.prompt_condition.numpy()) >= 0.999
+
+
+def test_prompt_save_load_roundtrip(prompt: AcousticPrompt, tmp_path: Path) -> None:
+    path = tmp_path / "voice.npz"
+    prompt.save(path)
+    loaded = AcousticPrompt.load(path)
+    for name in ("spk_cond_emb", "style", "prompt_condition", "ref_mel"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(prompt, name))
+    path.write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match="prepared again"):
+        AcousticPrompt.load(path)
+
+
+def test_nearest_frame_index_matches_torch_interpolate() -> None:
+    for source in (1, 3, 37, 100, 250):
+        for target in (1, 2, source, 2 * source, int(source * 1.72), source * 3 + 1, 431):
+            src = torch.arange(source, dtype=torch.float32)[None, None]
+            expected = torch.nn.functional.interpolate(src, size=target, mode="nearest")[0, 0].long().numpy()
+            np.testing.assert_array_equal(nearest_frame_index(source, target), expected)
+
+
+def test_target_mel_frames_matches_torch() -> None:
+    lengths = torch.arange(1, 1600)
+    expected = (lengths * 1.72).long().numpy()
+    assert [target_mel_frames(n) for n in range(1, 1600)] == expected.tolist()
+
+
+@pytest.mark.parametrize("steps,cfg_rate", [(6, 0.7), (3, 0.0)])
+def test_s2mel_matches_official_with_same_noise(
+    exported: Exported, prompt: AcousticPrompt, reference: Reference, steps: int, cfg_rate: float
+) -> None:
+    off = exported.official
+    generator = torch.Generator().manual_seed(7)
+    n_codes = 29
+    latent = torch.randn(1, n_codes, 1280, generator=generator)
+    codes = torch.randint(0, 8192, (1, n_codes), generator=generator)
+    # Official path, from the official prompt pieces.
+    with torch.no_grad():
+        s2mel = off.s2mel
+        gpt_latent = s2mel.models["gpt_layer"](latent)
+        s_infer = off.semantic_codec.quantizer.vq2emb(codes.unsqueeze(1)).transpose(1, 2) + gpt_latent
+        target_lengths = (torch.LongTensor([n_codes]) * 1.72).long()
+        cond = s2mel.models["length_regulator"](s_infer, ylens=target_lengths, n_quantizers=3, f0=None)[0]
+        cat_condition = torch.cat([reference.prompt_condition, cond], dim=1)
+        total = cat_condition.size(1)
+        torch.manual_seed(1234)
+        noise = torch.randn([1, 80, total])
+        torch.manual_seed(1234)
+        expected = s2mel.models["cfm"].inference(
+            cat_condition,
+            torch.LongTensor([total]),
+            reference.ref_mel,
+            reference.style,
+            None,
+            steps,
+            inference_cfg_rate=cfg_rate,
+        )[:, :, reference.ref_mel.size(-1) :]
+
+    runtime = S2Mel.from_dir(exported.model_dir)
+    np.testing.assert_allclose(
+        runtime.condition(latent.numpy(), codes.numpy()), cond.numpy(), rtol=1e-3, atol=1e-4
+    )
+    official_prompt = AcousticPrompt(
+        spk_cond_emb=reference.spk_cond_emb.numpy(),
+        style=reference.style.numpy(),
+        prompt_condition=reference.prompt_condition.numpy(),
+        ref_mel=reference.ref_mel.numpy(),
+    )
+    mel = runtime.generate(
+        latent.numpy(), codes.numpy(), official_prompt, steps=steps, cfg_rate=cfg_rate, noise=noise.numpy()
+    )
+    assert mel.shape == tuple(expected.shape) == (1, 80, target_mel_frames(n_codes))
+    assert cosine(mel, expected.numpy()) >= 0.999
+    # The runtime's own prompt (from the ONNX conditioning graphs) leads to the same mel.
+    own = runtime.generate(latent.numpy(), codes.numpy(), prompt, steps=steps, cfg_rate=cfg_rate, noise=noise.numpy())
+    assert cosine(own, expected.numpy()) >= 0.999
+
+
+def test_bigvgan_matches_official(exported: Exported) -> None:
+    mel = torch.randn(1, 80, 41, generator=torch.Generator().manual_seed(3)) - 4.0
+    with torch.no_grad():
+        expected = exported.official.bigvgan(mel).numpy().reshape(-1)
+    wav = Vocoder.from_dir(exported.model_dir)(mel.numpy())
+    assert wav.dtype == np.float32 and wav.shape == (41 * 256,)
+    assert np.abs(expected).max() > 1e-4  # a silent vocoder would make the comparison vacuous
+    assert cosine(wav, expected) >= 0.999
+
+
+def test_reference_mel_uses_exported_settings(exported: Exported, prompt: AcousticPrompt) -> None:
+    np.testing.assert_allclose(prompt.ref_mel, reference_mel(clip(22050)), atol=1e-6)

@@ -1,0 +1,140 @@
+"""s2mel on ONNX Runtime: GPT latents + codes -> mel, by flow matching.
+
+Mirrors the s2mel part of `IndexTTS2.infer_generator` and `CFM.inference`/`solve_euler`:
+
+1. `s2mel_front` graph: gpt_layer(latent) + codec vq2emb(codes), length-regulated to
+   `int(code_len * 1.72)` frames;
+2. the prompt condition (from the voice) is put in front, giving mu for T = prompt + new frames;
+3. Euler steps from noise at t=0 to t=1 in numpy. Each step calls the `s2mel_estimator`
+   graph ONCE with the conditional and the unconditional (zero prompt, style and mu) inputs
+   stacked as a batch of two, mixed as (1 + cfg) * v_cond - cfg * v_uncond; the prompt
+   frames of x are held at zero as the official solver does;
+4. the prompt frames are cut off: the result is the new speech only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from wyoming_indextts.engines.indextts.conditioning import (
+    AcousticPrompt,
+    SessionFor,
+    directory_sessions,
+    nearest_frame_index,
+)
+
+GRAPH_S2MEL_FRONT = "s2mel_front"
+GRAPH_S2MEL_ESTIMATOR = "s2mel_estimator"
+MEL_FRAMES_PER_CODE = 1.72
+DEFAULT_STEPS = 25
+DEFAULT_CFG_RATE = 0.7
+
+
+def target_mel_frames(code_len: int) -> int:
+    """`(code_lens * 1.72).long()` as torch computes it (float32 product, truncated)."""
+    return int(np.float32(code_len) * np.float32(MEL_FRAMES_PER_CODE))
+
+
+def euler_time_grid(steps: int) -> np.ndarray:
+    """`torch.linspace(0, 1, steps + 1)` in float32."""
+    return np.linspace(0.0, 1.0, steps + 1, dtype=np.float64).astype(np.float32)
+
+
+class S2Mel:
+    def __init__(self, session_for: SessionFor) -> None:
+        self._session_for = session_for
+
+    @classmethod
+    def from_dir(cls, model_dir: Path, threads: int = 0) -> S2Mel:
+        return cls(directory_sessions(model_dir, threads))
+
+    def condition(self, latent: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """latent (1, N, 1280) float32 + codes (1, N) -> cond (1, int(N * 1.72), C)."""
+        if latent.ndim != 3 or codes.ndim != 2 or latent.shape[1] != codes.shape[1]:
+            raise ValueError(f"latent {latent.shape} and codes {codes.shape} must be (1, N, 1280) and (1, N)")
+        frames = target_mel_frames(codes.shape[1])
+        (cond,) = self._session_for(GRAPH_S2MEL_FRONT).run(
+            None,
+            {
+                "latent": np.ascontiguousarray(latent, dtype=np.float32),
+                "codes": np.ascontiguousarray(codes, dtype=np.int64),
+                "frame_index": nearest_frame_index(codes.shape[1], frames),
+            },
+        )
+        return cond
+
+    def sample(
+        self,
+        mu: np.ndarray,
+        ref_mel: np.ndarray,
+        style: np.ndarray,
+        steps: int = DEFAULT_STEPS,
+        cfg_rate: float = DEFAULT_CFG_RATE,
+        noise: np.ndarray | None = None,
+        rng: np.random.Generator | None = None,
+        temperature: float = 1.0,
+    ) -> np.ndarray:
+        """`CFM.inference(mu, ..., ref_mel, style, None, steps, temperature, cfg_rate)`: (1, 80, T).
+
+        `noise` (1, 80, T) replaces the standard normal draw (tests pass torch's noise).
+        """
+        if steps < 1:
+            raise ValueError("s2mel needs at least one diffusion step")
+        mel_bins = ref_mel.shape[1]
+        frames = mu.shape[1]
+        prompt_len = ref_mel.shape[2]
+        if noise is None:
+            rng = rng or np.random.default_rng()
+            noise = rng.standard_normal((1, mel_bins, frames), dtype=np.float32)
+        if noise.shape != (1, mel_bins, frames):
+            raise ValueError(f"noise must have shape {(1, mel_bins, frames)}, got {noise.shape}")
+        x = (np.asarray(noise, dtype=np.float32) * np.float32(temperature)).copy()
+        x[..., :prompt_len] = 0.0
+
+        guided = cfg_rate > 0
+        batch = 2 if guided else 1
+        # Inputs that stay fixed across steps; row 1 (unconditional) keeps zeros.
+        prompt_x = np.zeros((batch, mel_bins, frames), dtype=np.float32)
+        prompt_x[0, :, :prompt_len] = ref_mel[0, :, :prompt_len]
+        styles = np.zeros((batch, style.shape[-1]), dtype=np.float32)
+        styles[0] = style[0]
+        mus = np.zeros((batch, frames, mu.shape[2]), dtype=np.float32)
+        mus[0] = mu[0]
+        xs = np.empty((batch, mel_bins, frames), dtype=np.float32)
+        ts = np.empty((batch,), dtype=np.float32)
+        estimator = self._session_for(GRAPH_S2MEL_ESTIMATOR)
+        cfg = np.float32(cfg_rate)
+
+        grid = euler_time_grid(steps)
+        t = grid[0]
+        for step in range(1, steps + 1):
+            dt = grid[step] - grid[step - 1]
+            xs[:] = x[0]
+            ts[:] = t
+            (velocity,) = estimator.run(None, {"x": xs, "prompt_x": prompt_x, "t": ts, "style": styles, "mu": mus})
+            if guided:
+                dphi = (np.float32(1.0) + cfg) * velocity[:1] - cfg * velocity[1:]
+            else:
+                dphi = velocity
+            x = x + dt * dphi
+            t = t + dt
+            x[:, :, :prompt_len] = 0.0
+        return x
+
+    def generate(
+        self,
+        latent: np.ndarray,
+        codes: np.ndarray,
+        prompt: AcousticPrompt,
+        steps: int = DEFAULT_STEPS,
+        cfg_rate: float = DEFAULT_CFG_RATE,
+        noise: np.ndarray | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
+        """GPT latent (1, N, 1280) + codes (1, N) -> the new mel (1, 80, int(N * 1.72))."""
+        cond = self.condition(latent, codes)
+        mu = np.concatenate([prompt.prompt_condition, cond], axis=1)
+        mel = self.sample(mu, prompt.ref_mel, prompt.style, steps=steps, cfg_rate=cfg_rate, noise=noise, rng=rng)
+        return mel[:, :, prompt.ref_mel.shape[2] :]
