@@ -118,6 +118,53 @@ def test_connection_closed_by_gateway_is_replaced(nls_standin: NlsStandIn,
     assert first.client_port != second.client_port
 
 
+def test_one_hung_request_does_not_block_other_threads(nls_standin: NlsStandIn) -> None:
+    engine = SambertEngine(nls_standin.settings(read_timeout=2.0))
+    try:
+        engine.warm_up()
+        nls_standin.hang_tts()
+        outcome: list[BaseException] = []
+        hung = threading.Thread(target=lambda: outcome.extend(_raises(engine, "一。")))
+        hung.start()
+        deadline = time.monotonic() + 5
+        while not any(r.answer == "hang" for r in nls_standin.tts_requests):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert speak(engine, "二。") == expected_pcm("二。", 16000)
+        assert hung.is_alive()  # still waiting for its answer while the other one finished
+        hung.join()
+        assert len(outcome) == 1 and isinstance(outcome[0], EngineError)
+    finally:
+        engine.close()
+
+
+def _raises(engine: SambertEngine, text: str) -> list[BaseException]:
+    try:
+        speak(engine, text)
+    except BaseException as exc:  # collected for the assertion in the caller
+        return [exc]
+    return []
+
+
+def test_standin_speaks_get_with_header_token_and_wav(nls_standin: NlsStandIn,
+                                                      engine: SambertEngine) -> None:
+    engine.warm_up()
+    [token] = nls_standin.issued_tokens
+    text = "Hello, 世界 & friends"
+    query = urllib.parse.urlencode({"appkey": nls_standin.appkey, "text": text, "format": "wav",
+                                    "sample_rate": "8000"}, quote_via=urllib.parse.quote)
+    conn = http.client.HTTPConnection("127.0.0.1", nls_standin.port, timeout=5)
+    try:
+        conn.request("GET", f"/stream/v1/tts?{query}", headers={"X-NLS-Token": token})
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    assert response.getheader("Content-Type") == "audio/mpeg"
+    assert body[:4] == b"RIFF" and body[44:] == expected_pcm(text, 8000)
+    assert nls_standin.tts_requests[-1].text == text
+
+
 # -- splitting ----------------------------------------------------------------------------
 
 
