@@ -29,7 +29,8 @@ API (every method is thread-safe; `times=None` means "until reset()"):
         nls.expire_tokens()                            every token issued so far → 40000001
         nls.token_lifetime = 3600.0                    seconds until ExpireTime of new tokens
         nls.release()                                  let every hung request go on
-        nls.reset()                                    clear switches and records
+        nls.reset()                                    clear switches and records (tokens
+                                                       expired stay expired)
 
         # records
         nls.tts_requests  -> list[TtsRequest]          every gateway request, in arrival order
@@ -55,6 +56,7 @@ import hmac
 import json
 import math
 import struct
+import sys
 import threading
 import time
 import uuid
@@ -152,7 +154,11 @@ class _Fault:
     kind: str
     remaining: int | None
     status: int = 0
+    """Gateway status to answer (kind "status")."""
+    code: str = ""
+    """POP error code to answer (kind "error"), with `http_status` and `message`."""
     message: str | None = None
+    """Gateway or POP message; for kind "garbage", which garbage."""
     http_status: int = 400
 
 
@@ -260,7 +266,7 @@ class NlsStandIn:
     def fail_token(self, code: str, http_status: int = 400, message: str = "Error.",
                    times: int | None = 1) -> None:
         self._add(self._state.token_faults,
-                  _Fault("error", times, message=f"{code}\n{message}", http_status=http_status))
+                  _Fault("error", times, code=code, message=message, http_status=http_status))
 
     def throttle_token(self, times: int | None = None) -> None:
         self.fail_token("Throttling.User", 400, "Request was denied due to user flow control.",
@@ -334,8 +340,10 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients that time out and hang up are the point of several tests; stay quiet.
-        pass
+        # Clients that time out and hang up are the point of several tests: stay quiet about
+        # those, but let a bug in the stand-in itself print its traceback.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -411,8 +419,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, "text/html", b"<html><body>502 Bad Gateway</body></html>")
             return
         if fault is not None and fault.kind == "error":
-            code, _, message = (fault.message or "").partition("\n")
-            error(fault.http_status, code, message)
+            error(fault.http_status, fault.code, fault.message or "")
             return
 
         for name in ("AccessKeyId", "Signature", "SignatureMethod", "SignatureVersion",
