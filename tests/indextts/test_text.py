@@ -416,6 +416,8 @@ ZH_CASES = [
     ("120345", "十二万零三百四十五"),
     ("100000001", "一亿零一"),
     ("1,234,567", "一百二十三万四千五百六十七"),
+    ("一共1,000元", "一共一千元"),
+    ("比分3:2获胜", "比分三比二获胜"),
     ("1/2", "二分之一"),
     ("3-5个", "三到五个"),
     ("5kg大米", "五千克大米"),
@@ -470,6 +472,8 @@ EN_CASES = [
     ("pages 10-20", "pages ten to twenty"),
     ("Call 555-123-4567", "Call five five five, one two three, four five six seven"),
     ("agent 007", "agent zero zero seven"),
+    ("1,000 people", "one thousand people"),
+    ("won 3:2", "won three to two"),
     ("MP3 and 4K", "MP three and four K"),
     ("GPT-5 and F5-TTS", "GPT-five and F five-TTS"),
     ("Dr. Smith & Mr. Jones", "Doctor Smith and Mister Jones"),
@@ -528,15 +532,26 @@ def _digits_left(text: str) -> list[str]:
 
 def test_normalize_never_raises_and_reads_every_digit() -> None:
     rng = random.Random(20240501)
-    pool = list("0123456789０１٣..,,::--//%%$¥€£°℃+=~ kmgsKMhabcxyzAMPM年月日点分个第负号你好 ") + ["😀", "\u200d", "\ufe0f"]
-    for _ in range(600):
+    pool = list("0123456789０１٣..,,::--//%%$¥€£°℃+=~ kmgsKMhabcxyzAMPM年月日点分个第负号你好 ") + [
+        "😀",
+        "\u200d",
+        "\ufe0f",
+        "p.m.",
+        "May ",
+        "USD",
+        "@x.com",
+        "电话",
+        "xuan4",
+    ]
+    latin_pool = [ch for ch in pool if not "\u4e00" <= ch <= "\u9fff"]  # reaches the English rules
+    for i in range(800):
         parts = []
         for _ in range(rng.randint(0, 25)):
-            if rng.random() < 0.15:
+            if rng.random() < 0.1:
                 code = rng.randint(0x20, 0x2FFFF)
                 parts.append("" if 0xD800 <= code <= 0xDFFF else chr(code))
             else:
-                parts.append(rng.choice(pool))
+                parts.append(rng.choice(pool if i % 2 else latin_pool))
         text = "".join(parts)
         result = normalize(text)
         assert isinstance(result, str)

@@ -27,13 +27,19 @@ because nemo's reading is wrong for a voice assistant:
 - zh ``10年`` is ``十年``: only four-digit years are read digit by digit (nemo reads any
   2+ digits before 年 as a year, so a ten-year duration became ``一零年``).
 - zh phone-like strings (``138-1234-5678``, 11-digit mobiles, digits after 电话/号码...,
-  anything starting with 0, runs of 13+ digits) are read digit by digit; nemo reads them as
-  one huge cardinal or splits them arbitrarily.
+  runs of 13+ digits) and any number with a leading 0 (``0571``, ``007``) are read digit by
+  digit; nemo reads them as one huge cardinal or splits them arbitrarily.
 - ``3-5`` between digits is a range (``三到五`` / ``three to five``); nemo zh read ``负五``.
 - zh ``2`` right before a measure word is ``两`` (``两个``, ``两小时``), nemo said ``二个``.
 - en minutes ``6:05`` read ``six oh five`` (nemo writes the letter ``o``).
+- a score or ratio ``3:2`` is ``三比二`` / ``three to two`` (nemo: ``三,二``).
+- digits of any script (fullwidth ``１２``, Arabic-Indic ...) are read like ASCII digits.
+- nemo's tech-term and name placeholders are not needed: a ``-`` is read as minus only when
+  no letter or digit stands before it, so ``GPT-5`` is ``GPT-five`` without protection.
 - emoji and other pictographs are dropped (the BPE has no pieces for them; they would become
   ``<unk>`` tokens the GPT never saw in training).
+`TextFrontend.tokenize`/`encode` refuse text with nothing speakable (NoSpeakableTextError)
+where the official code would feed punctuation-only tokens to the GPT.
 Things nemo does that we skip: Roman numerals, serial numbers, addresses, the long
 whitelists of abbreviations (we keep a handful: Mr., Dr., vs., etc. ...).
 """
@@ -51,7 +57,7 @@ from sentencepiece import SentencePieceProcessor
 
 log = logging.getLogger(__name__)
 
-Glossary = Mapping[str, "str | Mapping[str, str]"]
+Glossary = Mapping[str, str | Mapping[str, str]]
 
 
 class NoSpeakableTextError(ValueError):
@@ -371,7 +377,6 @@ def _email_reader(digits: Callable[[str], str]) -> Callable[[re.Match[str]], str
 
 # ---- Chinese ---------------------------------------------------------------------------
 
-_ZH_HOURS_2 = "两"
 _ZH_CLASSIFIERS = (
     "个|只|件|位|名|张|本|次|条|台|辆|岁|种|份|双|对|杯|瓶|碗|间|层|斤|两|周|天|年|小时|个小时|分钟|秒钟"
     "|公里|千米|千克|公斤|米|倍|遍|趟|部|盏|扇|把|首|篇|门|所|家|场|分|元|块"
@@ -454,7 +459,7 @@ def _zh_number(number: str, fraction: str | None = None, negative: bool = False)
 
 
 def _zh_hour(hour: str) -> str:
-    return _ZH_HOURS_2 if int(hour) == 2 else zh_cardinal(hour)
+    return "两" if int(hour) == 2 else zh_cardinal(hour)  # 两点, as nemo's hour table
 
 
 def _zh_date(m: re.Match[str]) -> str:
@@ -576,7 +581,8 @@ _ZH_RULES: list[Rule] = [
         re.compile(r"(?P<neg>" + _SIGN + r"|负)?(?<![0-9.])(?P<n>" + _NUM + r")\.(?P<f>[0-9]+)"),
         lambda m: _zh_number(m.group("n"), m.group("f"), bool(m.group("neg"))),
     ),
-    (re.compile(r"(?<![0-9])(?:1[3-9][0-9]{9}|0[0-9]+|[0-9]{13,})(?![0-9])"), lambda m: zh_digits(m.group(0))),
+    (re.compile(r"(?<![0-9,])(?:1[3-9][0-9]{9}|[0-9]{13,})(?![0-9])"), lambda m: zh_digits(m.group(0))),
+    (re.compile(r"(?<=[0-9])[:：](?=[0-9])"), lambda _m: "比"),
     (re.compile(r"(?<=[0-9])\s?([+×÷=])\s?(?=[0-9-])"), lambda m: _ZH_MATH[m.group(1)]),
     (re.compile(r"(?<![0-9.,第])2(?=" + _ZH_CLASSIFIERS + ")"), lambda _m: "两"),
     (re.compile(r"(?P<neg>" + _SIGN + r"|负)?(?P<n>" + _NUM + ")"), _zh_integer),
@@ -871,7 +877,8 @@ _EN_RULES: list[Rule] = [
         lambda m: _en_number(m.group("n"), m.group("f"), bool(m.group("neg"))),
     ),
     (re.compile(r"(?<=[0-9])\s?([+×÷=])\s?(?=[0-9-])"), lambda m: _EN_MATH[m.group(1)]),
-    (re.compile(r"(?<![0-9])(?:0[0-9]+|[0-9]{19,})(?![0-9])"), lambda m: en_digits(m.group(0))),
+    (re.compile(r"(?<![0-9,])[0-9]{19,}(?![0-9])"), lambda m: en_digits(m.group(0))),
+    (re.compile(r"(?<=[0-9]):(?=[0-9])"), lambda _m: " to "),
     (re.compile(r"(?<![0-9,.-])([12][0-9]{3})(?![0-9]|,[0-9])"), lambda m: en_year(m.group(1))),
     (re.compile(r"(?P<neg>" + _SIGN + r")?(?P<n>" + _NUM + ")"), _en_integer),
 ]
