@@ -8,7 +8,7 @@ import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -35,37 +35,48 @@ def piper() -> PiperEngine:
 
 
 class CountingEngine:
-    """Delegates to a real engine, counting renders; can be made slow, hung or broken."""
+    """Delegates to a real engine's first voice, counting renders; can be renamed (to stand in
+    for another engine or voice), made slow, hung, broken, or made to return garbage."""
 
-    def __init__(self, inner: Engine, name: str | None = None, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        inner: Engine,
+        name: str | None = None,
+        delay: float = 0.0,
+        voice_name: str | None = None,
+        languages: tuple[str, ...] | None = None,
+    ) -> None:
         self.inner = inner
+        self.inner_voice = inner.voices()[0]
         self.name = name or inner.name
         self.delay = delay
         self.calls: list[str] = []
         self.fail_with: Exception | None = None
-        self.garbage = False
+        self.garbage: object = None
+        self.hang = threading.Event()
         self.release = threading.Event()
-        self.hang = False
-        self._voices = [
-            Voice(**{**voice.__dict__, "engine": self.name}) for voice in inner.voices()
-        ]
+        self.voice = replace(
+            self.inner_voice,
+            name=voice_name or self.inner_voice.name,
+            engine=self.name,
+            languages=languages or self.inner_voice.languages,
+        )
 
     def voices(self) -> Sequence[Voice]:
-        return self._voices
+        return [self.voice]
 
     def synthesize(self, text: str, voice: Voice) -> Iterator[bytes]:
         self.calls.append(text)
-        if self.hang:
+        if self.hang.is_set():
             self.release.wait(30)
         if self.delay:
             time.sleep(self.delay)
         if self.fail_with is not None:
             raise self.fail_with
-        if self.garbage:
-            yield "not audio"  # type: ignore[misc]
+        if self.garbage is not None:
+            yield self.garbage  # type: ignore[misc]
             return
-        inner_voice = next(v for v in self.inner.voices() if v.name == voice.name)
-        yield from self.inner.synthesize(text, inner_voice)
+        yield from self.inner.synthesize(text, self.inner_voice)
 
     def close(self) -> None:
         self.release.set()

@@ -22,6 +22,7 @@ from . import __version__
 from .cache import AudioCache, DiskCache
 from .engines.base import Engine, EngineError
 from .engines.piper import BUNDLED_VOICE, PiperEngine, PiperOptions
+from .engines.sambert import ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_APPKEY, SambertEngine, SambertSettings
 from .handler import HandlerSettings, IndexTTSEventHandler
 from .sentences import SplitterSettings
 from .synthesizer import ChainSettings, Synthesizer
@@ -31,6 +32,9 @@ _LOGGER = logging.getLogger(__name__)
 
 ENV_ARGS = "WYOMING_INDEXTTS_ARGS"
 URI_SCHEMES = ("tcp://", "unix://", "stdio://")
+# English falls back to the bundled local voice (fast, no cloud); other languages ask the
+# fallback engines for a voice of their own language. `--fallback-voice` overrides.
+DEFAULT_FALLBACK_VOICES = {"en": BUNDLED_VOICE}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -109,6 +113,7 @@ def build_parser() -> OneLineParser:
     chain.add_argument("--breaker-cooldown", type=_positive_float, default=30.0, help="seconds a failing engine is skipped before one trial request (default: 30)")
     chain.add_argument("--late-renders", type=_non_negative_int, default=2, help="timed-out renders allowed to finish in the background for the cache (default: 2)")
     chain.add_argument("--fallback-voice", type=_key_value, action="append", default=[], metavar="LANG=VOICE", help="voice a fallback engine uses for a language, e.g. zh=sambert-zhichu")
+    chain.add_argument("--sambert-credentials", type=Path, help=f"file with {ENV_ACCESS_KEY_ID}, {ENV_ACCESS_KEY_SECRET} and {ENV_APPKEY} (KEY=VALUE lines or JSON); the environment variables of the same names work too")
 
     parser.add_argument("--debug", action="store_true", help="log DEBUG messages")
     parser.add_argument("--log-format", default=logging.BASIC_FORMAT, help="format for log messages")
@@ -137,6 +142,18 @@ def parse_args(argv: list[str], environ: dict[str, str] | os._Environ[str] = os.
 def load_engines(args: argparse.Namespace) -> dict[str, Engine]:
     piper_options = PiperOptions(length_scale=args.length_scale, noise_scale=args.noise_scale, noise_w_scale=args.noise_w_scale)
     engines: dict[str, Engine] = {"piper": PiperEngine.load(options=piper_options)}
+    try:
+        sambert_settings = SambertSettings.from_env(os.environ, args.sambert_credentials)
+    except ValueError as err:
+        args.parser.error(str(err))
+    if sambert_settings is not None:
+        sambert = SambertEngine(sambert_settings)
+        try:
+            sambert.warm_up()
+        except EngineError as err:
+            # Still chained: the cloud may be back by the time a sentence needs it.
+            _LOGGER.warning("Sambert is configured but not reachable yet: %s", err)
+        engines["sambert"] = sambert
     return engines
 
 
@@ -190,7 +207,8 @@ async def main(argv: list[str]) -> None:
     except EngineError as err:
         args.parser.error(str(err))
     try:
-        catalogue = VoiceCatalogue(engines, args.voice, dict(args.fallback_voice))
+        fallback_voices = {**DEFAULT_FALLBACK_VOICES, **dict(args.fallback_voice)}
+        catalogue = VoiceCatalogue(engines, args.voice, fallback_voices)
     except ValueError as err:
         args.parser.error(f"--voice: {err}")
 

@@ -64,23 +64,32 @@ class VoiceCatalogue:
         return self.default_voice
 
     def fallback_voice(self, engine_name: str, language: str, last_resort: bool) -> Voice | None:
-        """The voice `engine_name` should speak `language` in, or None if it has none.
+        """The voice `engine_name` should speak `language` in, or None to skip that engine.
 
-        The last resort answers even without a matching language: an English voice reading
-        Chinese is better than silence in a house waiting for its announcement."""
+        A voice mapped to the language (`fallback_voices`) routes the fallback: engines other
+        than the mapped voice's own are skipped, so by default English goes straight to the
+        bundled English voice while Chinese asks Sambert. Without a mapping, the engine's own
+        choice for the language, else its first voice of that language. The last resort always
+        answers: an English voice reading Chinese is better than silence in a house waiting
+        for its announcement."""
         engine = self.engines.get(engine_name)
         if engine is None:
             return None
         voices = list(engine.voices())
         lang = base_language(language)
-        configured = self.fallback_voices.get(lang)
-        for voice in voices:
-            if voice.name == configured:
-                return voice
-        for voice in voices:
-            if any(base_language(code) == lang for code in voice.languages):
-                return voice
-        return voices[0] if (last_resort and voices) else None
+        mapped = self.find(self.fallback_voices[lang]) if lang in self.fallback_voices else None
+        if mapped is not None:
+            if mapped.engine == engine_name:
+                return mapped
+            if not last_resort:
+                return None
+        chooser = getattr(engine, "voice_for_language", None)
+        chosen = chooser(lang) if chooser is not None else None
+        if chosen is None:
+            chosen = next((v for v in voices if any(base_language(c) == lang for c in v.languages)), None)
+        if chosen is None and last_resort and voices:
+            chosen = voices[0]
+        return chosen
 
     def info(self) -> Info:
         voices = self.voices()
