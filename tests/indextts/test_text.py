@@ -519,6 +519,15 @@ def test_text_without_anything_speakable_is_refused(frontend: TextFrontend, text
         frontend.encode(text)
 
 
+def test_frontend_reads_the_model_folders_glossary_and_language(bpe_model: Path, tmp_path: Path) -> None:
+    glossary = tmp_path / "glossary.yaml"
+    glossary.write_text("C++:\n  en: C plus plus\n  zh: C 加加\nTTS: T T S\n", encoding="utf-8")
+    english = TextFrontend.load(bpe_model, glossary_path=glossary, language="en")
+    assert english.normalize("I like C++ and TTS, 12°C") == "I like C plus plus and T T S, twelve degrees Celsius"
+    chinese = TextFrontend.load(bpe_model, glossary_path=glossary)
+    assert chinese.normalize("我喜欢C++和TTS") == "我喜欢C 加加和T T S"
+
+
 def test_missing_bpe_model_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="bpe.model"):
         TextFrontend.load(tmp_path / "bpe.model")
