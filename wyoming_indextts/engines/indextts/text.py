@@ -378,7 +378,7 @@ def _email_reader(digits: Callable[[str], str]) -> Callable[[re.Match[str]], str
 # ---- Chinese ---------------------------------------------------------------------------
 
 _ZH_CLASSIFIERS = (
-    "个|只|件|位|名|张|本|次|条|台|辆|岁|种|份|双|对|杯|瓶|碗|间|层|斤|两|周|天|年|小时|个小时|分钟|秒钟"
+    "个|只|件|位|名|张|本|次|条|台|辆|岁|种|份|双|对|杯|瓶|碗|间|层|斤|周|天|年|小时|个小时|分钟|秒钟"
     "|公里|千米|千克|公斤|米|倍|遍|趟|部|盏|扇|把|首|篇|门|所|家|场|分|元|块"
 )
 _ZH_PHONE_CONTEXT = r"(电话|手机|号码|热线|验证码|编号|尾号|卡号|工号|学号|房间|房号|车次|航班|密码|分机|邮编)"
@@ -907,7 +907,7 @@ def _spaced(handler: Callable[[re.Match[str]], str]) -> Callable[[re.Match[str]]
 # --------------------------------------------------------------------------------------
 
 _DROPPED_CATEGORIES = {"Cc", "Cf", "Co", "Cs", "Cn"}
-_PLACEHOLDER_BASE = 0xE000  # private use: never in cleaned input, so never confused
+_PLACEHOLDER_BASE = 0xF0000  # private use plane: removed from the input first, never confused
 
 
 def _fold_char(ch: str) -> str:
@@ -961,8 +961,9 @@ def _apply(rules: Sequence[Rule], text: str, spaced: bool = False) -> str:
 def normalize(text: str, language: str | None = None, glossary: Glossary | None = None) -> str:
     """Written form -> spoken form, the way the official frontend's normaliser would say it.
 
-    `language` forces ``"zh"`` or ``"en"``; by default the official `use_chinese` decides for
-    the whole text. Never raises; the result may be empty or punctuation only.
+    `language` forces ``"zh"`` (anything else reads as English); by default the official
+    `use_chinese` decides for the whole text. Never raises; the result may be empty or
+    punctuation only.
     """
     lang = (language or ("zh" if use_chinese(text) else "en")).lower()
     text = _CONTRACTION.sub(r"\1 is", text)
@@ -976,7 +977,8 @@ def normalize(text: str, language: str | None = None, glossary: Glossary | None 
         text = _drop_pictographs(text)
         text = _ZH_CHAR_REP.sub(lambda m: ZH_CHAR_REP_MAP[m.group(0)], text)
     else:
-        text = _apply([(pattern, lambda _m, r=repl: r) for pattern, repl in _EN_ABBREVIATIONS], text)
+        for pattern, spoken in _EN_ABBREVIATIONS:
+            text = pattern.sub(spoken, text)
         text = _apply(_EN_RULES, text, spaced=True)
         text = _drop_pictographs(text)
         text = _CHAR_REP.sub(lambda m: CHAR_REP_MAP[m.group(0)], text)
