@@ -525,7 +525,9 @@ def _zh_integer(m: re.Match[str]) -> str:
 
 
 _ZH_RULES: list[Rule] = [
+    # a@b.com -> a at b dot com
     (_EMAIL, _email_reader(zh_digits)),
+    # 2024-05-01 -> 二零二四年五月一日
     (
         re.compile(
             r"(?<![0-9])(?P<y>[0-9]{4})(?P<sep>[-/.])(?P<m>[0-9]{1,2})(?P=sep)(?P<d>[0-9]{1,2})(?![0-9])"
@@ -533,10 +535,12 @@ _ZH_RULES: list[Rule] = [
         ),
         _zh_date,
     ),
+    # 2024年, 2020-2024年 -> years digit by digit
     (
         re.compile(r"(?<![0-9])([0-9]{4})(?:([-~～–至到])([0-9]{4}))?(?=年)"),
         lambda m: zh_digits(m.group(1)) + (f"到{zh_digits(m.group(3))}" if m.group(3) else ""),
     ),
+    # 6:30, 3:15pm, 10:00:05 -> 六点三十分, 下午三点十五分, 十点零分五秒
     (
         re.compile(
             r"(?<![0-9.])(?P<h>[01]?[0-9]|2[0-4])[:：](?P<min>[0-5][0-9])(?:[:：](?P<s>[0-5][0-9]))?(?![0-9])"
@@ -544,8 +548,11 @@ _ZH_RULES: list[Rule] = [
         ),
         _zh_clock,
     ),
+    # 7am -> 上午七点
     (re.compile(r"(?<![0-9.:])(?P<h>1[0-2]|0?[1-9])(?P<min>)(?P<s>)\s?" + _AMPM), _zh_clock),
+    # 2点 -> 两点
     (re.compile(r"(?<![0-9.])([01]?[0-9]|2[0-4])(?=[点點])"), lambda m: _zh_hour(m.group(1))),
+    # phone numbers, digit by digit: 138-1234-5678, 010-12345678, 电话10086
     (
         re.compile(r"(?<![0-9A-Za-z])(?:\+[0-9]{1,3}[ -]?)?[0-9]{2,4}(?:-[0-9]{3,4}){2,3}(?![0-9])"),
         _zh_digit_groups,
@@ -555,7 +562,9 @@ _ZH_RULES: list[Rule] = [
         re.compile(_ZH_PHONE_CONTEXT + r"([是为:：\s]*)([0-9]+)"),
         lambda m: m.group(1) + m.group(2) + zh_digits(m.group(3)),
     ),
+    # 3-5, 3~5 -> 三到五
     (re.compile(r"(?<=[0-9])[-~～–](?=[0-9])"), lambda _m: "到"),
+    # $5.99, ¥100, 100 USD
     (
         re.compile(
             r"(?P<neg>-)?(?P<cur>US\$|HK\$|[$¥￥€£])\s?(?P<n>" + _NUM + r")(?:\.(?P<f>[0-9]+))?(?P<q>万亿|亿|万|千)?"
@@ -566,7 +575,9 @@ _ZH_RULES: list[Rule] = [
         re.compile(r"(?P<n>" + _NUM + r")(?:\.(?P<f>[0-9]+))?\s?(?P<code>USD|EUR|GBP|CNY|RMB|JPY|HKD)(?![A-Za-z])"),
         lambda m: _zh_number(m.group("n"), m.group("f")) + _CURRENCY_CODES_ZH[m.group("code")],
     ),
+    # 50% -> 百分之五十
     (re.compile(r"(?P<neg>" + _SIGN + r"|负)?(?P<n>" + _NUM + r")(?:\.(?P<f>[0-9]+))?\s?%"), _zh_percent),
+    # 25°C, 5kg -> 二十五摄氏度, 五千克
     (
         re.compile(
             r"(?P<neg>" + _SIGN + r")?(?P<n>" + _NUM + r")(?:\.(?P<f>[0-9]+))?\s?"
@@ -575,16 +586,24 @@ _ZH_RULES: list[Rule] = [
         ),
         _zh_measure,
     ),
+    # versions and IP addresses: 1.2.3 -> 一点二点三
     (re.compile(r"(?<![0-9.])[0-9]+(?:\.[0-9]+){2,}(?![0-9])"), _zh_dotted),
+    # 1/2 -> 二分之一
     (re.compile(r"(?<![0-9/])(?P<num>[0-9]+)/(?P<den>[0-9]+)(?![0-9/])"), _zh_fraction),
+    # -3.14 -> 负三点一四
     (
         re.compile(r"(?P<neg>" + _SIGN + r"|负)?(?<![0-9.])(?P<n>" + _NUM + r")\.(?P<f>[0-9]+)"),
         lambda m: _zh_number(m.group("n"), m.group("f"), bool(m.group("neg"))),
     ),
+    # 11-digit mobiles and 13+ digit runs, digit by digit
     (re.compile(r"(?<![0-9,])(?:1[3-9][0-9]{9}|[0-9]{13,})(?![0-9])"), lambda m: zh_digits(m.group(0))),
+    # a colon left between digits is no time: a score, 3:2 -> 三比二
     (re.compile(r"(?<=[0-9])[:：](?=[0-9])"), lambda _m: "比"),
+    # 1+1=2 -> 一加一等于二
     (re.compile(r"(?<=[0-9])\s?([+×÷=])\s?(?=[0-9-])"), lambda m: _ZH_MATH[m.group(1)]),
+    # 2个 -> 两个 (but 第二个)
     (re.compile(r"(?<![0-9.,第])2(?=" + _ZH_CLASSIFIERS + ")"), lambda _m: "两"),
+    # everything else: cardinals, 007 digit by digit
     (re.compile(r"(?P<neg>" + _SIGN + r"|负)?(?P<n>" + _NUM + ")"), _zh_integer),
 ]
 
@@ -796,18 +815,23 @@ def _en_integer(m: re.Match[str]) -> str:
 
 
 _EN_RULES: list[Rule] = [
+    # a@b.com -> a at b dot com
     (_EMAIL, _email_reader(en_digits)),
+    # 2024-05-01 -> May first twenty twenty four
     (
         re.compile(r"(?<![0-9])(?P<y>[0-9]{4})(?P<sep>[-/.])(?P<m>[0-9]{1,2})(?P=sep)(?P<d>[0-9]{1,2})(?![0-9])"),
         _en_ymd,
     ),
+    # 12/25/2024 (US order)
     (re.compile(r"(?<![0-9])(?P<m>[0-9]{1,2})/(?P<d>[0-9]{1,2})/(?P<y>[0-9]{4})(?![0-9])"), _en_ymd),
+    # May 5, 2024 -> May fifth twenty twenty four
     (
         re.compile(
             r"\b" + _MONTH_NAME_RE + r"\s+(?P<d>[0-9]{1,2})(?:st|nd|rd|th)?(?![0-9])(?:,?\s+(?P<y>[0-9]{4})(?![0-9]))?"
         ),
         _en_month_day,
     ),
+    # the 5th of May, 5 May 2024
     (
         re.compile(
             r"(?:\b(?P<the>[Tt]he)\s+)?(?<![0-9])(?P<d>[0-9]{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?"
@@ -816,6 +840,7 @@ _EN_RULES: list[Rule] = [
         ),
         _en_day_month,
     ),
+    # 6:30, 3:15 p.m., 18:45, 2:00 -> six thirty, three fifteen PM, eighteen forty five, two o'clock
     (
         re.compile(
             r"(?<![0-9.])(?P<h>[01]?[0-9]|2[0-4])[:：](?P<min>[0-5][0-9])(?:[:：](?P<s>[0-5][0-9]))?(?![0-9])"
@@ -823,14 +848,18 @@ _EN_RULES: list[Rule] = [
         ),
         _en_clock,
     ),
+    # 7am -> seven AM
     (re.compile(r"(?<![0-9.:])(?P<h>1[0-2]|0?[1-9])\s?" + _AMPM), _en_hour_ampm),
+    # (555) 123-4567 -> five five five, one two three, four five six seven
     (
         re.compile(
             r"(?<![0-9A-Za-z])(?:\+[0-9]{1,3}[ -]?)?(?:\([0-9]{3}\)\s?|[0-9]{3}[-.])[0-9]{3}[-.][0-9]{4}(?![0-9])"
         ),
         lambda m: ", ".join(en_digits(g) for g in re.findall(r"[0-9]+", m.group(0))),
     ),
+    # 10-20 -> ten to twenty
     (re.compile(r"(?<=[0-9])[-~–](?=[0-9])"), lambda _m: " to "),
+    # $5.99, $1.5 million, 5 USD
     (
         re.compile(
             r"(?P<neg>-)?(?P<cur>US\$|HK\$|[$€£¥￥])\s?(?P<n>" + _NUM + r")(?:\.(?P<f>[0-9]+))?"
@@ -845,9 +874,12 @@ _EN_RULES: list[Rule] = [
         ),
         _en_money,
     ),
+    # 40% -> forty percent
     (re.compile(r"(?P<neg>" + _SIGN + r")?(?P<n>" + _NUM + r")(?:\.(?P<f>[0-9]+))?\s?%"), _en_percent),
+    # 1990s, the 80s -> nineteen nineties, the eighties
     (re.compile(r"(?<![0-9])([12][0-9]{2}0)s\b"), _en_decade),
     (re.compile(r"(?:(?<=[Tt]he )|')([1-9]0)s\b"), _en_decade),
+    # 12°C, 5 km (units that may stand apart from the number)
     (
         re.compile(
             r"(?P<neg>" + _SIGN + r")?(?P<n>" + _NUM + r")(?:\.(?P<f>[0-9]+))?\s?"
@@ -856,6 +888,7 @@ _EN_RULES: list[Rule] = [
         ),
         _en_measure(_EN_UNITS),
     ),
+    # 5m, 2g, 10s (one-letter units only when glued to the number)
     (
         re.compile(
             r"(?P<neg>" + _SIGN + r")?(?P<n>" + _NUM + r")(?:\.(?P<f>[0-9]+))?"
@@ -864,22 +897,31 @@ _EN_RULES: list[Rule] = [
         ),
         _en_measure(_EN_GLUED_UNITS),
     ),
+    # 1st, 22nd -> first, twenty second
     (re.compile(r"(?<![0-9])([0-9]+)(?:st|nd|rd|th)\b", re.IGNORECASE), lambda m: en_ordinal(m.group(1))),
+    # versions and IP addresses: 1.2.3 -> one point two point three
     (
         re.compile(r"(?<![0-9.])[0-9]+(?:\.[0-9]+){2,}(?![0-9])"),
         lambda m: " point ".join(
             en_digits(p) if len(p) > 1 and p[0] == "0" else en_cardinal(p) for p in m.group(0).split(".")
         ),
     ),
+    # 1/2, 3/4 -> one half, three quarters
     (re.compile(r"(?<![0-9/])(?P<num>[0-9]+)/(?P<den>[0-9]+)(?![0-9/])"), _en_fraction),
+    # -3.14 -> minus three point one four
     (
         re.compile(r"(?P<neg>" + _SIGN + r")?(?<![0-9.])(?P<n>" + _NUM + r")\.(?P<f>[0-9]+)"),
         lambda m: _en_number(m.group("n"), m.group("f"), bool(m.group("neg"))),
     ),
+    # 2+2=4 -> two plus two equals four
     (re.compile(r"(?<=[0-9])\s?([+×÷=])\s?(?=[0-9-])"), lambda m: _EN_MATH[m.group(1)]),
+    # runs too long to be a number, digit by digit
     (re.compile(r"(?<![0-9,])[0-9]{19,}(?![0-9])"), lambda m: en_digits(m.group(0))),
+    # a colon left between digits is no time: a score, 3:2 -> three to two
     (re.compile(r"(?<=[0-9]):(?=[0-9])"), lambda _m: " to "),
+    # four-digit numbers from 1000 to 2999 read as years, as nemo does
     (re.compile(r"(?<![0-9,.-])([12][0-9]{3})(?![0-9]|,[0-9])"), lambda m: en_year(m.group(1))),
+    # everything else: cardinals, 007 digit by digit
     (re.compile(r"(?P<neg>" + _SIGN + r")?(?P<n>" + _NUM + ")"), _en_integer),
 ]
 
