@@ -271,6 +271,9 @@ class _Response:
             except NoAudioError as err:
                 _LOGGER.error("%s: %r", err, unit)
                 await self.handler._send_error(f"Could not speak {unit!r}: {err}", "no-audio")
+            except Exception as err:  # noqa: BLE001 - one sentence must not end the response
+                _LOGGER.exception("Failed to speak %r", unit)
+                await self.handler._send_error(f"Could not speak {unit!r}: {type(err).__name__}: {err}", "internal-error")
         await self._start()
         await self.handler.write_event(AudioStop().event())
         if self.streaming:
