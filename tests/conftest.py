@@ -35,7 +35,7 @@ def piper() -> PiperEngine:
 
 
 class CountingEngine:
-    """Delegates to a real engine's first voice, counting renders; can be renamed (to stand in
+    """Delegates to one voice of a real engine (its first by default), counting renders; can be renamed (to stand in
     for another engine or voice), made slow, hung, broken, or made to return garbage."""
 
     def __init__(
@@ -45,9 +45,10 @@ class CountingEngine:
         delay: float = 0.0,
         voice_name: str | None = None,
         languages: tuple[str, ...] | None = None,
+        inner_voice: str | None = None,
     ) -> None:
         self.inner = inner
-        self.inner_voice = inner.voices()[0]
+        self.inner_voice = next(v for v in inner.voices() if inner_voice in (None, v.name))
         self.name = name or inner.name
         self.delay = delay
         self.calls: list[str] = []

