@@ -67,8 +67,20 @@ def _perturb(module: nn.Module, generator: torch.Generator, scale: float) -> Non
                 sub.running_var.copy_(1.0 + torch.rand(sub.running_var.shape, generator=generator))
 
 
-def build_tiny_acoustic(out_dir: Path, config_path: Path = TINY_CONFIG, seed: int = 1234) -> AcousticSources:
-    """Write tiny official-looking acoustic files into `out_dir`; return where they are."""
+def build_tiny_acoustic(
+    out_dir: Path,
+    config_path: Path = TINY_CONFIG,
+    seed: int = 1234,
+    w2v_bert: dict | None = None,
+    bigvgan_config: dict | None = None,
+) -> AcousticSources:
+    """Write tiny official-looking acoustic files into `out_dir`; return where they are.
+
+    `w2v_bert` (Wav2Vec2BertConfig arguments) and `bigvgan_config` (config.json content)
+    replace the tiny sizes, e.g. with the real ones for a full-size benchmark.
+    """
+    w2v_bert = TINY_W2V_BERT if w2v_bert is None else w2v_bert
+    bigvgan_config = TINY_BIGVGAN if bigvgan_config is None else bigvgan_config
     import safetensors.torch
     from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
 
@@ -87,7 +99,7 @@ def build_tiny_acoustic(out_dir: Path, config_path: Path = TINY_CONFIG, seed: in
     generator = torch.Generator().manual_seed(seed)
 
     w2v_dir = out_dir / "w2v-bert-2.0"
-    w2v = Wav2Vec2BertModel(Wav2Vec2BertConfig(**TINY_W2V_BERT)).eval()
+    w2v = Wav2Vec2BertModel(Wav2Vec2BertConfig(**w2v_bert)).eval()
     _perturb(w2v, generator, 0.05)
     w2v.save_pretrained(str(w2v_dir))
 
@@ -112,10 +124,10 @@ def build_tiny_acoustic(out_dir: Path, config_path: Path = TINY_CONFIG, seed: in
 
     bigvgan_dir = out_dir / "bigvgan"
     bigvgan_dir.mkdir(exist_ok=True)
-    vocoder = bigvgan.BigVGAN(AttrDict(dict(TINY_BIGVGAN)), use_cuda_kernel=False)
+    vocoder = bigvgan.BigVGAN(AttrDict(dict(bigvgan_config)), use_cuda_kernel=False)
     _perturb(vocoder, generator, 0.2)
     torch.save({"generator": vocoder.state_dict()}, bigvgan_dir / "bigvgan_generator.pt")
-    (bigvgan_dir / "config.json").write_text(json.dumps(TINY_BIGVGAN, indent=2) + "\n")
+    (bigvgan_dir / "config.json").write_text(json.dumps(bigvgan_config, indent=2) + "\n")
 
     return AcousticSources(
         s2mel_checkpoint=s2mel_path,

@@ -397,37 +397,49 @@ class EstimatorStep(nn.Module):
 
 
 class _AntiAliasActivation(nn.Module):
-    """BigVGAN's torch `Activation1d` with its filters expanded to constants up front.
+    """BigVGAN's torch `Activation1d` (2x upsample, snake, 2x downsample), export-friendly.
 
-    The official module expands a (1, 1, K) filter to (C, 1, K) at every call; the TorchScript
-    exporter cannot build a grouped convolution from a weight of unknown shape.
+    The official module expands a (1, 1, K) filter to (C, 1, K) at every call (the TorchScript
+    exporter cannot build a grouped convolution from a weight of unknown shape), and upsamples
+    with a depthwise transposed convolution, which ONNX Runtime runs slowly. Here the filters
+    are constants and the upsampling is polyphase: one depthwise convolution with `ratio`
+    outputs per channel (phase p uses taps p, p + ratio, ...), interleaved. Same numbers,
+    about 1.4x faster per activation in ONNX Runtime.
     """
 
     def __init__(self, activation: nn.Module) -> None:
         super().__init__()
         up, down = activation.upsample, activation.downsample.lowpass
         channels = activation.act.in_features
+        ratio, kernel = up.ratio, up.kernel_size
+        if kernel % ratio or up.stride != ratio:
+            raise ValueError("unexpected BigVGAN upsampling filter")
+        if not down.padding or down.padding_mode != "replicate":
+            raise ValueError("unexpected BigVGAN low-pass padding")
         self.act = activation.act
-        self.up_ratio = up.ratio
+        self.channels = channels
+        self.ratio = ratio
         self.up_pad = up.pad
+        self.phase_pad = kernel // ratio - 1
         self.up_pad_left = up.pad_left
         self.up_pad_right = up.pad_right
         self.down_stride = down.stride
         self.down_pad_left = down.pad_left
         self.down_pad_right = down.pad_right
-        if not down.padding or down.padding_mode != "replicate":
-            raise ValueError("unexpected BigVGAN low-pass padding")
-        self.register_buffer("up_filter", up.filter.expand(channels, -1, -1).clone())
+        taps = up.filter.reshape(-1)
+        phases = torch.stack([taps[p::ratio].flip(0) for p in range(ratio)])  # (ratio, K / ratio)
+        self.register_buffer("up_filter", (ratio * phases).unsqueeze(1).repeat(channels, 1, 1).clone())
         self.register_buffer("down_filter", down.filter.expand(channels, -1, -1).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        channels = self.up_filter.shape[0]
         x = nn.functional.pad(x, (self.up_pad, self.up_pad), mode="replicate")
-        x = self.up_ratio * nn.functional.conv_transpose1d(x, self.up_filter, stride=self.up_ratio, groups=channels)
+        x = nn.functional.pad(x, (self.phase_pad, self.phase_pad))  # the transposed conv's zero support
+        x = nn.functional.conv1d(x, self.up_filter, groups=self.channels)  # (B, C * ratio, L')
+        x = x.reshape(x.shape[0], self.channels, self.ratio, -1).transpose(2, 3).reshape(x.shape[0], self.channels, -1)
         x = x[..., self.up_pad_left : -self.up_pad_right]
         x = self.act(x)
         x = nn.functional.pad(x, (self.down_pad_left, self.down_pad_right), mode="replicate")
-        return nn.functional.conv1d(x, self.down_filter, stride=self.down_stride, groups=channels)
+        return nn.functional.conv1d(x, self.down_filter, stride=self.down_stride, groups=self.channels)
 
 
 def _static_activations(module: nn.Module) -> None:
