@@ -567,6 +567,19 @@ def test_normalize_never_raises_and_reads_every_digit() -> None:
         assert not _digits_left(result), (text, result)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("x " + "7" * 5000, "x" + " seven" * 5000),  # int() refuses > 4300 digits
+        ("x $" + "9" * 5000, "x" + " nine" * 5000 + " dollars"),
+        ("x 1/" + "0" * 5000, "x one over zero"),
+        ("号" + "8" * 5000 + "个", "号" + "八" * 5000 + "个"),
+    ],
+)
+def test_huge_digit_runs_are_read_digit_by_digit(text: str, expected: str) -> None:
+    assert normalize(text) == expected
+
+
 def test_importing_the_frontend_does_not_import_torch() -> None:
     code = "import sys, wyoming_indextts.engines.indextts.text; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT).returncode == 0

@@ -257,11 +257,12 @@ def en_digits(digits: str) -> str:
 
 def en_cardinal(digits: str) -> str:
     """``123`` -> ``one hundred twenty three`` (nemo style: no "and", no hyphens)."""
-    n = int(digits)
-    if n == 0:
+    significant = digits.lstrip("0")
+    if not significant:
         return "zero"
-    if len(digits.lstrip("0")) > 18:
+    if len(significant) > 18:  # past the quadrillions, and int() refuses very long strings
         return en_digits(digits)
+    n = int(significant)
     words: list[str] = []
     for scale in reversed(range(len(_EN_SCALES))):
         chunk = n // 1000**scale % 1000
@@ -326,7 +327,9 @@ def _plain(number: str) -> str:
 
 Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str]]
 
-_NUM = r"(?:[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[0-9]+)"
+# Starts only where a digit run starts: trying every position inside a long run would make
+# each rule quadratic in the run's length.
+_NUM = r"(?<![0-9])(?:[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[0-9]+)"
 _SIGN = r"(?:(?<![0-9A-Za-z])-)"
 _AMPM = r"(?P<ampm>[aApP]\.[mM]\.|[aApP]\.[mM](?![A-Za-z])|[aApP][mM](?![A-Za-z]))"
 _MONTHS = (
@@ -382,6 +385,7 @@ _ZH_CLASSIFIERS = (
     "|公里|千米|千克|公斤|米|倍|遍|趟|部|盏|扇|把|首|篇|门|所|家|场|分|元|块"
 )
 _ZH_PHONE_CONTEXT = r"(电话|手机|号码|热线|验证码|编号|尾号|卡号|工号|学号|房间|房号|车次|航班|密码|分机|邮编)"
+_ZH_DAY_PARTS = ("上午", "下午", "早上", "晚上", "中午", "凌晨", "傍晚")
 _ZH_MATH = {"+": "加", "×": "乘", "÷": "除以", "=": "等于"}
 _ZH_CURRENCY_SYMBOL = {"US$": "美元", "HK$": "港元", "$": "美元", "¥": "元", "￥": "元", "€": "欧元", "£": "英镑"}
 _CURRENCY_CODES_ZH = {
@@ -472,7 +476,7 @@ def _zh_date(m: re.Match[str]) -> str:
 def _zh_clock(m: re.Match[str]) -> str:
     hour, minute, second = m.group("h"), m.group("min"), m.group("s")
     ampm = m.group("ampm")
-    said_already = re.search(r"(上午|下午|早上|晚上|中午|凌晨|傍晚)\s*$", m.string[: m.start()])
+    said_already = m.string[max(0, m.start() - 8) : m.start()].rstrip().endswith(_ZH_DAY_PARTS)
     prefix = "" if not ampm or said_already else ("下午" if _is_pm(ampm) else "上午")
     out = prefix + _zh_hour(hour) + "点"
     if minute and int(minute) or second:
@@ -622,7 +626,7 @@ _EN_ABBREVIATIONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bi\.e\.(?=\s)"), "that is"),
     (re.compile(r"\bNo\.\s?(?=[0-9])"), "number "),
     (re.compile(r"#(?=[0-9])"), "number "),
-    (re.compile(r"\s*&\s*"), " and "),
+    (re.compile(r"\s?&\s?"), " and "),
     (re.compile(r"\b24/7\b"), "twenty four seven"),
 ]
 _EN_CURRENCY = {
@@ -692,7 +696,7 @@ _EN_GLUED_UNITS: dict[str, tuple[str, str]] = {
     "s": ("second", "seconds"),
 }
 _EN_MATH = {"+": " plus ", "×": " times ", "÷": " divided by ", "=": " equals "}
-_EN_FRACTION_NAMES = {2: ("half", "halves"), 4: ("quarter", "quarters")}
+_EN_FRACTION_NAMES = {"2": ("half", "halves"), "4": ("quarter", "quarters")}
 
 
 def _en_number(number: str, fraction: str | None = None, negative: bool = False) -> str:
@@ -767,9 +771,9 @@ def _en_money(m: re.Match[str]) -> str:
     if fraction and len(fraction) == 2:
         cents = int(fraction)
         cents_words = f"{en_cardinal(fraction)} {minor if cents == 1 else minors}"
-        if int(number) == 0:
+        if not number.strip("0"):
             return sign + cents_words
-        main = f"{en_cardinal(number)} {major if int(number) == 1 else majors}"
+        main = f"{en_cardinal(number)} {major if number.lstrip('0') == '1' else majors}"
         return sign + main + (f" {cents_words}" if cents else "")
     if fraction:
         return f"{sign}{en_decimal(number, fraction)} {majors}"
@@ -789,16 +793,15 @@ def _en_measure(units: Mapping[str, tuple[str, str]]) -> Callable[[re.Match[str]
 
 
 def _en_fraction(m: re.Match[str]) -> str:
-    numerator, denominator = m.group("num"), int(m.group("den"))
-    if denominator == 0:
-        return f"{en_cardinal(numerator)} over zero"
-    if denominator == 1:
-        return f"{en_cardinal(numerator)} over one"
-    singular, plural = _EN_FRACTION_NAMES.get(denominator, (None, None))
-    if singular is None:
-        singular = en_ordinal(m.group("den"))
+    numerator, denominator = m.group("num"), m.group("den").lstrip("0")
+    if denominator in ("", "1"):
+        return f"{en_cardinal(numerator)} over {en_cardinal(m.group('den'))}"
+    if denominator in _EN_FRACTION_NAMES:
+        singular, plural = _EN_FRACTION_NAMES[denominator]
+    else:
+        singular = en_ordinal(denominator)
         plural = singular + "s"
-    return f"{en_cardinal(numerator)} {singular if int(numerator) == 1 else plural}"
+    return f"{en_cardinal(numerator)} {singular if numerator.lstrip('0') == '1' else plural}"
 
 
 def _en_decade(m: re.Match[str]) -> str:
