@@ -19,6 +19,7 @@ import unicodedata
 import warnings
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import sentencepiece as spm
@@ -188,7 +189,7 @@ class _OurNormalizer:
 
 
 @pytest.fixture(scope="module")
-def official_tokenizer(bpe_model: Path, frontend: TextFrontend):  # noqa: ANN201 - official class
+def official_tokenizer(bpe_model: Path, frontend: TextFrontend) -> Any:
     return OFFICIAL.TextTokenizer(str(bpe_model), normalizer=_OurNormalizer(frontend))
 
 
@@ -234,7 +235,7 @@ PARITY_TEXTS = [
 
 @pytest.mark.parametrize("text", PARITY_TEXTS)
 def test_tokens_and_ids_match_official_tokenizer(
-    frontend: TextFrontend, official_tokenizer, text: str  # noqa: ANN001
+    frontend: TextFrontend, official_tokenizer: Any, text: str
 ) -> None:
     assert frontend.tokenize(text) == official_tokenizer.tokenize(text)
     assert frontend.encode(text) == official_tokenizer.encode(text)
@@ -242,7 +243,7 @@ def test_tokens_and_ids_match_official_tokenizer(
 
 @pytest.mark.parametrize("text", PARITY_TEXTS)
 def test_segments_match_official_split_segments(
-    frontend: TextFrontend, official_tokenizer, text: str  # noqa: ANN001
+    frontend: TextFrontend, official_tokenizer: Any, text: str
 ) -> None:
     tokens = frontend.tokenize(text)
     for max_tokens in (120, 30, 9, 4):

@@ -1110,9 +1110,12 @@ def split_segments(
 # --------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class TextFrontend:
-    """Normaliser + BPE tokenizer + segmenter for one IndexTTS2 model folder's `bpe.model`."""
+    """Normaliser + BPE tokenizer + segmenter for one IndexTTS2 model folder's `bpe.model`.
+
+    Safe to share between worker threads: nothing changes after `load`, and sentencepiece
+    encoding does not mutate the processor."""
 
     sp: SentencePieceProcessor
     language: str | None = None
