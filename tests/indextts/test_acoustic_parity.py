@@ -276,3 +276,32 @@ def test_bigvgan_matches_official(exported: Exported) -> None:
 
 def test_reference_mel_uses_exported_settings(exported: Exported, prompt: AcousticPrompt) -> None:
     np.testing.assert_allclose(prompt.ref_mel, reference_mel(clip(22050)), atol=1e-6)
+
+
+def test_missing_graph_and_closed_conditioner_fail_clearly(exported: Exported, tmp_path: Path) -> None:
+    empty = AcousticConditioner.from_dir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"w2v_bert\.onnx is missing"):
+        empty.semantic_embedding(clip(16000))
+    runtime = AcousticConditioner.from_dir(exported.model_dir)
+    runtime.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        runtime.style(clip(16000))
+
+
+def test_s2mel_rejects_mismatched_inputs(exported: Exported, prompt: AcousticPrompt) -> None:
+    runtime = S2Mel.from_dir(exported.model_dir)
+    with pytest.raises(ValueError, match="latent"):
+        runtime.condition(np.zeros((1, 5, 1280), np.float32), np.zeros((1, 4), np.int64))
+    with pytest.raises(ValueError, match="noise must have shape"):
+        runtime.generate(
+            np.zeros((1, 5, 1280), np.float32), np.zeros((1, 5), np.int64), prompt, steps=1, noise=np.zeros((1, 80, 3))
+        )
+    # Without injected noise, a seeded generator makes the draw reproducible.
+    a = runtime.generate(
+        np.zeros((1, 5, 1280), np.float32), np.ones((1, 5), np.int64), prompt, steps=2, rng=np.random.default_rng(5)
+    )
+    b = runtime.generate(
+        np.zeros((1, 5, 1280), np.float32), np.ones((1, 5), np.int64), prompt, steps=2, rng=np.random.default_rng(5)
+    )
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (1, 80, target_mel_frames(5)) and np.isfinite(a).all()
