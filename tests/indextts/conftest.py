@@ -1,0 +1,117 @@
+"""Session fixtures for the IndexTTS tests: a tiny official-looking checkpoint folder, built
+once, and the model folder the project's real exporter makes from it (also once)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+
+@dataclass
+class TinyCheckpoints:
+    """The official files at the tiny size, as an IndexTTS-2 user would have them."""
+
+    checkpoints: Path
+    """config.yaml, gpt.pth, s2mel.pth, bpe.model, wav2vec2bert_stats.pt, feat1.pt, feat2.pt"""
+    w2v_bert: Path
+    semantic_codec: Path
+    campplus: Path
+    bigvgan: Path
+
+    def export_args(self, out: Path) -> list[str]:
+        return [
+            "--checkpoints",
+            str(self.checkpoints),
+            "--out",
+            str(out),
+            "--w2v-bert",
+            str(self.w2v_bert),
+            "--semantic-codec",
+            str(self.semantic_codec),
+            "--campplus",
+            str(self.campplus),
+            "--bigvgan",
+            str(self.bigvgan),
+            "--no-progress",
+        ]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> TinyCheckpoints:
+    from tests.indextts.tiny_acoustic import build_tiny_acoustic
+    from tests.indextts.tiny_gpt import write_tiny_gpt_checkpoints
+
+    torch.set_num_threads(2)
+    root = tmp_path_factory.mktemp("indextts-official")
+    checkpoints = root / "IndexTTS-2"
+    write_tiny_gpt_checkpoints(checkpoints)
+    sources = build_tiny_acoustic(checkpoints)
+    return TinyCheckpoints(
+        checkpoints=checkpoints,
+        w2v_bert=sources.w2v_bert_dir,
+        semantic_codec=sources.semantic_codec,
+        campplus=sources.campplus,
+        bigvgan=sources.bigvgan_dir,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_checkpoints: TinyCheckpoints, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The exported tiny model folder (made by `wyoming-indextts export`'s own code)."""
+    from wyoming_indextts.export.cli import main
+
+    out = tmp_path_factory.mktemp("indextts-model") / "model"
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        code = main(tiny_checkpoints.export_args(out))
+    assert code == 0, stderr.getvalue()
+    return out
+
+
+def copy_model_dir(src: Path, dst: Path) -> Path:
+    """A cheap copy (hard links): replace files, never edit them in place."""
+    shutil.copytree(src, dst, copy_function=_link_or_copy)
+    return dst
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    import os
+
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def voiced_clip(seconds: float, rate: int, seed: int = 0, level: float = 0.1) -> np.ndarray:
+    """A speech-like signal: a gliding harmonic tone with a syllable envelope and a little noise."""
+    t = np.arange(int(seconds * rate)) / rate
+    f0 = 130.0 + 35.0 * np.sin(2 * np.pi * 1.1 * t + seed)
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 14))
+    envelope = 0.4 + 0.6 * np.sin(2 * np.pi * 2.3 * t + seed) ** 2
+    noise = np.random.default_rng(seed).standard_normal(t.shape)
+    return (level * envelope * voiced / 3 + 0.01 * noise).astype(np.float32)
+
+
+def write_clip(path: Path, samples: np.ndarray, rate: int) -> Path:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), samples, rate, subtype="PCM_16")
+    return path
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
