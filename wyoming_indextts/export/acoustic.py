@@ -518,7 +518,6 @@ def export_acoustic(
     say = progress or (lambda message: log.info("%s", message))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_grad_enabled(False)
     say("loading official acoustic modules")
     official = load_official_acoustic(cfg, paths)
     records: list[GraphRecord] = []
