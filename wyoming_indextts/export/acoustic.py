@@ -20,7 +20,7 @@ Why the graphs are split as they are:
 - The length regulator's nearest-neighbour resize needs a target length only known at run
   time. Instead of tracing `F.interpolate(size=...)` (the tracer would freeze the size), the
   runtime computes the source frame of every output frame in numpy
-  (`s2mel.nearest_frame_index`, same rule as PyTorch) and the graphs take it as `frame_index`.
+  (`engines.indextts.conditioning.nearest_frame_index`, PyTorch's rule) and the graphs take it as `frame_index`.
   `prompt_regulator` is used once per voice (S_ref -> prompt_condition); `s2mel_front`
   (gpt_layer + codec vq2emb + latent, then the regulator) once per sentence.
 - `s2mel_estimator` is ONE Euler step of the DiT: the loop (25 steps by default) and the
@@ -28,7 +28,9 @@ Why the graphs are split as they are:
   the graph has no control flow. Conditional and unconditional inputs are batched (batch 2)
   so each step is a single session call. The attention mask is dropped: in inference it is
   always all ones (x_lens == T).
-- `bigvgan` is the vocoder alone (mel -> waveform).
+- `bigvgan` is the vocoder alone (mel -> waveform). Its anti-aliased activations use
+  constant filters and polyphase upsampling (see `_AntiAliasActivation`): same numbers,
+  no depthwise transposed convolution, which ONNX Runtime runs slowly.
 
 Weight norm is removed before export so the graphs hold plain weights; the wavenet's
 reflect-padded convolutions are replaced by fixed-padding equivalents so no shape
