@@ -21,6 +21,7 @@ from wyoming.server import AsyncServer, AsyncTcpServer
 from . import __version__
 from .cache import AudioCache, DiskCache
 from .engines.base import Engine, EngineError
+from .engines.indextts import EMOTIONS, IndexTTSEngine, IndexTTSOptions, ModelError
 from .engines.piper import BUNDLED_VOICE, PiperEngine, PiperOptions
 from .engines.sambert import ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_APPKEY, SambertEngine, SambertSettings
 from .handler import HandlerSettings, IndexTTSEventHandler
@@ -77,6 +78,16 @@ def _key_value(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+def _emotion(text: str) -> tuple[float, ...]:
+    try:
+        weights = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {len(EMOTIONS)} comma-separated numbers, got {text!r}") from None
+    if len(weights) != len(EMOTIONS) or any(w < 0 for w in weights):
+        raise argparse.ArgumentTypeError(f"expected {len(EMOTIONS)} non-negative weights ({', '.join(EMOTIONS)}), got {text!r}")
+    return weights
+
+
 def _deadline(text: str) -> tuple[str | None, float]:
     """`10` sets every engine's deadline; `indextts=20` one engine's."""
     engine, sep, seconds = text.rpartition("=")
@@ -104,6 +115,16 @@ def build_parser() -> OneLineParser:
     speech.add_argument("--length-scale", type=_positive_float, help="Piper: speaking pace, above 1 is slower")
     speech.add_argument("--noise-scale", type=float, help="Piper: generator noise")
     speech.add_argument("--noise-w-scale", type=float, help="Piper: phoneme width noise")
+
+    clone = parser.add_argument_group("IndexTTS2 voices (your own voice from a clip)")
+    clone.add_argument("--indextts-model-dir", type=Path, help="model folder written by `wyoming-indextts export`")
+    clone.add_argument("--voices-dir", type=Path, help="folder of NAME.wav clips (+ optional NAME.yaml: description, languages)")
+    clone.add_argument("--indextts-diffusion-steps", type=_positive_int, default=IndexTTSOptions.diffusion_steps, help="flow-matching steps; fewer is faster, rougher (default: %(default)s)")
+    clone.add_argument("--indextts-cfg-rate", type=float, default=IndexTTSOptions.cfg_rate, help="classifier-free guidance strength (default: %(default)s)")
+    clone.add_argument("--indextts-seed", type=int, help="fixed seed: the same text always sounds the same")
+    clone.add_argument("--indextts-emotion", type=_emotion, metavar="W,W,W,W,W,W,W,W", help=f"8 emotion weights ({', '.join(EMOTIONS)}); default: the clip's own emotion")
+    clone.add_argument("--indextts-emotion-strength", type=float, default=IndexTTSOptions.emotion_strength, help="how strongly --indextts-emotion applies, 0..1 (default: %(default)s)")
+    clone.add_argument("--indextts-threads", type=_non_negative_int, default=0, help="ONNX Runtime threads per graph; 0: all cores (default)")
 
     chain = parser.add_argument_group("fallback chain")
     chain.add_argument("--fallback", default="sambert,piper", help="engines tried after a voice's own, comma-separated; piper always ends the chain (default: sambert,piper; sambert only when configured)")
@@ -135,6 +156,8 @@ def parse_args(argv: list[str], environ: dict[str, str] | os._Environ[str] = os.
         parser.error(f"--uri must start with one of {', '.join(URI_SCHEMES)}, got {args.uri!r}")
     if args.zeroconf and not args.uri.startswith("tcp://"):
         parser.error("--zeroconf needs a tcp:// --uri")
+    if (args.indextts_model_dir is None) != (args.voices_dir is None):
+        parser.error("IndexTTS voices need both --indextts-model-dir and --voices-dir")
     args.parser = parser
     return args
 
@@ -142,6 +165,10 @@ def parse_args(argv: list[str], environ: dict[str, str] | os._Environ[str] = os.
 def load_engines(args: argparse.Namespace) -> dict[str, Engine]:
     piper_options = PiperOptions(length_scale=args.length_scale, noise_scale=args.noise_scale, noise_w_scale=args.noise_w_scale)
     engines: dict[str, Engine] = {"piper": PiperEngine.load(options=piper_options)}
+    if args.indextts_model_dir is not None:
+        indextts = load_indextts(args)
+        if indextts is not None:
+            engines["indextts"] = indextts
     try:
         sambert_settings = SambertSettings.from_env(os.environ, args.sambert_credentials)
     except ValueError as err:
@@ -155,6 +182,31 @@ def load_engines(args: argparse.Namespace) -> dict[str, Engine]:
             _LOGGER.warning("Sambert is configured but not reachable yet: %s", err)
         engines["sambert"] = sambert
     return engines
+
+
+def load_indextts(args: argparse.Namespace) -> IndexTTSEngine | None:
+    """A bad model folder stops start-up (the message names the file); a voices folder with no
+    usable clip only leaves IndexTTS out, since the bundled voice can still serve the house."""
+    try:
+        options = IndexTTSOptions(
+            diffusion_steps=args.indextts_diffusion_steps,
+            cfg_rate=args.indextts_cfg_rate,
+            seed=args.indextts_seed,
+            emotion=args.indextts_emotion,
+            emotion_strength=args.indextts_emotion_strength,
+            threads=args.indextts_threads,
+        )
+    except ValueError as err:
+        args.parser.error(str(err))
+    if not args.voices_dir.is_dir():
+        args.parser.error(f"--voices-dir {args.voices_dir} is not a folder: create it and put NAME.wav clips in it")
+    try:
+        return IndexTTSEngine.load(args.indextts_model_dir, args.voices_dir, args.data_dir / "indextts-voices", options)
+    except ModelError as err:
+        args.parser.error(str(err))
+    except EngineError as err:
+        _LOGGER.warning("IndexTTS voices are off: %s", err)
+        return None
 
 
 def chain_settings(args: argparse.Namespace, engines: dict[str, Engine]) -> ChainSettings:
