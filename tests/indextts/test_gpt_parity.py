@@ -69,7 +69,9 @@ def features(frames: int, seed: int) -> torch.Tensor:
     return torch.randn(1, frames, 1024, generator=torch.Generator().manual_seed(seed))
 
 
-def official_codes_and_latents(official, spk: torch.Tensor, emo: torch.Tensor, text: torch.Tensor, max_tokens: int):
+def official_codes_and_latents(
+    official, spk: torch.Tensor, emo: torch.Tensor, text: torch.Tensor, max_tokens: int, min_tokens: int = 0
+):
     """infer_v2's GPT steps for one segment (greedy, one beam, repetition penalty 10)."""
     with torch.no_grad():
         lengths = torch.tensor([spk.shape[-1]])
@@ -86,6 +88,7 @@ def official_codes_and_latents(official, spk: torch.Tensor, emo: torch.Tensor, t
             num_beams=1,
             repetition_penalty=10.0,
             max_generate_length=max_tokens,
+            **({"min_new_tokens": min_tokens} if min_tokens else {}),
         )
         raw = codes[0].clone()
         code = raw
@@ -138,8 +141,8 @@ def test_conditioning_graphs_match_official(official, model: IndexTTSModel, fram
 
 
 @pytest.mark.parametrize(
-    "text_len,spk_frames,emo_frames,max_tokens,expect_stop",
-    [(23, 83, 61, 120, True), (9, 64, 64, 12, False)],
+    "text_len,spk_frames,emo_frames,max_tokens,min_tokens,expect_stop",
+    [(23, 83, 61, 120, 0, True), (9, 64, 64, 12, 0, False), (23, 83, 61, 70, 60, False)],
 )
 def test_greedy_codes_identical_and_latents_close(
     official,
@@ -149,19 +152,21 @@ def test_greedy_codes_identical_and_latents_close(
     spk_frames: int,
     emo_frames: int,
     max_tokens: int,
+    min_tokens: int,
     expect_stop: bool,
 ) -> None:
     spk = features(spk_frames, seed=1)
     emo = features(emo_frames, seed=2)
     text = torch.randint(2, 250, (1, text_len), generator=torch.Generator().manual_seed(text_len), dtype=torch.int32)
-    raw, latent, emovec = official_codes_and_latents(official, spk, emo, text, max_tokens)
+    raw, latent, emovec = official_codes_and_latents(official, spk, emo, text, max_tokens, min_tokens)
     assert (raw[-1] == official.stop_mel_token) == expect_stop  # both the stop and the length paths
+    assert len(raw) > min_tokens
 
     latents, base, emotion = runtime_conditioning(model, spk, emo)
     my_emovec = merge_emovec(base, emotion, 1.0)
     assert cosine(my_emovec, emovec) >= 0.9999
     prefix = runtime.conditioning_prefix(latents, my_emovec)
-    mine = runtime.generate(prefix, text[0].numpy(), Sampler(SamplingOptions(do_sample=False)), max_tokens)
+    mine = runtime.generate(prefix, text[0].numpy(), Sampler(SamplingOptions(do_sample=False)), max_tokens, min_tokens)
     np.testing.assert_array_equal(mine, raw)
 
     codes = trim_codes(mine, runtime.config.stop_mel_token)

@@ -213,3 +213,30 @@ def test_export_reports_a_broken_checkpoint_and_leaves_nothing(tmp_path: Path, c
     assert f"{folder / 'gpt.pth'}: cannot load it" in err
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob(".out.partial-*"))
+
+
+@pytest.mark.slow
+def test_large_graphs_keep_weights_beside_them(tiny_checkpoints: TinyCheckpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The published GPT core is ~1.9 GB: it is saved with external data. Same path, tiny size."""
+    import onnxruntime as ort
+    from omegaconf import OmegaConf
+
+    from wyoming_indextts.export import gpt as gpt_export
+    from wyoming_indextts.export.manifest import write_manifest
+
+    monkeypatch.setattr(gpt_export, "EXTERNAL_DATA_THRESHOLD", 1_000_000)
+    cfg = OmegaConf.load(tiny_checkpoints.checkpoints / "config.yaml")
+    model = gpt_export.load_unified_voice(cfg.gpt, tiny_checkpoints.checkpoints / "gpt.pth")
+    out = tmp_path / "model"
+    path = gpt_export.export_core(model, out)
+    assert (out / "gpt.onnx.data").stat().st_size > 10 * (out / "gpt.onnx").stat().st_size
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    layers, heads = model.gpt.config.n_layer, model.gpt.config.n_head
+    feed = {"inputs_embeds": np.zeros((1, 3, 1280), dtype=np.float32)}
+    for i in range(layers):
+        for kind in ("key", "value"):
+            feed[f"past_{kind}_{i}"] = np.zeros((1, heads, 0, 1280 // heads), dtype=np.float32)
+    hidden, logits, *_ = session.run(None, feed)
+    assert hidden.shape == (1, 3, 1280) and logits.shape == (1, 8194)
+    manifest = json.loads(write_manifest(out, {"gpt": "gpt.onnx"}, {}).read_text())
+    assert set(manifest["files"]) == {"gpt.onnx", "gpt.onnx.data"}

@@ -143,6 +143,7 @@ def test_fingerprint_covers_audio_options_only() -> None:
 
     base = IndexTTSOptions()
     assert IndexTTSOptions(threads=2, verify_model=False).audio_key() == base.audio_key()
+    assert IndexTTSOptions(emotion_strength=0.3).audio_key() == base.audio_key()  # no vector: no effect
     for changed in (
         IndexTTSOptions(seed=1),
         IndexTTSOptions(diffusion_steps=10),

@@ -258,7 +258,11 @@ def run_export(plan: ExportPlan, progress: bool = True) -> Path:
     def acoustic() -> None:
         from .acoustic import export_acoustic
 
-        records = export_acoustic(cfg, plan.acoustic, work, progress=lambda msg: _LOGGER.debug("%s", msg))
+        def report(message: str) -> None:
+            _LOGGER.debug("acoustic: %s", message)
+            bar.set_postfix_str(f"acoustic graphs: {message}")
+
+        records = export_acoustic(cfg, plan.acoustic, work, progress=report)
         for record in records:
             state["graphs"][record.name] = record.file
 
@@ -303,8 +307,8 @@ def run_export(plan: ExportPlan, progress: bool = True) -> Path:
         steps.append(("acoustic graphs", acoustic))
     steps += [("config", config), ("manifest", manifest)]
 
+    bar = tqdm(steps, desc="export", unit="step", disable=not progress, file=sys.stderr)
     try:
-        bar = tqdm(steps, desc="export", unit="step", disable=not progress, file=sys.stderr)
         for label, step in bar:
             bar.set_postfix_str(label)
             _LOGGER.debug("export step: %s", label)
@@ -312,6 +316,7 @@ def run_export(plan: ExportPlan, progress: bool = True) -> Path:
         bar.close()
         _replace(work, out)
     except BaseException:
+        bar.close()
         shutil.rmtree(work, ignore_errors=True)
         raise
     return out

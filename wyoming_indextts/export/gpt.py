@@ -226,6 +226,11 @@ def core_io_names(layers: int) -> tuple[list[str], list[str]]:
     return inputs, outputs
 
 
+EXTERNAL_DATA_THRESHOLD = 1_800_000_000
+"""Graphs larger than this (bytes) keep their weights in `<name>.data` beside the `.onnx`:
+protobuf cannot hold more than 2 GiB, and the published GPT core is about 1.9 GB."""
+
+
 def _save(model_proto, path: Path) -> None:
     """Save an ONNX model; weights go to `<name>.data` when the graph is large."""
     import onnx
@@ -235,7 +240,7 @@ def _save(model_proto, path: Path) -> None:
     if (path.parent / data_name).exists():
         (path.parent / data_name).unlink()
     size = model_proto.ByteSize() if _proto_size_ok(model_proto) else 2**31
-    if size < 1_800_000_000:
+    if size < EXTERNAL_DATA_THRESHOLD:
         onnx.save_model(model_proto, os.fspath(path))
     else:
         onnx.save_model(

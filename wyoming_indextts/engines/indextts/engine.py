@@ -150,6 +150,8 @@ class IndexTTSOptions:
             data.pop(name)
         if data["emotion"] is not None:
             data["emotion"] = list(data["emotion"])
+        else:
+            data.pop("emotion_strength")  # only scales an explicit emotion vector
         return data
 
 
@@ -453,6 +455,23 @@ def prepare_voices(
     finally:
         if conditioner is not None:
             conditioner.close()
+        opened = any(model.is_loaded(graph) for graph in CONDITIONING_GRAPHS)
         for graph in CONDITIONING_GRAPHS:
             model.release(graph)
+        if opened:
+            release_memory()
     return loaded, problems
+
+
+def release_memory() -> None:
+    """Give freed heap back to the OS (glibc keeps it otherwise): after the conditioning
+    sessions are dropped, serving should not carry their high-water mark."""
+    import gc
+
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass

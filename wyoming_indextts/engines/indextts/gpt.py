@@ -124,8 +124,13 @@ class GPTRuntime:
         text_ids: Sequence[int],
         sampler: Sampler,
         max_new_tokens: int = 1500,
+        min_new_tokens: int = 0,
     ) -> np.ndarray:
-        """Mel codes as ``inference_speech`` returns them (the stop token included when it came)."""
+        """Mel codes as ``inference_speech`` returns them (the stop token included when it came).
+
+        ``min_new_tokens`` forbids the stop token before that many codes, as transformers'
+        ``MinNewTokensLengthLogitsProcessor`` (benchmarks force a length with it).
+        """
         cfg = self.config
         prompt = self.prompt_embeddings(prefix, text_ids)
         mel_len = prompt.shape[1]
@@ -136,7 +141,11 @@ class GPTRuntime:
         codes: list[int] = []
         _, logits, past = self.run_core(embeds)
         while True:
-            token = sampler(logits[0], np.asarray(seen + codes, dtype=np.int64))
+            row = logits[0]
+            if len(codes) < min_new_tokens:
+                row = row.copy()
+                row[cfg.stop_mel_token] = -np.inf
+            token = sampler(row, np.asarray(seen + codes, dtype=np.int64))
             codes.append(token)
             if token == cfg.stop_mel_token or len(codes) >= limit:
                 break

@@ -1,0 +1,553 @@
+"""IndexTTS2: the official PyTorch pipeline vs this project's ONNX Runtime engine, stage by stage.
+
+Same work as shared/indextts2/BASELINE.md: the published architecture with RANDOM weights
+(no checkpoint is downloaded), one sentence of 20 text tokens, 175 GPT tokens forced
+(min = max new tokens), a 5 s reference clip, 25 flow-matching steps with CFG 0.7, BigVGAN;
+both sides on the same number of threads, 1 beam, sampling with the package defaults
+(top_p 0.8, top_k 30, T 0.8, repetition penalty 10). Each side runs in its own process so
+its peak RSS is its own. Then int8 dynamic quantisation of the GPT graphs: speed at full
+size, accuracy at the tiny test size (greedy codes and latents against fp32).
+
+    .venv/bin/python benchmarks/indextts_bench.py            # full size: ~10 GB of files, long
+    .venv/bin/python benchmarks/indextts_bench.py --tiny     # the tiny test model: a smoke run
+
+Official files and the exported model folder are built once under benchmarks/.work/indextts/
+(gitignored) and reused. Writes its section of benchmarks/RESULTS.md unless --no-write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+FULL_CONFIG = ROOT.parent / "shared" / "indextts2" / "config.yaml"
+TINY_CONFIG = ROOT / "tests" / "indextts" / "tiny_config.yaml"
+WORK = ROOT / "benchmarks" / ".work" / "indextts"
+SECTION = "indextts"
+STAGES = ("a_conditioning", "b_gpt_generate", "c_gpt_forward", "d_s2mel", "e_bigvgan")
+STAGE_LABELS = {
+    "a_conditioning": "a. speaker + emotion conditioning (w2v-BERT x2, codec, CAMPPlus, ref mel; engine: + GPT conditioning graphs, which the official code runs inside b)",
+    "b_gpt_generate": "b. GPT generation, {tokens} tokens, sampling, 1 beam",
+    "c_gpt_forward": "c. GPT forward to latents",
+    "d_s2mel": "d. s2mel: {steps} flow-matching steps, CFG {cfg}",
+    "e_bigvgan": "e. BigVGAN",
+}
+
+
+# -- official files ------------------------------------------------------------------------------
+
+
+def build_official_files(config: Path, out: Path, tiny: bool) -> dict[str, Path]:
+    """Official-looking files with random weights (cached by a stamp file)."""
+    stamp = out / ".complete"
+    paths = {
+        "checkpoints": out,
+        "w2v_bert": out / "w2v-bert-2.0",
+        "semantic_codec": out / "semantic_codec" / "model.safetensors",
+        "campplus": out / "campplus_cn_common.bin",
+        "bigvgan": out / "bigvgan",
+    }
+    if stamp.is_file():
+        return paths
+    import torch
+
+    torch.manual_seed(0)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    if tiny:
+        from tests.indextts.tiny_acoustic import build_tiny_acoustic
+        from tests.indextts.tiny_gpt import write_tiny_gpt_checkpoints
+
+        write_tiny_gpt_checkpoints(out, config)
+        build_tiny_acoustic(out, config)
+    else:
+        _build_full(config, out)
+    stamp.write_text("ok\n")
+    return paths
+
+
+def _build_full(config: Path, out: Path) -> None:
+    import safetensors.torch
+    import torch
+    from omegaconf import OmegaConf
+    from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
+
+    from tests.indextts.tiny_gpt import make_bpe_model
+    from wyoming_indextts.export import official_package
+    from wyoming_indextts.export.acoustic import import_semantic_codec_builder
+    from wyoming_indextts.export.gpt import build_unified_voice
+
+    official_package()
+    from indextts.s2mel.modules.bigvgan import bigvgan
+    from indextts.s2mel.modules.bigvgan.env import AttrDict
+    from indextts.s2mel.modules.campplus.DTDNN import CAMPPlus
+    from indextts.s2mel.modules.commons import MyModel
+
+    cfg = OmegaConf.load(config)
+    shutil.copyfile(config, out / "config.yaml")
+    gpt = build_unified_voice(cfg.gpt)
+    torch.save(gpt.state_dict(), out / "gpt.pth")
+    del gpt
+    gc.collect()
+    total = sum(int(n) for n in cfg.emo_num)
+    torch.save(torch.randn(total, 192), out / "feat1.pt")
+    torch.save(torch.randn(total, int(cfg.gpt.model_dim)) * 0.05, out / "feat2.pt")
+    make_bpe_model(out / "bpe.model")
+    Wav2Vec2BertModel(Wav2Vec2BertConfig()).eval().save_pretrained(str(out / "w2v-bert-2.0"))
+    gc.collect()
+    torch.save({"mean": torch.randn(1024) * 0.1, "var": 0.5 + torch.rand(1024)}, out / "wav2vec2bert_stats.pt")
+    codec = import_semantic_codec_builder()(cfg.semantic_codec)
+    (out / "semantic_codec").mkdir()
+    safetensors.torch.save_model(codec, str(out / "semantic_codec" / "model.safetensors"))
+    s2mel = MyModel(cfg.s2mel, use_gpt_latent=True)
+    torch.save({"net": {k: m.state_dict() for k, m in s2mel.models.items()}}, out / "s2mel.pth")
+    torch.save(CAMPPlus(feat_dim=80, embedding_size=192).state_dict(), out / "campplus_cn_common.bin")
+    bundled = Path(bigvgan.__file__).with_name("config.json")
+    (out / "bigvgan").mkdir()
+    shutil.copyfile(bundled, out / "bigvgan" / "config.json")
+    vocoder = bigvgan.BigVGAN(AttrDict(json.loads(bundled.read_text())), use_cuda_kernel=False)
+    torch.save({"generator": vocoder.state_dict()}, out / "bigvgan" / "bigvgan_generator.pt")
+
+
+def export_model(paths: dict[str, Path], out: Path) -> Path:
+    if (out / "manifest.json").is_file():
+        return out
+    from wyoming_indextts.export.cli import main
+
+    code = main(
+        [
+            "--checkpoints", str(paths["checkpoints"]), "--out", str(out), "--force",
+            "--w2v-bert", str(paths["w2v_bert"]), "--semantic-codec", str(paths["semantic_codec"]),
+            "--campplus", str(paths["campplus"]), "--bigvgan", str(paths["bigvgan"]),
+        ]
+    )  # fmt: skip
+    if code != 0:
+        raise SystemExit(f"export failed with exit code {code}")
+    return out
+
+
+def quantize_gpt(model_dir: Path, out: Path) -> Path:
+    """gpt.onnx with int8 dynamic quantisation of its MatMul weights."""
+    if out.is_file():
+        return out
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    large = (model_dir / "gpt.onnx.data").exists()
+    quantize_dynamic(
+        str(model_dir / "gpt.onnx"),
+        str(out),
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul", "Gemm"],
+        use_external_data_format=large,
+    )
+    return out
+
+
+# -- measured children ---------------------------------------------------------------------------
+
+
+def rss_now_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def peak_rss_mib() -> float:
+    """VmHWM: this process's own high-water mark (ru_maxrss would carry the parent's across
+    fork + exec on Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def voiced_clip(seconds: float, rate: int, seed: int = 0, level: float = 0.1):
+    """The speech-like test signal of tests/indextts/conftest.py (copied: that module imports
+    torch, and the engine's process must not)."""
+    import numpy as np
+
+    t = np.arange(int(seconds * rate)) / rate
+    f0 = 130.0 + 35.0 * np.sin(2 * np.pi * 1.1 * t + seed)
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 14))
+    envelope = 0.4 + 0.6 * np.sin(2 * np.pi * 2.3 * t + seed) ** 2
+    noise = np.random.default_rng(seed).standard_normal(t.shape)
+    return (level * envelope * voiced / 3 + 0.01 * noise).astype(np.float32)
+
+
+def cosine(a, b) -> float:
+    import numpy as np
+
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+
+
+def clip_and_tokens(work: Path, args: argparse.Namespace) -> tuple[Path, list[int]]:
+    import numpy as np
+    import soundfile as sf
+
+    clip = work / f"clip-{args.clip_seconds:g}s.wav"
+    if not clip.is_file():
+        sf.write(str(clip), voiced_clip(args.clip_seconds, 24000, seed=4), 24000, subtype="PCM_16")
+    ids = np.random.default_rng(3).integers(2, 250, size=args.text_tokens).tolist()
+    return clip, [int(i) for i in ids]
+
+
+def child_official(args: argparse.Namespace) -> dict[str, Any]:
+    import librosa
+    import numpy as np
+    import torch
+    from omegaconf import OmegaConf
+    from transformers import SeamlessM4TFeatureExtractor
+
+    from tests.indextts.test_engine_parity import torchaudio_resample
+    from wyoming_indextts.engines.indextts.features import campplus_features
+    from wyoming_indextts.export import official_package
+    from wyoming_indextts.export.acoustic import AcousticSources, load_official_acoustic
+    from wyoming_indextts.export.gpt import load_unified_voice
+
+    official_package()
+    from indextts.s2mel.modules.audio import mel_spectrogram
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    ck = work / "official"
+    cfg = OmegaConf.load(ck / "config.yaml")
+    gpt = load_unified_voice(cfg.gpt, ck / "gpt.pth")
+    off = load_official_acoustic(
+        cfg,
+        AcousticSources(
+            s2mel_checkpoint=ck / "s2mel.pth", w2v_stats=ck / "wav2vec2bert_stats.pt", w2v_bert_dir=ck / "w2v-bert-2.0",
+            semantic_codec=ck / "semantic_codec" / "model.safetensors", campplus=ck / "campplus_cn_common.bin",
+            bigvgan_dir=ck / "bigvgan",
+        ),
+    )  # fmt: skip
+    clip, ids = clip_and_tokens(work, args)
+    extract = SeamlessM4TFeatureExtractor(padding_value=1.0)
+    timings: dict[str, list[float]] = {stage: [] for stage in STAGES}
+
+    def get_emb(wav16: torch.Tensor) -> torch.Tensor:
+        inputs = extract(wav16, sampling_rate=16000, return_tensors="pt")
+        hidden = off.semantic_model(**inputs, output_hidden_states=True).hidden_states[17]
+        return (hidden - off.semantic_mean) / off.semantic_std
+
+    for run in range(args.warmup + args.runs):
+        keep = run >= args.warmup
+        with torch.inference_mode():
+            start = time.perf_counter()
+            audio, sr = librosa.load(str(clip))
+            audio = torch.tensor(audio).unsqueeze(0)[:, : 15 * sr]
+            audio_16k = torchaudio_resample(audio, sr, 16000)
+            spk = get_emb(audio_16k)
+            _, s_ref = off.semantic_codec.quantize(spk)
+            ref_mel = mel_spectrogram(audio.float(), n_fft=1024, num_mels=80, sampling_rate=22050, hop_size=256, win_size=1024, fmin=0, fmax=None)
+            style = off.campplus(torch.from_numpy(campplus_features(audio_16k[0].numpy())))
+            prompt = off.s2mel.models["length_regulator"](s_ref, ylens=torch.LongTensor([ref_mel.size(2)]), n_quantizers=3, f0=None)[0]
+            emo_audio, _ = librosa.load(str(clip), sr=16000)
+            emo = get_emb(torch.tensor(emo_audio).unsqueeze(0)[:, : 15 * 16000])
+            lengths = torch.tensor([1024])
+            emovec = gpt.merge_emovec(spk, emo, lengths, lengths, alpha=1.0)
+            t_a = time.perf_counter() - start
+
+            text = torch.tensor(ids, dtype=torch.int32)[None]
+            start = time.perf_counter()
+            codes, latent_in = gpt.inference_speech(
+                spk, text, emo, cond_lengths=lengths, emo_cond_lengths=lengths, emo_vec=emovec, do_sample=True,
+                top_p=0.8, top_k=30, temperature=0.8, num_return_sequences=1, length_penalty=0.0, num_beams=1,
+                repetition_penalty=10.0, max_generate_length=args.tokens, min_new_tokens=args.tokens,
+            )  # fmt: skip
+            t_b = time.perf_counter() - start
+            codes = codes[:, : args.tokens]
+            start = time.perf_counter()
+            latent = gpt(
+                latent_in, text, torch.tensor([text.shape[-1]]), codes, torch.tensor([codes.shape[-1]]), emo,
+                cond_mel_lengths=lengths, emo_cond_mel_lengths=lengths, emo_vec=emovec, use_speed=torch.zeros(1).long(),
+            )  # fmt: skip
+            t_c = time.perf_counter() - start
+            start = time.perf_counter()
+            latent = off.s2mel.models["gpt_layer"](latent)
+            s_infer = off.semantic_codec.quantizer.vq2emb(codes.unsqueeze(1)).transpose(1, 2) + latent
+            cond = off.s2mel.models["length_regulator"](s_infer, ylens=(torch.LongTensor([codes.shape[-1]]) * 1.72).long(), n_quantizers=3, f0=None)[0]
+            cat = torch.cat([prompt, cond], dim=1)
+            mel = off.s2mel.models["cfm"].inference(cat, torch.LongTensor([cat.size(1)]), ref_mel, style, None, args.steps, inference_cfg_rate=args.cfg)
+            mel = mel[:, :, ref_mel.size(-1) :]
+            t_d = time.perf_counter() - start
+            start = time.perf_counter()
+            wav = off.bigvgan(mel.float())
+            t_e = time.perf_counter() - start
+        if keep:
+            for stage, value in zip(STAGES, (t_a, t_b, t_c, t_d, t_e)):
+                timings[stage].append(value)
+        print(f"official run {run}: " + " ".join(f"{v:.2f}" for v in (t_a, t_b, t_c, t_d, t_e)), file=sys.stderr)
+    return {
+        "timings": timings,
+        "peak_rss_mib": peak_rss_mib(),
+        "audio_seconds": wav.shape[-1] / 22050,
+        "mel_frames": int(cat.size(1)),
+        "params_m": sum(p.numel() for p in gpt.parameters()) / 1e6,
+        "np": np.__version__,
+    }
+
+
+def child_engine(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+    import onnxruntime as ort
+
+    from wyoming_indextts.engines.indextts import IndexTTSModel, IndexTTSOptions
+    from wyoming_indextts.engines.indextts.conditioning import AcousticConditioner, load_mel_settings
+    from wyoming_indextts.engines.indextts.engine import CONDITIONING_GRAPHS, condition_voice, release_memory
+    from wyoming_indextts.engines.indextts.gpt import GPTConfig, GPTRuntime, merge_emovec, trim_codes
+    from wyoming_indextts.engines.indextts.s2mel import S2Mel
+    from wyoming_indextts.engines.indextts.sampling import Sampler, SamplingOptions
+    from wyoming_indextts.engines.indextts.vocoder import Vocoder
+
+    work = Path(args.work)
+    sessions = {}
+    if args.int8:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = args.threads
+        options.inter_op_num_threads = 1
+        sessions["gpt"] = ort.InferenceSession(str(work / "gpt.int8.onnx"), options, providers=["CPUExecutionProvider"])
+    model = IndexTTSModel.open(work / "model", verify=False, sessions=sessions, threads=args.threads)
+    clip, ids = clip_and_tokens(work, args)
+    engine_options = IndexTTSOptions(threads=args.threads)
+    conditioner = AcousticConditioner(model.session, load_mel_settings(model.path))
+    cfg = model.config
+    gpt = GPTRuntime(model.session("gpt"), {n: model.array(f) for n, f in cfg["gpt_arrays"].items()}, GPTConfig.from_mapping(cfg["gpt"]))
+    s2mel, vocoder = S2Mel(model.session), Vocoder(model.session)
+    timings: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    serving_rss = None
+    for run in range(args.warmup + args.runs):
+        keep = run >= args.warmup
+        start = time.perf_counter()
+        voice = condition_voice(model, conditioner, clip, engine_options)
+        t_a = time.perf_counter() - start
+        if run == args.warmup + args.runs - 1:
+            for graph in CONDITIONING_GRAPHS:
+                model.release(graph)
+            conditioner.close()
+            release_memory()
+            serving_rss = rss_now_mib()
+        rng = np.random.default_rng(run)
+        prefix = gpt.conditioning_prefix(voice.speaker_latents, merge_emovec(voice.emovec_speaker, voice.emovec_emotion))
+        start = time.perf_counter()
+        raw = gpt.generate(prefix, ids, Sampler(SamplingOptions(), rng), args.tokens, min_new_tokens=args.tokens)
+        t_b = time.perf_counter() - start
+        codes = trim_codes(raw, gpt.config.stop_mel_token)[: args.tokens]
+        start = time.perf_counter()
+        latents = gpt.latents(prefix, ids, codes)
+        t_c = time.perf_counter() - start
+        start = time.perf_counter()
+        cond = s2mel.condition(latents, codes[None])
+        mu = np.concatenate([voice.prompt_condition, cond], axis=1)
+        mel = s2mel.sample(mu, voice.ref_mel, voice.style, steps=args.steps, cfg_rate=args.cfg, rng=rng)
+        mel = mel[:, :, voice.ref_mel.shape[2] :]
+        t_d = time.perf_counter() - start
+        start = time.perf_counter()
+        wav = vocoder(mel)
+        t_e = time.perf_counter() - start
+        if keep:
+            for stage, value in zip(STAGES, (t_a, t_b, t_c, t_d, t_e)):
+                timings[stage].append(value)
+        print(f"engine{' int8' if args.int8 else ''} run {run}: " + " ".join(f"{v:.2f}" for v in (t_a, t_b, t_c, t_d, t_e)), file=sys.stderr)
+    return {
+        "timings": timings,
+        "peak_rss_mib": peak_rss_mib(),
+        "serving_rss_mib": serving_rss,
+        "audio_seconds": wav.shape[-1] / 22050,
+        "mel_frames": int(mu.shape[1]),
+    }
+
+
+def child_int8_accuracy(args: argparse.Namespace) -> dict[str, Any]:
+    """fp32 vs int8 GPT at the tiny size: greedy codes and latents on a few inputs."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from wyoming_indextts.engines.indextts import IndexTTSModel
+    from wyoming_indextts.engines.indextts.gpt import EMOTION_GRAPH, SPEAKER_GRAPH, GPTConfig, GPTRuntime, merge_emovec, trim_codes
+    from wyoming_indextts.engines.indextts.sampling import Sampler, SamplingOptions
+
+    work = Path(args.tiny_work)
+    model = IndexTTSModel.open(work / "model", verify=False, threads=args.threads)
+    cfg = model.config
+    arrays = {n: model.array(f) for n, f in cfg["gpt_arrays"].items()}
+    fp32 = GPTRuntime(model.session("gpt"), arrays, GPTConfig.from_mapping(cfg["gpt"]))
+    int8 = GPTRuntime(ort.InferenceSession(str(work / "gpt.int8.onnx"), providers=["CPUExecutionProvider"]), arrays, GPTConfig.from_mapping(cfg["gpt"]))
+    rng = np.random.default_rng(0)
+    rows = []
+    for case in range(args.accuracy_cases):
+        features = rng.standard_normal((1, 60 + 7 * case, 1024), dtype=np.float32)
+        (latents,) = model.session(SPEAKER_GRAPH).run(None, {"features": features})
+        (emovec,) = model.session(EMOTION_GRAPH).run(None, {"features": features})
+        prefix = fp32.conditioning_prefix(latents, merge_emovec(emovec, emovec))
+        ids = rng.integers(2, 250, size=15).tolist()
+        greedy = SamplingOptions(do_sample=False)
+        a = trim_codes(fp32.generate(prefix, ids, Sampler(greedy), 60), cfg["gpt"]["stop_mel_token"])
+        b = trim_codes(int8.generate(prefix, ids, Sampler(greedy), 60), cfg["gpt"]["stop_mel_token"])
+        same = int(np.argmax(np.append(a[: len(b)] != b[: len(a)], True))) if min(len(a), len(b)) else 0
+        la, lb = fp32.latents(prefix, ids, a), int8.latents(prefix, ids, a)  # same codes: latents only
+        rows.append({"codes_fp32": len(a), "codes_int8": len(b), "identical_prefix": same, "latent_cosine": cosine(la, lb)})
+    return {"cases": rows}
+
+
+# -- orchestration -------------------------------------------------------------------------------
+
+
+def run_child(kind: str, args: argparse.Namespace, extra: list[str] = ()) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", kind, "--work", str(args.work), "--threads", str(args.threads),
+               "--tokens", str(args.tokens), "--text-tokens", str(args.text_tokens), "--clip-seconds", str(args.clip_seconds),
+               "--runs", str(args.runs), "--warmup", str(args.warmup), "--steps", str(args.steps), "--cfg", str(args.cfg),
+               "--tiny-work", str(args.tiny_work), "--accuracy-cases", str(args.accuracy_cases), *extra]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    result = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env)
+    if result.returncode != 0:
+        raise SystemExit(f"{kind} run failed (exit {result.returncode})")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def table(official: dict[str, Any] | None, engine: dict[str, Any], int8: dict[str, Any] | None, args) -> str:
+    def cell(result: dict[str, Any] | None, stage: str) -> str:
+        if result is None:
+            return "-"
+        values = result["timings"][stage]
+        return f"{min(values):.2f} / {statistics.median(values):.2f}"
+
+    def total(result: dict[str, Any] | None, fn) -> float | None:
+        if result is None:
+            return None
+        return sum(fn(result["timings"][stage]) for stage in STAGES)
+
+    header = "| stage | official PyTorch min / median s | ONNX Runtime engine min / median s | engine, int8 GPT min / median s |\n|---|---|---|---|\n"
+    lines = []
+    for stage in STAGES:
+        label = STAGE_LABELS[stage].format(tokens=args.tokens, steps=args.steps, cfg=args.cfg)
+        lines.append(f"| {label} | {cell(official, stage)} | {cell(engine, stage)} | {cell(int8, stage)} |")
+
+    def fmt(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    audio = engine["audio_seconds"]
+    lines.append(
+        f"| **total a–e** | {fmt(total(official, min))} / {fmt(total(official, statistics.median))} | "
+        f"{fmt(total(engine, min))} / {fmt(total(engine, statistics.median))} | "
+        f"{fmt(total(int8, min))} / {fmt(total(int8, statistics.median))} |"
+    )
+    rtf = lambda r: None if r is None else total(r, statistics.median) / audio  # noqa: E731
+    lines.append(f"| **real-time factor (median)** | {fmt(rtf(official))} | {fmt(rtf(engine))} | {fmt(rtf(int8))} |")
+    def rss(result: dict[str, Any] | None) -> str:
+        if result is None:
+            return "-"
+        text = f"{result['peak_rss_mib']:.0f}"
+        if result.get("serving_rss_mib") is not None:
+            text += f" (serving only: {result['serving_rss_mib']:.0f})"
+        return text
+
+    lines.append(f"| peak RSS MiB | {rss(official)} | {rss(engine)} | {rss(int8)} |")
+    return header + "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="the tiny test configuration (smoke run)")
+    parser.add_argument("--work", type=Path)
+    parser.add_argument("--tiny-work", type=Path, default=WORK / "tiny")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tokens", type=int, default=175)
+    parser.add_argument("--text-tokens", type=int, default=20)
+    parser.add_argument("--clip-seconds", type=float, default=5.0)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--cfg", type=float, default=0.7)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--accuracy-cases", type=int, default=4)
+    parser.add_argument("--skip-official", action="store_true", help="do not run the PyTorch side")
+    parser.add_argument("--no-int8", action="store_true")
+    parser.add_argument("--no-write", action="store_true", help="print the table, do not touch RESULTS.md")
+    parser.add_argument("--child", choices=["official", "engine", "engine-int8", "int8-accuracy"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.work = args.work or (WORK / ("tiny" if args.tiny else "full"))
+    args.int8 = args.child == "engine-int8"
+
+    if args.child:
+        runner = {"official": child_official, "engine": child_engine, "engine-int8": child_engine, "int8-accuracy": child_int8_accuracy}
+        print(json.dumps(runner[args.child](args)))
+        return 0
+
+    from _report import LoadMonitor, machine_description, timestamp, write_section
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    config = TINY_CONFIG if args.tiny else FULL_CONFIG
+    paths = build_official_files(config, args.work / "official", args.tiny)
+    model_dir = export_model(paths, args.work / "model")
+    if not args.no_int8:
+        quantize_gpt(model_dir, args.work / "gpt.int8.onnx")
+        tiny_paths = build_official_files(TINY_CONFIG, args.tiny_work / "official", True)
+        quantize_gpt(export_model(tiny_paths, args.tiny_work / "model"), args.tiny_work / "gpt.int8.onnx")
+    with LoadMonitor() as load:
+        official = None if args.skip_official else run_child("official", args)
+        engine = run_child("engine", args)
+        int8 = None if args.no_int8 else run_child("engine-int8", args)
+        accuracy = None if args.no_int8 else run_child("int8-accuracy", args)
+
+    lines = [
+        f"## IndexTTS2: official PyTorch vs ONNX Runtime engine ({'tiny test model' if args.tiny else 'published architecture'}, random weights)",
+        "",
+        f"{timestamp()} · {machine_description()} · {args.threads} threads each side.",
+        load.summary(),
+        "",
+        f"Work: {args.text_tokens} text tokens, {args.tokens} GPT tokens forced (min = max new tokens), "
+        f"{engine['mel_frames']} mel frames in s2mel, {engine['audio_seconds']:.3f} s of audio; "
+        f"{args.clip_seconds:g} s reference clip; {args.runs} timed runs after {args.warmup} warm-up.",
+        "",
+        table(official, engine, int8, args),
+        "",
+    ]
+    if accuracy is not None:
+        lines += [
+            "int8 dynamic quantisation of `gpt.onnx` (MatMul weights), accuracy against fp32 at the tiny test size, "
+            "greedy decoding (random weights: a lower bound on what trained weights do):",
+            "",
+            "| case | fp32 codes | int8 codes | identical leading codes | latent cosine (same codes) |",
+            "|---|---|---|---|---|",
+            *[
+                f"| {i + 1} | {row['codes_fp32']} | {row['codes_int8']} | {row['identical_prefix']} | {row['latent_cosine']:.5f} |"
+                for i, row in enumerate(accuracy["cases"])
+            ],
+            "",
+        ]
+    lines += [
+        "Command:",
+        "",
+        "```sh",
+        ".venv/bin/python benchmarks/indextts_bench.py " + " ".join(sys.argv[1:]),
+        "```",
+        "",
+        f"Whole run {time.perf_counter() - started:.0f} s (files and export cached in `benchmarks/.work/indextts/`).",
+    ]
+    markdown = "\n".join(lines)
+    print(markdown)
+    if not args.no_write:
+        write_section(SECTION + ("-tiny" if args.tiny else ""), markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
