@@ -102,3 +102,11 @@ def test_long_units_are_cut_at_clauses_then_spaces_within_the_limit():
 def test_speakable_text_needs_a_letter_or_digit():
     assert has_speakable("Hi") and has_speakable("好") and has_speakable("42")
     assert not has_speakable("") and not has_speakable(" \n ") and not has_speakable("🎉?!…")
+
+
+def test_a_sentence_is_cut_as_soon_as_its_space_arrives():
+    splitter = SentenceSplitter(SplitterSettings(first_clause_weight=0))
+    assert splitter.add("The dishwasher is done. ") == ["The dishwasher is done."]
+    assert splitter.add("See you at 3 p.m. ") == []  # the next word decides
+    assert splitter.add("on Sunday. Call Dr. ") == ["See you at 3 p.m. on Sunday."]
+    assert splitter.add("Smith! ") == ["Call Dr. Smith!"]

@@ -17,10 +17,10 @@ CLAUSE_MARKS = ",;:—–，、；："
 CJK_CLAUSE_MARKS = "，、；："
 CLOSERS = "\"'”’)]）】」』»"
 
-# Words that end in a period without ending the sentence ("Dr. Smith").
-ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof st sr jr vs etc e.g i.e no approx dept est fig inc ltd co corp mt ft".split()
-)
+# Titles end in a period but never a sentence ("Dr. Smith").
+TITLES = frozenset("mr mrs ms dr prof st sr jr mt ft no fig vs".split())
+# These may end a sentence or not: the next word decides ("3 p.m. on Sunday" / "3 p.m. Then").
+AMBIGUOUS = frozenset("a.m p.m etc e.g i.e approx dept est inc ltd co corp".split())
 
 _WHITESPACE = re.compile(r"\s+")
 
@@ -57,8 +57,9 @@ class SplitterSettings:
 class SentenceSplitter:
     """Feed text as it arrives with `add`; `finish` returns whatever is left.
 
-    A period is only a sentence end once the next non-space character is seen (so that
-    "3.5", "p.m. on" and "Dr. Smith" stay whole); that costs one character of look-ahead.
+    A sentence mark ends a sentence once a space follows it ("3.5" and "example.com" stay
+    whole); after a title ("Dr.") it never does, and after "p.m." or "etc." the next word
+    decides, which is the only case that waits for more text.
     """
 
     def __init__(self, settings: SplitterSettings | None = None) -> None:
@@ -127,15 +128,15 @@ class SentenceSplitter:
             return None  # "3.5", "e.g.", "example.com"
         if char != ".":
             return after
+        word = re.split(r"[\s(\"']", buffer[:index])[-1].lower()
+        if word in TITLES or (len(word) == 1 and word.isalpha()):
+            return None  # "Dr. Smith", an initial as in "J. Smith"
+        if word not in AMBIGUOUS:
+            return after  # an ordinary word: cut now, no need to wait for the next one
         rest = buffer[after:].lstrip()
         if not rest:
             return None  # need the next word to decide
-        if rest[0].islower():
-            return None  # "p.m. on Thursday"
-        word = re.split(r"[\s(\"']", buffer[:index])[-1].lower()
-        if word in ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
-            return None  # "Dr. Smith", an initial as in "J. Smith"
-        return after
+        return None if rest[0].islower() else after
 
     def _clause_end(self, buffer: str, index: int) -> int | None:
         after = self._skip_closers(buffer, index + 1)
