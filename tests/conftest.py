@@ -117,6 +117,7 @@ async def running_server(
         yield Harness(server, synthesizer, catalogue, cache, port)
     finally:
         await server.stop()
+        await synthesizer.drain()
 
 
 def make_cache(tmp_path: Path, memory_bytes: int = 32 << 20, disk_bytes: int = 64 << 20) -> AudioCache:

@@ -249,3 +249,28 @@ async def test_stream_with_a_primary_failing_every_other_sentence_keeps_one_star
             response = await read_until(client, "synthesize-stopped")
     assert response.types == ["audio-start", "audio-chunk", "audio-stop", "synthesize-stopped"]
     assert_speech(response.audio, 22050, " ".join(sentences))
+
+
+async def test_after_a_missed_deadline_the_rest_of_the_response_does_not_wait_again(piper, tmp_path, caplog):
+    primary = clone(piper, "en")
+    primary.hang.set()
+    engines = {"indextts": primary, "piper": piper}
+    caplog.set_level(logging.INFO)
+    sentences = ["Timer finished.", "The dishwasher is done.", "Motion detected in the backyard."]
+    settings = chain(default_deadline=1.0, late_renders=2)
+    async with running_server(engines, "clone-en", cache=make_cache(tmp_path), chain=settings) as harness:
+        response = await ask(harness, " ".join(sentences), "clone-en")
+        # Only the first sentence waited for the clone; it got one deadline miss, not three.
+        assert harness.synthesizer.breakers["indextts"].state is BreakerState.CLOSED
+        assert spoken_by(caplog) == ["Spoken by piper voice en_US-joe-medium"] * 3
+        # The clone still renders in the background for the cache (once no live render needs
+        # the CPU), within the bound.
+        async with asyncio.timeout(10):
+            while len(primary.calls) < 2:
+                await asyncio.sleep(0.02)
+        assert primary.calls == sentences[:2]
+        assert "Rendering 'The dishwasher is done.' by indextts in the background" in caplog.text
+        assert "Dropping late render for 'Motion detected in the backyard.'" in caplog.text
+        primary.release.set()
+    assert response.types == ["audio-start", "audio-chunk", "audio-stop"]
+    assert_speech(response.audio, 22050, " ".join(sentences))

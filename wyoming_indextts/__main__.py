@@ -290,6 +290,7 @@ async def main(argv: list[str]) -> None:
     except asyncio.CancelledError:
         _LOGGER.info("Server stopped")
     finally:
+        await synthesizer.drain()
         for engine in engines.values():
             engine.close()
 

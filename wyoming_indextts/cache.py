@@ -219,7 +219,7 @@ class AudioCache:
             payload = self.disk.get(key)
             if payload is not None:
                 self.stats.disk_hits += 1
-                self._remember(key, payload)
+                self.remember(key, payload)
                 return payload
         self.stats.misses += 1
         return None
@@ -227,7 +227,7 @@ class AudioCache:
     def put(self, key: str, payload: bytes) -> None:
         if not payload:
             return
-        self._remember(key, payload)
+        self.remember(key, payload)
         if self.disk is not None:
             self.disk.put(key, payload)
 
@@ -241,7 +241,8 @@ class AudioCache:
                 return True
         return self.disk is not None and self.disk.path_for(key).exists()
 
-    def _remember(self, key: str, payload: bytes) -> None:
+    def remember(self, key: str, payload: bytes) -> None:
+        """L1 only: the caller writes L2 itself when it wants that off its own path."""
         with self._memory_lock:
             if len(payload) <= self._memory.maxsize:
                 self._memory[key] = payload

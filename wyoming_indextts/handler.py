@@ -228,6 +228,7 @@ class _Response:
         self.streaming = streaming
         self.format: AudioFormat = handler.synthesizer.output_format(voice)
         self.has_speakable = False
+        self._late_engines: set[str] = set()
         self._units: asyncio.Queue[str | None] = asyncio.Queue()
         self._started = False
         self._task = asyncio.create_task(self._speak_all())
@@ -257,7 +258,7 @@ class _Response:
         chunk_bytes = self.handler.settings.samples_per_chunk * fmt.width * fmt.channels
         while (unit := await self._units.get()) is not None:
             try:
-                async for pcm in self.handler.synthesizer.speak(unit, self.voice, fmt):
+                async for pcm in self.handler.synthesizer.speak(unit, self.voice, fmt, self._late_engines):
                     await self._start()
                     for offset in range(0, len(pcm), chunk_bytes):
                         await self.handler.write_event(

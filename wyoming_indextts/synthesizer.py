@@ -55,6 +55,10 @@ class ChainSettings:
 class StepFailed(Exception):
     """A chain step gave up; the message says why, for the log and the breaker."""
 
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
 
 class NoAudioError(Exception):
     """Every step of the chain failed for a sentence."""
@@ -174,6 +178,7 @@ class Synthesizer:
         self._gate = PriorityGate()
         self._late: set[_Render] = set()
         self._late_lock = threading.Lock()
+        self._disk_writes: set[asyncio.Future[None]] = set()
         self.breakers = {
             name: Breaker(name, self.settings.breaker_failures, self.settings.breaker_cooldown)
             for name in catalogue.engines
@@ -214,8 +219,16 @@ class Synthesizer:
             text=text,
         )
 
-    async def speak(self, text: str, voice: Voice, fmt: AudioFormat) -> AsyncIterator[bytes]:
-        """Yield the audio of one normalised sentence as PCM in `fmt`."""
+    async def speak(
+        self, text: str, voice: Voice, fmt: AudioFormat, late_engines: set[str] | None = None
+    ) -> AsyncIterator[bytes]:
+        """Yield the audio of one normalised sentence as PCM in `fmt`.
+
+        `late_engines` belongs to one response: an engine that missed a deadline in it is
+        added, and later sentences of that response go straight to the next step instead of
+        making the house wait a deadline per sentence. The voice's own engine still renders
+        them in the background, for the cache, while there is room."""
+        late_engines = late_engines if late_engines is not None else set()
         failures: list[str] = []
         for engine, step_voice in self.chain(voice):
             key = self.key_for(step_voice, fmt, text)
@@ -224,6 +237,11 @@ class Synthesizer:
                 _LOGGER.debug("Cache hit: %s voice %s: %r", engine.name, step_voice.name, text)
                 yield cached
                 return
+            if engine.name in late_engines:
+                if step_voice is voice:
+                    self._render_late(engine, step_voice, text, key)
+                failures.append(f"{engine.name}: skipped, too slow earlier in this response")
+                continue
             breaker = self.breakers[engine.name]
             if not breaker.allow():
                 failures.append(f"{engine.name}: skipped, breaker open")
@@ -239,6 +257,8 @@ class Synthesizer:
             except StepFailed as err:
                 breaker.record_failure(str(err))
                 failures.append(f"{engine.name}: {err}")
+                if err.timed_out:
+                    late_engines.add(engine.name)
                 if delivered:
                     _LOGGER.warning(
                         "%s failed after %.2f s of audio for %r; the next engine speaks the whole sentence",
@@ -258,10 +278,26 @@ class Synthesizer:
                 time.monotonic() - started,
                 text,
             )
-            if self.cache is not None:
-                await asyncio.to_thread(self.cache.put, key, b"".join(pcm_out))
+            self._store(key, b"".join(pcm_out))
             return
         raise NoAudioError("no engine could speak this sentence (" + "; ".join(failures) + ")")
+
+    def _store(self, key: str, pcm: bytes) -> None:
+        """Into memory now; onto disk in the background, so an fsync on a slow SD card never
+        delays the next sentence."""
+        if self.cache is None or not pcm:
+            return
+        self.cache.remember(key, pcm)
+        disk = self.cache.disk
+        if disk is not None:
+            write = asyncio.get_running_loop().run_in_executor(None, disk.put, key, pcm)
+            self._disk_writes.add(write)
+            write.add_done_callback(self._disk_writes.discard)
+
+    async def drain(self) -> None:
+        """Wait for pending disk-cache writes (at shutdown, and in tests)."""
+        if self._disk_writes:
+            await asyncio.gather(*list(self._disk_writes))
 
     async def _cached(self, key: str) -> bytes | None:
         if self.cache is None:
@@ -293,7 +329,7 @@ class Synthesizer:
                         what = "first audio" if first else "the whole sentence"
                         seconds = deadline if first else self.settings.sentence_cap
                         self._abandon(render, own_voice, key)
-                        raise StepFailed(f"no {what} within {seconds:g} s") from None
+                        raise StepFailed(f"no {what} within {seconds:g} s", timed_out=True) from None
                     if kind == "error":
                         raise StepFailed(_describe(value))
                     if kind == "done":
@@ -319,20 +355,33 @@ class Synthesizer:
     def _abandon(self, render: _Render, own_voice: bool, key: str) -> None:
         """A step ran out of time. Keep the voice's own render going in the background, so the
         next request for this sentence is in the right voice; drop it when too many are already."""
-        if not own_voice or self.cache is None:
+        if not own_voice or not self._claim_late_slot(render):
             render.cancelled.set()
             return
-        with self._late_lock:
-            if len(self._late) >= self.settings.late_renders:
-                _LOGGER.warning("Dropping late render for %r: %d already running", render.text, len(self._late))
-                render.cancelled.set()
-                return
-            self._late.add(render)
         if render.move_to_background(lambda finished, ok: self._store_late(finished, ok, key)):
             _LOGGER.info("Render by %s continues in the background for %r", render.engine.name, render.text)
         else:
             # It finished between the timeout and now; its audio is complete in hand.
             self._store_late(render, True, key)
+
+    def _render_late(self, engine: Engine, voice: Voice, text: str, key: str) -> None:
+        """Start a background-only render of a sentence the response did not wait for."""
+        render = _Render(engine, text, voice, self._gate)
+        if not self._claim_late_slot(render):
+            return
+        render.move_to_background(lambda finished, ok: self._store_late(finished, ok, key))
+        render.start()
+        _LOGGER.info("Rendering %r by %s in the background for the cache", text, engine.name)
+
+    def _claim_late_slot(self, render: _Render) -> bool:
+        if self.cache is None:
+            return False
+        with self._late_lock:
+            if len(self._late) >= self.settings.late_renders:
+                _LOGGER.warning("Dropping late render for %r: %d already running", render.text, len(self._late))
+                return False
+            self._late.add(render)
+            return True
 
     def _store_late(self, render: _Render, succeeded: bool, key: str) -> None:
         with self._late_lock:
