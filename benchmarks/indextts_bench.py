@@ -132,28 +132,11 @@ def export_model(paths: dict[str, Path], out: Path) -> Path:
         [
             "--checkpoints", str(paths["checkpoints"]), "--out", str(out), "--force",
             "--w2v-bert", str(paths["w2v_bert"]), "--semantic-codec", str(paths["semantic_codec"]),
-            "--campplus", str(paths["campplus"]), "--bigvgan", str(paths["bigvgan"]),
+            "--campplus", str(paths["campplus"]), "--bigvgan", str(paths["bigvgan"]), "--int8",
         ]
     )  # fmt: skip
     if code != 0:
         raise SystemExit(f"export failed with exit code {code}")
-    return out
-
-
-def quantize_gpt(model_dir: Path, out: Path) -> Path:
-    """gpt.onnx with int8 dynamic quantisation of its MatMul weights."""
-    if out.is_file():
-        return out
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    large = (model_dir / "gpt.onnx.data").exists()
-    quantize_dynamic(
-        str(model_dir / "gpt.onnx"),
-        str(out),
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=["MatMul", "Gemm"],
-        use_external_data_format=large,
-    )
     return out
 
 
@@ -307,7 +290,7 @@ def child_official(args: argparse.Namespace) -> dict[str, Any]:
 
 def child_engine(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
-    import onnxruntime as ort
+
 
     from wyoming_indextts.engines.indextts import IndexTTSModel, IndexTTSOptions
     from wyoming_indextts.engines.indextts.conditioning import AcousticConditioner, load_mel_settings
@@ -318,18 +301,13 @@ def child_engine(args: argparse.Namespace) -> dict[str, Any]:
     from wyoming_indextts.engines.indextts.vocoder import Vocoder
 
     work = Path(args.work)
-    sessions = {}
-    if args.int8:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = args.threads
-        options.inter_op_num_threads = 1
-        sessions["gpt"] = ort.InferenceSession(str(work / "gpt.int8.onnx"), options, providers=["CPUExecutionProvider"])
-    model = IndexTTSModel.open(work / "model", verify=False, sessions=sessions, threads=args.threads)
+    model = IndexTTSModel.open(work / "model", verify=False, threads=args.threads)
     clip, ids = clip_and_tokens(work, args)
     engine_options = IndexTTSOptions(threads=args.threads)
     conditioner = AcousticConditioner(model.session, load_mel_settings(model.path))
     cfg = model.config
-    gpt = GPTRuntime(model.session("gpt"), {n: model.array(f) for n, f in cfg["gpt_arrays"].items()}, GPTConfig.from_mapping(cfg["gpt"]))
+    core = model.session("gpt_int8" if args.int8 else "gpt")
+    gpt = GPTRuntime(core, {n: model.array(f) for n, f in cfg["gpt_arrays"].items()}, GPTConfig.from_mapping(cfg["gpt"]))
     s2mel, vocoder = S2Mel(model.session), Vocoder(model.session)
     timings: dict[str, list[float]] = {stage: [] for stage in STAGES}
     serving_rss = None
@@ -378,7 +356,7 @@ def child_engine(args: argparse.Namespace) -> dict[str, Any]:
 def child_int8_accuracy(args: argparse.Namespace) -> dict[str, Any]:
     """fp32 vs int8 GPT at the tiny size: greedy codes and latents on a few inputs."""
     import numpy as np
-    import onnxruntime as ort
+
 
     from wyoming_indextts.engines.indextts import IndexTTSModel
     from wyoming_indextts.engines.indextts.gpt import EMOTION_GRAPH, SPEAKER_GRAPH, GPTConfig, GPTRuntime, merge_emovec, trim_codes
@@ -389,7 +367,7 @@ def child_int8_accuracy(args: argparse.Namespace) -> dict[str, Any]:
     cfg = model.config
     arrays = {n: model.array(f) for n, f in cfg["gpt_arrays"].items()}
     fp32 = GPTRuntime(model.session("gpt"), arrays, GPTConfig.from_mapping(cfg["gpt"]))
-    int8 = GPTRuntime(ort.InferenceSession(str(work / "gpt.int8.onnx"), providers=["CPUExecutionProvider"]), arrays, GPTConfig.from_mapping(cfg["gpt"]))
+    int8 = GPTRuntime(model.session("gpt_int8"), arrays, GPTConfig.from_mapping(cfg["gpt"]))
     rng = np.random.default_rng(0)
     rows = []
     for case in range(args.accuracy_cases):
@@ -496,11 +474,9 @@ def main() -> int:
     started = time.perf_counter()
     config = TINY_CONFIG if args.tiny else FULL_CONFIG
     paths = build_official_files(config, args.work / "official", args.tiny)
-    model_dir = export_model(paths, args.work / "model")
+    export_model(paths, args.work / "model")
     if not args.no_int8:
-        quantize_gpt(model_dir, args.work / "gpt.int8.onnx")
-        tiny_paths = build_official_files(TINY_CONFIG, args.tiny_work / "official", True)
-        quantize_gpt(export_model(tiny_paths, args.tiny_work / "model"), args.tiny_work / "gpt.int8.onnx")
+        export_model(build_official_files(TINY_CONFIG, args.tiny_work / "official", True), args.tiny_work / "model")
     with LoadMonitor() as load:
         official = None if args.skip_official else run_child("official", args)
         engine = run_child("engine", args)
@@ -522,7 +498,7 @@ def main() -> int:
     ]
     if accuracy is not None:
         lines += [
-            "int8 dynamic quantisation of `gpt.onnx` (MatMul weights), accuracy against fp32 at the tiny test size, "
+            "`gpt_int8.onnx` (export `--int8`: dynamic int8 quantisation of the MatMul weights, per channel), accuracy against fp32 at the tiny test size, "
             "greedy decoding (random weights: a lower bound on what trained weights do):",
             "",
             "| case | fp32 codes | int8 codes | identical leading codes | latent cosine (same codes) |",

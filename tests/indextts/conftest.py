@@ -40,6 +40,7 @@ class TinyCheckpoints:
             str(self.campplus),
             "--bigvgan",
             str(self.bigvgan),
+            "--int8",
             "--no-progress",
         ]
 

@@ -352,3 +352,31 @@ def test_unknown_voice_is_an_engine_error(engine: IndexTTSEngine) -> None:
     stranger = Voice(name="nobody", engine="indextts", sample_rate=22050, languages=("en",))
     with pytest.raises(EngineError, match="no voice 'nobody'"):
         list(engine.synthesize("Hello.", stranger))
+
+
+def test_int8_gpt_option(
+    engine: IndexTTSEngine, tiny_model_dir: Path, voices_dir: Path, conditioning_dir: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from tests.indextts.conftest import copy_model_dir
+    from wyoming_indextts.engines.indextts import ModelError
+
+    options = IndexTTSOptions(**{**OPTIONS.__dict__, "gpt_int8": True})
+    fast = IndexTTSEngine.load(tiny_model_dir, voices_dir, conditioning_dir, options)
+    try:
+        assert "gpt_int8" in fast.model.created and "gpt" not in fast.model.created
+        voice = fast.voices()[0]
+        assert voice.fingerprint != engine.voices()[0].fingerprint
+        assert len(b"".join(fast.synthesize("Hello.", voice))) > 0
+    finally:
+        fast.close()
+
+    plain = copy_model_dir(tiny_model_dir, tmp_path / "model")
+    manifest = json.loads((plain / "manifest.json").read_text())
+    del manifest["graphs"]["gpt_int8"], manifest["files"]["gpt_int8.onnx"]
+    (plain / "manifest.json").unlink()
+    (plain / "manifest.json").write_text(json.dumps(manifest))
+    (plain / "gpt_int8.onnx").unlink()
+    with pytest.raises(ModelError, match="--int8"):
+        IndexTTSEngine.load(plain, voices_dir, tmp_path / "cond", options)

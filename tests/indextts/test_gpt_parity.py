@@ -175,6 +175,25 @@ def test_greedy_codes_identical_and_latents_close(
     assert cosine(my_latent, latent) >= 0.999
 
 
+def test_int8_core_stays_close_to_fp32(official, model: IndexTTSModel, runtime: GPTRuntime) -> None:
+    """gpt_int8.onnx (--int8): same inputs and outputs, latents within a small distance of fp32."""
+    assert model.manifest.graphs["gpt_int8"].input_names == model.manifest.graphs[CORE_GRAPH].input_names
+    int8 = GPTRuntime(model.session("gpt_int8"), {
+        "text_embedding": runtime.text_embedding, "text_pos_embedding": runtime.text_pos_embedding,
+        "mel_embedding": runtime.mel_embedding, "mel_pos_embedding": runtime.mel_pos_embedding,
+        "speed_embedding": runtime.speed_embedding,
+    }, runtime.config)  # fmt: skip
+    spk = features(77, seed=3)
+    latents, base, _ = runtime_conditioning(model, spk, spk)
+    prefix = runtime.conditioning_prefix(latents, base)
+    text = list(range(40, 58))
+    codes = trim_codes(runtime.generate(prefix, text, Sampler(SamplingOptions(do_sample=False)), 30), 8193)
+    assert codes.size > 0
+    assert cosine(int8.latents(prefix, text, codes), runtime.latents(prefix, text, codes)) >= 0.995
+    sampled = int8.generate(prefix, text, Sampler(SamplingOptions(seed=1)), 20, min_new_tokens=20)
+    assert sampled.shape == (20,) and (sampled < 8192).all()
+
+
 def test_prompt_drops_start_and_stop_text_ids(runtime: GPTRuntime) -> None:
     cfg = runtime.config
     ids = runtime.prompt_text_ids([cfg.start_text_token, 5, cfg.stop_text_token, 7])

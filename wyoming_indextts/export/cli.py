@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="export only the GPT graphs (for tests and GPT work; the folder cannot speak)",
     )
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="also write gpt_int8.onnx (int8 weights: 3-4x faster decoding, slightly different audio; "
+        "the server uses it with --indextts-int8)",
+    )
     parser.add_argument("--force", action="store_true", help="replace --out if it already exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="log debug messages and show tracebacks")
@@ -75,6 +81,7 @@ class ExportPlan:
     spk_matrix: Path
     acoustic: Any | None
     sources: dict[str, Path] = field(default_factory=dict)
+    int8: bool = False
 
 
 def _cfg_file(cfg: Any, key: str, default: str) -> str:
@@ -159,6 +166,7 @@ def plan_export(args: argparse.Namespace) -> ExportPlan:
         spk_matrix=spk,
         acoustic=acoustic,
         sources=sources,
+        int8=bool(getattr(args, "int8", False)),
     )
 
 
@@ -233,6 +241,10 @@ def run_export(plan: ExportPlan, progress: bool = True) -> Path:
         gpt_export.export_core(state["gpt"], work)
         state["graphs"]["gpt"] = gpt_export.CORE_GRAPH
 
+    def core_int8() -> None:
+        gpt_export.quantize_core(work)
+        state["graphs"]["gpt_int8"] = gpt_export.CORE_INT8_GRAPH
+
     def tables() -> None:
         gpt_export.save_runtime_arrays(state["gpt"], work)
         state["gpt_config"] = gpt_export.runtime_config(cfg.gpt, state["gpt"])
@@ -290,6 +302,7 @@ def run_export(plan: ExportPlan, progress: bool = True) -> Path:
             {
                 "checkpoints": state["source_hashes"],
                 "gpt_only": plan.acoustic is None,
+                "int8": plan.int8,
             },
         )
 
@@ -299,6 +312,7 @@ def run_export(plan: ExportPlan, progress: bool = True) -> Path:
         ("speaker conditioning graph", speaker),
         ("emotion conditioning graph", emotion),
         ("GPT graph", core),
+        *([("int8 GPT graph", core_int8)] if plan.int8 else []),
         ("GPT tables", tables),
         ("emotion matrices", matrices),
         ("tokenizer", tokenizer),
