@@ -44,6 +44,7 @@ def test_manifest_describes_every_file_and_graph(tiny_model_dir: Path, tiny_chec
     on_disk = {p.relative_to(tiny_model_dir).as_posix() for p in tiny_model_dir.rglob("*") if p.is_file()}
     assert set(manifest["files"]) == on_disk - {MANIFEST_NAME}
     for name, info in manifest["files"].items():
+        assert (tiny_model_dir / name).stat().st_mode & 0o777 == 0o644, name
         assert info["sha256"] == sha256_file(tiny_model_dir / name)
         assert info["size"] == (tiny_model_dir / name).stat().st_size
     assert {

@@ -337,6 +337,9 @@ def run_export(plan: ExportPlan, progress: bool = True) -> Path:
 
 
 def _replace(work: Path, out: Path) -> None:
+    # Readable by whoever runs the server (onnx writes external data files as 0600).
+    for path in work.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, old)

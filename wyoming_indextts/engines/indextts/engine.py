@@ -440,6 +440,12 @@ def prepare_voices(
                     _LOGGER.warning("Voice %s skipped: %s", spec.name, err)
                     problems.append(str(err))
                     continue
+                except ModelError:
+                    raise
+                except Exception as err:  # noqa: BLE001 - one odd clip must not stop the others
+                    _LOGGER.exception("Voice %s skipped: preparing %s failed", spec.name, spec.clip)
+                    problems.append(f"{spec.clip}: preparing the voice failed ({err})")
+                    continue
                 try:
                     store.save(spec.clip_sha256, conditioning)
                 except OSError as err:
