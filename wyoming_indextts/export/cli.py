@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--int8",
         action="store_true",
-        help="also write gpt_int8.onnx (int8 weights: 3-4x faster decoding, slightly different audio; "
+        help="also write gpt_int8.onnx (int8 weights: about 3x faster GPT decoding, slightly different audio; "
         "the server uses it with --indextts-int8)",
     )
     parser.add_argument("--force", action="store_true", help="replace --out if it already exists")
