@@ -350,10 +350,27 @@ def _replace(work: Path, out: Path) -> None:
     os.chmod(out, 0o755)
 
 
+def _quiet_libraries() -> None:
+    """transformers warns about GPT-2 config defaults UnifiedVoice never uses; torch.load about
+    weights_only. Neither is actionable for someone exporting: keep stderr for our messages."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.debug:
+        _quiet_libraries()
     try:
         plan = plan_export(args)
         out = run_export(plan, progress=not args.no_progress)
