@@ -80,7 +80,7 @@ class FaultyPrimary:
     def voices(self) -> Sequence[Voice]:
         return [self.voice]
 
-    def synthesize(self, text: str, voice: Voice) -> Iterator[bytes]:
+    def synthesize(self, text: str, voice: Voice, *, opening: bool = True) -> Iterator[bytes]:
         self.calls += 1
         if self.hanging:
             self.release.wait(HANG_LIMIT)

@@ -66,7 +66,7 @@ class CountingEngine:
     def voices(self) -> Sequence[Voice]:
         return [self.voice]
 
-    def synthesize(self, text: str, voice: Voice) -> Iterator[bytes]:
+    def synthesize(self, text: str, voice: Voice, *, opening: bool = True) -> Iterator[bytes]:
         self.calls.append(text)
         if self.hang.is_set():
             self.release.wait(30)
@@ -77,7 +77,7 @@ class CountingEngine:
         if self.garbage is not None:
             yield self.garbage  # type: ignore[misc]
             return
-        yield from self.inner.synthesize(text, self.inner_voice)
+        yield from self.inner.synthesize(text, self.inner_voice, opening=opening)
 
     def close(self) -> None:
         self.release.set()

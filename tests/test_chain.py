@@ -232,11 +232,11 @@ async def test_stream_with_a_primary_failing_every_other_sentence_keeps_one_star
     sentences = ["Timer finished.", "The dishwasher is done.", "Motion detected in the backyard.", "Good night."]
     original = primary.synthesize
 
-    def flaky(text, voice):
+    def flaky(text, voice, *, opening=True):
         if len(primary.calls) % 2:
             primary.calls.append(text)
             raise EngineError("every other one")
-        return original(text, voice)
+        return original(text, voice, opening=opening)
 
     primary.synthesize = flaky  # type: ignore[method-assign]
     settings = chain(breaker_failures=10)

@@ -121,3 +121,29 @@ async def test_stdio_server_speaks_over_its_pipes(tmp_path):
         await asyncio.wait_for(process.wait(), 30)
     assert response.types == ["info", "audio-start", "audio-chunk", "audio-stop"]
     assert_speech(response.audio, response.rate, "Timer finished.")
+
+
+def test_sambert_voices_are_advertised_only_when_configured(tmp_path, monkeypatch, caplog):
+    from wyoming_indextts.__main__ import load_engines, parse_args
+    from wyoming_indextts.voices import VoiceCatalogue
+
+    for key in ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "NLS_APPKEY"):
+        monkeypatch.delenv(key, raising=False)
+    args = parse_args(["--data-dir", str(tmp_path)], environ={})
+    assert set(load_engines(args)) == {"piper"}
+
+    # Configured, but nothing answers on loopback: advertised anyway (the cloud may come back),
+    # with a warning that says so, and no traffic leaves this machine.
+    credentials = tmp_path / "nls.env"
+    credentials.write_text(
+        "ALIBABA_CLOUD_ACCESS_KEY_ID=LTAI5tExampleKeyId01\nALIBABA_CLOUD_ACCESS_KEY_SECRET=secret-value\n"
+        "NLS_APPKEY=appkey1\nNLS_TOKEN_DOMAIN=127.0.0.1\nNLS_GATEWAY_URL=http://127.0.0.1:9/stream/v1/tts\n"
+    )
+    args = parse_args(["--data-dir", str(tmp_path), "--sambert-credentials", str(credentials)], environ={})
+    with caplog.at_level("WARNING"):
+        engines = load_engines(args)
+    assert set(engines) == {"piper", "sambert"}
+    names = {voice.name for voice in VoiceCatalogue(engines, "en_US-joe-medium").info().tts[0].voices}
+    assert {"sambert-xiaoyun", "sambert-harry", "en_US-joe-medium"} <= names
+    assert "not reachable yet" in caplog.text
+    assert "secret-value" not in caplog.text

@@ -256,9 +256,12 @@ class _Response:
     async def _speak_units(self) -> None:
         fmt = self.format
         chunk_bytes = self.handler.settings.samples_per_chunk * fmt.width * fmt.channels
+        opening = True
         while (unit := await self._units.get()) is not None:
             try:
-                async for pcm in self.handler.synthesizer.speak(unit, self.voice, fmt, self._late_engines):
+                speech = self.handler.synthesizer.speak(unit, self.voice, fmt, self._late_engines, opening)
+                opening = False
+                async for pcm in speech:
                     await self._start()
                     for offset in range(0, len(pcm), chunk_bytes):
                         await self.handler.write_event(

@@ -90,10 +90,11 @@ class PriorityGate:
 class _Render:
     """One engine speaking one sentence in a thread of its own, chunks posted to the loop."""
 
-    def __init__(self, engine: Engine, text: str, voice: Voice, gate: PriorityGate) -> None:
+    def __init__(self, engine: Engine, text: str, voice: Voice, gate: PriorityGate, opening: bool = True) -> None:
         self.engine = engine
         self.text = text
         self.voice = voice
+        self.opening = opening
         self.chunks: list[bytes] = []
         self.cancelled = threading.Event()
         self.background = threading.Event()
@@ -132,7 +133,7 @@ class _Render:
     def _run(self) -> None:
         succeeded = False
         try:
-            iterator = iter(self.engine.synthesize(self.text, self.voice))
+            iterator = iter(self.engine.synthesize(self.text, self.voice, opening=self.opening))
             while not self.cancelled.is_set():
                 if self.background.is_set():
                     self._gate.wait_until_idle(self.cancelled)
@@ -220,14 +221,20 @@ class Synthesizer:
         )
 
     async def speak(
-        self, text: str, voice: Voice, fmt: AudioFormat, late_engines: set[str] | None = None
+        self,
+        text: str,
+        voice: Voice,
+        fmt: AudioFormat,
+        late_engines: set[str] | None = None,
+        opening: bool = True,
     ) -> AsyncIterator[bytes]:
         """Yield the audio of one normalised sentence as PCM in `fmt`.
 
         `late_engines` belongs to one response: an engine that missed a deadline in it is
         added, and later sentences of that response go straight to the next step instead of
         making the house wait a deadline per sentence. The voice's own engine still renders
-        them in the background, for the cache, while there is room."""
+        them in the background, for the cache, while there is room. `opening` marks the first
+        sentence of a response (see `Engine.synthesize`)."""
         late_engines = late_engines if late_engines is not None else set()
         failures: list[str] = []
         for engine, step_voice in self.chain(voice):
@@ -250,7 +257,8 @@ class Synthesizer:
             delivered = 0
             pcm_out: list[bytes] = []
             try:
-                async for piece in self._run_step(engine, step_voice, text, fmt, own_voice=step_voice is voice, key=key):
+                own_voice = step_voice is voice
+                async for piece in self._run_step(engine, step_voice, text, fmt, own_voice, key, opening):
                     delivered += len(piece)
                     pcm_out.append(piece)
                     yield piece
@@ -309,11 +317,11 @@ class Synthesizer:
         return await asyncio.to_thread(self.cache.disk_get, key)
 
     async def _run_step(
-        self, engine: Engine, voice: Voice, text: str, fmt: AudioFormat, own_voice: bool, key: str
+        self, engine: Engine, voice: Voice, text: str, fmt: AudioFormat, own_voice: bool, key: str, opening: bool
     ) -> AsyncIterator[bytes]:
         deadline = self.settings.deadline(engine.name)
         async with self._slots:
-            render = _Render(engine, text, voice, self._gate)
+            render = _Render(engine, text, voice, self._gate, opening)
             resampler = StreamResampler(voice.sample_rate, fmt.rate)
             self._gate.enter_live()
             try:
@@ -366,7 +374,7 @@ class Synthesizer:
 
     def _render_late(self, engine: Engine, voice: Voice, text: str, key: str) -> None:
         """Start a background-only render of a sentence the response did not wait for."""
-        render = _Render(engine, text, voice, self._gate)
+        render = _Render(engine, text, voice, self._gate, opening=False)
         if not self._claim_late_slot(render):
             return
         render.move_to_background(lambda finished, ok: self._store_late(finished, ok, key))

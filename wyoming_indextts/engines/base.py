@@ -47,11 +47,13 @@ class Engine(Protocol):
     def voices(self) -> Sequence[Voice]:
         """The voices this engine can speak now."""
 
-    def synthesize(self, text: str, voice: Voice) -> Iterator[bytes]:
+    def synthesize(self, text: str, voice: Voice, *, opening: bool = True) -> Iterator[bytes]:
         """Speak one sentence: yields int16 little-endian mono PCM at `voice.sample_rate`.
 
         Yielding early pieces lets the chain measure time to first audio; an engine that
-        renders in one go yields once. Raises EngineError (or anything else) on failure.
+        renders in one go yields once. `opening` is True for the first sentence of a response,
+        where the listener is waiting: an engine may spend some throughput there to start
+        sooner. Raises EngineError (or anything else) on failure.
         """
 
     def close(self) -> None:

@@ -3,8 +3,8 @@
 It is the last step of every fallback chain, so it must load without network or set-up.
 
 Two departures from `PiperVoice.synthesize`, both for a voice assistant's sake:
-- a sentence streams: its first quarter second is decoded and sent while the rest decodes
-  (see `vits_stream`), which roughly halves the time to first audio;
+- the opening sentence of a response streams: its first quarter second is decoded and sent
+  while the rest decodes (see `vits_stream`), which roughly halves the time to first audio;
 - loudness is one fixed gain per voice plus a soft limiter, not a per-sentence peak
   normalisation, which needs the whole sentence before the first sample can leave and makes
   loudness jump between sentences (the gain it applies varied 1.2× to 3.3× across our
@@ -159,7 +159,9 @@ class PiperEngine:
         return [loaded.piper.phonemes_to_ids(phonemes) for phonemes in loaded.piper.phonemize(text) if phonemes]
 
     @staticmethod
-    def _render(loaded: _LoadedVoice, phoneme_ids: list[int], options: PiperOptions) -> Iterator[np.ndarray]:
+    def _render(
+        loaded: _LoadedVoice, phoneme_ids: list[int], options: PiperOptions, early: bool = False
+    ) -> Iterator[np.ndarray]:
         config = loaded.piper.config
         scales = np.array(
             [
@@ -170,7 +172,7 @@ class PiperEngine:
             dtype=np.float32,
         )
         if loaded.streaming is not None:
-            yield from loaded.streaming.synthesize(phoneme_ids, scales)
+            yield from loaded.streaming.synthesize(phoneme_ids, scales, early)
         else:
             yield loaded.piper.phoneme_ids_to_audio(
                 phoneme_ids, SynthesisConfig(noise_scale=float(scales[0]), length_scale=float(scales[1]), noise_w_scale=float(scales[2]))
@@ -179,12 +181,14 @@ class PiperEngine:
     def voices(self) -> Sequence[Voice]:
         return [loaded.voice for loaded in self._voices.values()]
 
-    def synthesize(self, text: str, voice: Voice) -> Iterator[bytes]:
+    def synthesize(self, text: str, voice: Voice, *, opening: bool = True) -> Iterator[bytes]:
+        """Only an opening sentence streams its first words early: that costs some 5 % more
+        decoding, worth it only while the listener waits for the first sound."""
         loaded = self._voices.get(voice.name)
         if loaded is None:
             raise EngineError(f"Piper has no voice named {voice.name!r}")
-        for phoneme_ids in self._sentence_ids(loaded, text):
-            for audio in self._render(loaded, phoneme_ids, self.options):
+        for index, phoneme_ids in enumerate(self._sentence_ids(loaded, text)):
+            for audio in self._render(loaded, phoneme_ids, self.options, early=opening and index == 0):
                 yield float_to_pcm(soft_limit(audio * loaded.gain))
 
     def close(self) -> None:

@@ -624,7 +624,7 @@ class SambertEngine:
         credentials show at start-up. Raises EngineError like synthesize()."""
         self._tokens.get()
 
-    def synthesize(self, text: str, voice: Voice) -> Iterator[bytes]:
+    def synthesize(self, text: str, voice: Voice, *, opening: bool = True) -> Iterator[bytes]:
         voice_id = self._voice_id(voice)
         for piece in split_text(text, self._settings.max_text_chars):
             if piece.strip():

@@ -79,13 +79,14 @@ class StreamingVits:
             hop=hop,
         )
 
-    def synthesize(self, phoneme_ids: list[int], scales: np.ndarray) -> Iterator[np.ndarray]:
-        """Float audio of one sentence in two pieces: its first `FIRST_FRAMES`, then the rest."""
+    def synthesize(self, phoneme_ids: list[int], scales: np.ndarray, early: bool = True) -> Iterator[np.ndarray]:
+        """Float audio of one sentence: with `early`, in two pieces (its first `FIRST_FRAMES`,
+        then the rest); without, in one, which saves decoding the context twice."""
         ids = np.array([phoneme_ids], dtype=np.int64)
         feeds = {"input": ids, "input_lengths": np.array([ids.shape[1]], dtype=np.int64), "scales": scales}
         latent = self.front.run(None, feeds)[0]
         frames = latent.shape[2]
-        cut = FIRST_FRAMES if frames > FIRST_FRAMES + CONTEXT_FRAMES else frames
+        cut = FIRST_FRAMES if early and frames > FIRST_FRAMES + CONTEXT_FRAMES else frames
         yield self._decode(latent, 0, cut)
         if cut < frames:
             yield self._decode(latent, cut, frames)
