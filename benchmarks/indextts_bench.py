@@ -159,20 +159,6 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def voiced_clip(seconds: float, rate: int, seed: int = 0, level: float = 0.1):
-    """The speech-like test signal of tests/indextts/conftest.py (copied: that module imports
-    torch, and the engine's process must not)."""
-    import numpy as np
-
-    t = np.arange(int(seconds * rate)) / rate
-    f0 = 130.0 + 35.0 * np.sin(2 * np.pi * 1.1 * t + seed)
-    phase = 2 * np.pi * np.cumsum(f0) / rate
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 14))
-    envelope = 0.4 + 0.6 * np.sin(2 * np.pi * 2.3 * t + seed) ** 2
-    noise = np.random.default_rng(seed).standard_normal(t.shape)
-    return (level * envelope * voiced / 3 + 0.01 * noise).astype(np.float32)
-
-
 def cosine(a, b) -> float:
     import numpy as np
 
@@ -184,6 +170,8 @@ def cosine(a, b) -> float:
 def clip_and_tokens(work: Path, args: argparse.Namespace) -> tuple[Path, list[int]]:
     import numpy as np
     import soundfile as sf
+
+    from tests.indextts.clips import voiced_clip
 
     clip = work / f"clip-{args.clip_seconds:g}s.wav"
     if not clip.is_file():
