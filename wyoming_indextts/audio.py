@@ -1,9 +1,7 @@
-"""PCM helpers: the one audio format a response keeps, resampling, WAV."""
+"""PCM helpers: the one audio format a response keeps, and streaming resampling to it."""
 
 from __future__ import annotations
 
-import io
-import wave
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,19 +65,3 @@ class StreamResampler:
         if self._stream is None:
             return b""
         return float_to_pcm(self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
-
-
-def resample(pcm: bytes, src_rate: int, dst_rate: int) -> bytes:
-    """Resample a whole int16 mono buffer."""
-    resampler = StreamResampler(src_rate, dst_rate)
-    return resampler.feed(pcm) + resampler.flush()
-
-
-def wav_bytes(pcm: bytes, fmt: AudioFormat) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setframerate(fmt.rate)
-        wav.setsampwidth(fmt.width)
-        wav.setnchannels(fmt.channels)
-        wav.writeframes(pcm)
-    return buffer.getvalue()
