@@ -34,11 +34,16 @@ def use_shared_thread_pool(threads: int = 0) -> int:
         return _pool_threads
 
 
-def session_options(threads: int = 0) -> onnxruntime.SessionOptions:
+def session_options(threads: int = 0, arena: bool = True) -> onnxruntime.SessionOptions:
     """Options for a new session: on the shared pool when the server set one up (`threads` is
-    then moot), else a pool of its own with `threads` threads (0: ONNX Runtime's default)."""
+    then moot), else a pool of its own with `threads` threads (0: ONNX Runtime's default).
+
+    `arena=False` hands activation memory back after each run instead of keeping the
+    high-water mark for the next one: right for a graph run once per sentence on large
+    tensors, wrong for one run hundreds of times on small ones."""
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_cpu_mem_arena = arena
     if _pool_threads is not None:
         options.use_per_session_threads = False
     elif threads > 0:

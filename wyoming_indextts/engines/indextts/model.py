@@ -25,6 +25,9 @@ import numpy as np
 from ..base import EngineError
 from ..sessions import session_options as new_session_options
 
+ARENA_GRAPHS = frozenset({"gpt", "gpt_int8"})
+"""Graphs run many times per sentence, where ONNX Runtime's memory arena saves allocations."""
+
 _LOGGER = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
@@ -265,7 +268,9 @@ class IndexTTSModel:
         path = self.path / graph.file
         options = self._session_options
         if options is None:
-            options = new_session_options(self._threads)
+            # Only the GPT core, run once per token, keeps an arena; s2mel and BigVGAN run once
+            # per sentence on large tensors, and their arenas would hold ~90 MB between sentences.
+            options = new_session_options(self._threads, arena=graph.name in ARENA_GRAPHS)
         try:
             session = ort.InferenceSession(str(path), sess_options=options, providers=self._providers)
         except Exception as err:  # noqa: BLE001 - onnxruntime raises several types
