@@ -269,7 +269,9 @@ class IndexTTSModel:
         options = self._session_options
         if options is None:
             # Only the GPT core, run once per token, keeps an arena; s2mel and BigVGAN run once
-            # per sentence on large tensors, and their arenas would hold ~90 MB between sentences.
+            # per sentence on large tensors, and their arenas would hold that memory between
+            # sentences (full size, int8 GPT: 1748 instead of 2062 MiB resident after a sentence;
+            # the peak inside a sentence, ~2.0-2.1 GiB, is the activations themselves).
             options = new_session_options(self._threads, arena=graph.name in ARENA_GRAPHS)
         try:
             session = ort.InferenceSession(str(path), sess_options=options, providers=self._providers)
