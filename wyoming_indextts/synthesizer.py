@@ -100,6 +100,8 @@ class _Render:
         self.background = threading.Event()
         self._finish_lock = threading.Lock()
         self._finished = False
+        self.succeeded = False
+        """Set once the engine ran to its end uncancelled: `chunks` then hold the whole sentence."""
         self._on_background_done: Callable[[_Render, bool], None] | None = None
         self._gate = gate
         self._loop = asyncio.get_running_loop()
@@ -122,7 +124,8 @@ class _Render:
 
     def move_to_background(self, on_done: Callable[["_Render", bool], None]) -> bool:
         """Stop reporting to the loop and call `on_done(render, succeeded)` from the thread when
-        finished. False when the render had already finished (then nothing will be called)."""
+        finished. False when the render had already finished (then nothing will be called and
+        `succeeded` says how it ended)."""
         with self._finish_lock:
             if self._finished:
                 return False
@@ -159,9 +162,10 @@ class _Render:
         finally:
             with self._finish_lock:
                 self._finished = True
+                self.succeeded = succeeded and not self.cancelled.is_set()
                 on_done = self._on_background_done
             if on_done is not None:
-                on_done(self, succeeded and not self.cancelled.is_set())
+                on_done(self, self.succeeded)
 
 
 class Synthesizer:
@@ -369,8 +373,9 @@ class Synthesizer:
         if render.move_to_background(lambda finished, ok: self._store_late(finished, ok, key)):
             _LOGGER.info("Render by %s continues in the background for %r", render.engine.name, render.text)
         else:
-            # It finished between the timeout and now; its audio is complete in hand.
-            self._store_late(render, True, key)
+            # It finished between the timeout and now: cache it only if it finished well, or a
+            # failed render's partial audio would be served as the whole sentence.
+            self._store_late(render, render.succeeded, key)
 
     def _render_late(self, engine: Engine, voice: Voice, text: str, key: str) -> None:
         """Start a background-only render of a sentence the response did not wait for."""
