@@ -3,10 +3,12 @@
 Same work as shared/indextts2/BASELINE.md: the published architecture with RANDOM weights
 (no checkpoint is downloaded), one sentence of 20 text tokens, 175 GPT tokens forced
 (min = max new tokens), a 5 s reference clip, 25 flow-matching steps with CFG 0.7, BigVGAN;
-both sides on the same number of threads, 1 beam, sampling with the package defaults
-(top_p 0.8, top_k 30, T 0.8, repetition penalty 10). Each side runs in its own process so
-its peak RSS is its own. Then int8 dynamic quantisation of the GPT graphs: speed at full
-size, accuracy at the tiny test size (greedy codes and latents against fp32).
+both sides on the same number of threads, sampling with the package defaults (top_p 0.8,
+top_k 30, T 0.8, repetition penalty 10). The official side runs with its default 3 beams
+and with 1 beam (like for like: the engine decodes one beam). Each side runs in its own
+process so its peak RSS is its own. Then the int8 graphs (GPT core and diffusion step):
+speed at full size; accuracy of the GPT at the tiny test size (greedy codes and latents
+against fp32), of the diffusion step at the tiny and the full size (mel against fp32).
 
     .venv/bin/python benchmarks/indextts_bench.py            # full size: ~10 GB of files, long
     .venv/bin/python benchmarks/indextts_bench.py --tiny     # the tiny test model: a smoke run
@@ -41,7 +43,7 @@ SECTION = "indextts"
 STAGES = ("a_conditioning", "b_gpt_generate", "c_gpt_forward", "d_s2mel", "e_bigvgan")
 STAGE_LABELS = {
     "a_conditioning": "a. speaker + emotion conditioning (w2v-BERT x2, codec, CAMPPlus, ref mel; engine: + GPT conditioning graphs, which the official code runs inside b)",
-    "b_gpt_generate": "b. GPT generation, {tokens} tokens, sampling, 1 beam",
+    "b_gpt_generate": "b. GPT generation, {tokens} tokens, sampling (engine: 1 beam)",
     "c_gpt_forward": "c. GPT forward to latents",
     "d_s2mel": "d. s2mel: {steps} flow-matching steps, CFG {cfg}",
     "e_bigvgan": "e. BigVGAN",
@@ -124,9 +126,16 @@ def _build_full(config: Path, out: Path) -> None:
 
 
 def export_model(paths: dict[str, Path], out: Path) -> Path:
-    if (out / "manifest.json").is_file():
-        return out
+    """Export once; again when this runtime can no longer open the folder (format changed)."""
+    from wyoming_indextts.engines.indextts import IndexTTSModel, ModelError
     from wyoming_indextts.export.cli import main
+
+    if (out / "manifest.json").is_file():
+        try:
+            IndexTTSModel.open(out, verify=False)
+            return out
+        except ModelError as err:
+            print(f"exporting again: {err}", file=sys.stderr)
 
     code = main(
         [
@@ -181,21 +190,16 @@ def clip_and_tokens(work: Path, args: argparse.Namespace) -> tuple[Path, list[in
 
 
 def child_official(args: argparse.Namespace) -> dict[str, Any]:
-    import librosa
     import numpy as np
     import torch
     from omegaconf import OmegaConf
     from transformers import SeamlessM4TFeatureExtractor
 
-    from tests.indextts.test_engine_parity import torchaudio_resample
-    from wyoming_indextts.engines.indextts.features import campplus_features
     from wyoming_indextts.export import official_package
     from wyoming_indextts.export.acoustic import AcousticSources, load_official_acoustic
     from wyoming_indextts.export.gpt import load_unified_voice
 
     official_package()
-    from indextts.s2mel.modules.audio import mel_spectrogram
-
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     ck = work / "official"
@@ -211,6 +215,27 @@ def child_official(args: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
     clip, ids = clip_and_tokens(work, args)
     extract = SeamlessM4TFeatureExtractor(padding_value=1.0)
+    results: dict[str, dict[str, Any]] = {}
+    for beams in args.official_beams:
+        results[str(beams)] = _official_runs(args, gpt, off, extract, clip, ids, beams)
+    return {
+        "by_beams": results,
+        "peak_rss_mib": peak_rss_mib(),
+        "params_m": sum(p.numel() for p in gpt.parameters()) / 1e6,
+        "np": np.__version__,
+    }
+
+
+def _official_runs(args, gpt, off, extract, clip: Path, ids: list[int], beams: int) -> dict[str, Any]:
+    """infer_v2's steps with the package defaults except `beams` (3 is the default)."""
+    import librosa
+    import torch
+
+    from tests.indextts.test_engine_parity import torchaudio_resample
+    from wyoming_indextts.engines.indextts.features import campplus_features
+
+    from indextts.s2mel.modules.audio import mel_spectrogram
+
     timings: dict[str, list[float]] = {stage: [] for stage in STAGES}
 
     def get_emb(wav16: torch.Tensor) -> torch.Tensor:
@@ -240,7 +265,7 @@ def child_official(args: argparse.Namespace) -> dict[str, Any]:
             start = time.perf_counter()
             codes, latent_in = gpt.inference_speech(
                 spk, text, emo, cond_lengths=lengths, emo_cond_lengths=lengths, emo_vec=emovec, do_sample=True,
-                top_p=0.8, top_k=30, temperature=0.8, num_return_sequences=1, length_penalty=0.0, num_beams=1,
+                top_p=0.8, top_k=30, temperature=0.8, num_return_sequences=1, length_penalty=0.0, num_beams=beams,
                 repetition_penalty=10.0, max_generate_length=args.tokens, min_new_tokens=args.tokens,
             )  # fmt: skip
             t_b = time.perf_counter() - start
@@ -265,15 +290,8 @@ def child_official(args: argparse.Namespace) -> dict[str, Any]:
         if keep:
             for stage, value in zip(STAGES, (t_a, t_b, t_c, t_d, t_e)):
                 timings[stage].append(value)
-        print(f"official run {run}: " + " ".join(f"{v:.2f}" for v in (t_a, t_b, t_c, t_d, t_e)), file=sys.stderr)
-    return {
-        "timings": timings,
-        "peak_rss_mib": peak_rss_mib(),
-        "audio_seconds": wav.shape[-1] / 22050,
-        "mel_frames": int(cat.size(1)),
-        "params_m": sum(p.numel() for p in gpt.parameters()) / 1e6,
-        "np": np.__version__,
-    }
+        print(f"official {beams} beam(s) run {run}: " + " ".join(f"{v:.2f}" for v in (t_a, t_b, t_c, t_d, t_e)), file=sys.stderr)
+    return {"timings": timings, "audio_seconds": wav.shape[-1] / 22050, "mel_frames": int(cat.size(1))}
 
 
 def child_engine(args: argparse.Namespace) -> dict[str, Any]:
@@ -282,7 +300,7 @@ def child_engine(args: argparse.Namespace) -> dict[str, Any]:
 
     from wyoming_indextts.engines.indextts import IndexTTSModel, IndexTTSOptions
     from wyoming_indextts.engines.indextts.conditioning import AcousticConditioner, load_mel_settings
-    from wyoming_indextts.engines.indextts.engine import CONDITIONING_GRAPHS, condition_voice, release_memory
+    from wyoming_indextts.engines.indextts.engine import CONDITIONING_GRAPHS, condition_voice, release_memory, serving_graphs
     from wyoming_indextts.engines.indextts.gpt import GPTConfig, GPTRuntime, merge_emovec, trim_codes
     from wyoming_indextts.engines.indextts.s2mel import S2Mel
     from wyoming_indextts.engines.indextts.sampling import Sampler, SamplingOptions
@@ -294,9 +312,9 @@ def child_engine(args: argparse.Namespace) -> dict[str, Any]:
     engine_options = IndexTTSOptions(threads=args.threads)
     conditioner = AcousticConditioner(model.session, load_mel_settings(model.path))
     cfg = model.config
-    core = model.session("gpt_int8" if args.int8 else "gpt")
-    gpt = GPTRuntime(core, {n: model.array(f) for n, f in cfg["gpt_arrays"].items()}, GPTConfig.from_mapping(cfg["gpt"]))
-    s2mel, vocoder = S2Mel(model.session), Vocoder(model.session)
+    core, _front, estimator, _vocoder = serving_graphs(IndexTTSOptions(int8=args.int8))
+    gpt = GPTRuntime(model.session(core), {n: model.array(f) for n, f in cfg["gpt_arrays"].items()}, GPTConfig.from_mapping(cfg["gpt"]))
+    s2mel, vocoder = S2Mel(model.session, estimator), Vocoder(model.session)
     timings: dict[str, list[float]] = {stage: [] for stage in STAGES}
     serving_rss = None
     for run in range(args.warmup + args.runs):
@@ -323,7 +341,6 @@ def child_engine(args: argparse.Namespace) -> dict[str, Any]:
         cond = s2mel.condition(latents, codes[None])
         mu = np.concatenate([voice.prompt_condition, cond], axis=1)
         mel = s2mel.sample(mu, voice.ref_mel, voice.style, steps=args.steps, cfg_rate=args.cfg, rng=rng)
-        mel = mel[:, :, voice.ref_mel.shape[2] :]
         t_d = time.perf_counter() - start
         start = time.perf_counter()
         wav = vocoder(mel)
@@ -342,26 +359,28 @@ def child_engine(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def child_int8_accuracy(args: argparse.Namespace) -> dict[str, Any]:
-    """fp32 vs int8 GPT at the tiny size: greedy codes and latents on a few inputs."""
+    """fp32 vs int8 graphs: the GPT at the tiny size (greedy codes, latents); the diffusion
+    step at the tiny and the full size (mel after every step from the same noise)."""
     import numpy as np
 
-
-    from wyoming_indextts.engines.indextts import IndexTTSModel
+    from wyoming_indextts.engines.indextts import IndexTTSModel, IndexTTSOptions
+    from wyoming_indextts.engines.indextts.conditioning import AcousticConditioner, load_mel_settings
+    from wyoming_indextts.engines.indextts.engine import condition_voice
     from wyoming_indextts.engines.indextts.gpt import EMOTION_GRAPH, SPEAKER_GRAPH, GPTConfig, GPTRuntime, merge_emovec, trim_codes
+    from wyoming_indextts.engines.indextts.s2mel import S2Mel, target_mel_frames
     from wyoming_indextts.engines.indextts.sampling import Sampler, SamplingOptions
 
-    work = Path(args.tiny_work)
-    model = IndexTTSModel.open(work / "model", verify=False, threads=args.threads)
-    cfg = model.config
-    arrays = {n: model.array(f) for n, f in cfg["gpt_arrays"].items()}
-    fp32 = GPTRuntime(model.session("gpt"), arrays, GPTConfig.from_mapping(cfg["gpt"]))
-    int8 = GPTRuntime(model.session("gpt_int8"), arrays, GPTConfig.from_mapping(cfg["gpt"]))
+    tiny = IndexTTSModel.open(Path(args.tiny_work) / "model", verify=False, threads=args.threads)
+    cfg = tiny.config
+    arrays = {n: tiny.array(f) for n, f in cfg["gpt_arrays"].items()}
+    fp32 = GPTRuntime(tiny.session("gpt"), arrays, GPTConfig.from_mapping(cfg["gpt"]))
+    int8 = GPTRuntime(tiny.session("gpt_int8"), arrays, GPTConfig.from_mapping(cfg["gpt"]))
     rng = np.random.default_rng(0)
     rows = []
     for case in range(args.accuracy_cases):
         features = rng.standard_normal((1, 60 + 7 * case, 1024), dtype=np.float32)
-        (latents,) = model.session(SPEAKER_GRAPH).run(None, {"features": features})
-        (emovec,) = model.session(EMOTION_GRAPH).run(None, {"features": features})
+        (latents,) = tiny.session(SPEAKER_GRAPH).run(None, {"features": features})
+        (emovec,) = tiny.session(EMOTION_GRAPH).run(None, {"features": features})
         prefix = fp32.conditioning_prefix(latents, merge_emovec(emovec, emovec))
         ids = rng.integers(2, 250, size=15).tolist()
         greedy = SamplingOptions(do_sample=False)
@@ -370,7 +389,30 @@ def child_int8_accuracy(args: argparse.Namespace) -> dict[str, Any]:
         same = int(np.argmax(np.append(a[: len(b)] != b[: len(a)], True))) if min(len(a), len(b)) else 0
         la, lb = fp32.latents(prefix, ids, a), int8.latents(prefix, ids, a)  # same codes: latents only
         rows.append({"codes_fp32": len(a), "codes_int8": len(b), "identical_prefix": same, "latent_cosine": cosine(la, lb)})
-    return {"cases": rows}
+
+    def diffusion_cosines(model_dir: Path, cases: int, n_codes: int) -> list[float]:
+        model = IndexTTSModel.open(model_dir, verify=False, threads=args.threads)
+        conditioner = AcousticConditioner(model.session, load_mel_settings(model.path))
+        clip, _ = clip_and_tokens(Path(args.work), args)
+        voice = condition_voice(model, conditioner, clip, IndexTTSOptions(threads=args.threads))
+        conditioner.close()
+        width = model.config["gpt"]["model_dim"]
+        float_s2mel, int8_s2mel = S2Mel(model.session), S2Mel(model.session, "s2mel_estimator_int8")
+        found = []
+        for case in range(cases):
+            draw = np.random.default_rng(100 + case)
+            latent = draw.standard_normal((1, n_codes, width), dtype=np.float32)
+            codes = draw.integers(0, 8192, (1, n_codes))
+            noise = draw.standard_normal((1, 80, voice.ref_mel.shape[2] + target_mel_frames(n_codes)), dtype=np.float32)
+            mels = [s.generate(latent, codes, voice, steps=args.steps, cfg_rate=args.cfg, noise=noise) for s in (float_s2mel, int8_s2mel)]
+            found.append(cosine(*mels))
+        return found
+
+    return {
+        "cases": rows,
+        "diffusion_tiny": diffusion_cosines(Path(args.tiny_work) / "model", args.accuracy_cases, 41),
+        "diffusion_full": diffusion_cosines(Path(args.work) / "model", 1, args.tokens),
+    }
 
 
 # -- orchestration -------------------------------------------------------------------------------
@@ -380,7 +422,8 @@ def run_child(kind: str, args: argparse.Namespace, extra: list[str] = ()) -> dic
     command = [sys.executable, __file__, "--child", kind, "--work", str(args.work), "--threads", str(args.threads),
                "--tokens", str(args.tokens), "--text-tokens", str(args.text_tokens), "--clip-seconds", str(args.clip_seconds),
                "--runs", str(args.runs), "--warmup", str(args.warmup), "--steps", str(args.steps), "--cfg", str(args.cfg),
-               "--tiny-work", str(args.tiny_work), "--accuracy-cases", str(args.accuracy_cases), *extra]  # fmt: skip
+               "--tiny-work", str(args.tiny_work), "--accuracy-cases", str(args.accuracy_cases),
+               "--official-beams", *map(str, args.official_beams), *extra]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     result = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env)
     if result.returncode != 0:
@@ -388,45 +431,67 @@ def run_child(kind: str, args: argparse.Namespace, extra: list[str] = ()) -> dic
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def table(official: dict[str, Any] | None, engine: dict[str, Any], int8: dict[str, Any] | None, args) -> str:
-    def cell(result: dict[str, Any] | None, stage: str) -> str:
-        if result is None:
-            return "-"
-        values = result["timings"][stage]
-        return f"{min(values):.2f} / {statistics.median(values):.2f}"
+def columns(official: dict[str, Any] | None, engine: dict[str, Any], int8: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
+    """(heading, result) per measured side, official defaults first."""
+    found = []
+    for beams, result in sorted((official or {}).get("by_beams", {}).items(), key=lambda item: -int(item[0])):
+        note = "defaults" if beams == "3" else "like for like" if beams == "1" else ""
+        found.append((f"official PyTorch, {beams} beam{'s' if beams != '1' else ''} ({note})", {**result, "peak_rss_mib": official["peak_rss_mib"]}))
+    found.append(("engine fp32", engine))
+    if int8 is not None:
+        found.append(("engine int8 (GPT + diffusion)", int8))
+    return found
 
-    def total(result: dict[str, Any] | None, fn) -> float | None:
-        if result is None:
-            return None
-        return sum(fn(result["timings"][stage]) for stage in STAGES)
 
-    header = "| stage | official PyTorch min / median s | ONNX Runtime engine min / median s | engine, int8 GPT min / median s |\n|---|---|---|---|\n"
-    lines = []
+def total(result: dict[str, Any], fn, stages: tuple[str, ...] = STAGES) -> float:
+    return sum(fn(result["timings"][stage]) for stage in stages)
+
+
+def table(sides: list[tuple[str, dict[str, Any]]], args) -> str:
+    lines = [
+        "| stage (min / median s) | " + " | ".join(name for name, _ in sides) + " |",
+        "|---|" + "---|" * len(sides),
+    ]
     for stage in STAGES:
         label = STAGE_LABELS[stage].format(tokens=args.tokens, steps=args.steps, cfg=args.cfg)
-        lines.append(f"| {label} | {cell(official, stage)} | {cell(engine, stage)} | {cell(int8, stage)} |")
-
-    def fmt(value: float | None) -> str:
-        return "-" if value is None else f"{value:.2f}"
-
-    audio = engine["audio_seconds"]
+        cells = [f"{min(r['timings'][stage]):.2f} / {statistics.median(r['timings'][stage]):.2f}" for _, r in sides]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    per_request = STAGES[1:]
+    lines.append("| **total a–e** | " + " | ".join(f"{total(r, min):.2f} / {total(r, statistics.median):.2f}" for _, r in sides) + " |")
     lines.append(
-        f"| **total a–e** | {fmt(total(official, min))} / {fmt(total(official, statistics.median))} | "
-        f"{fmt(total(engine, min))} / {fmt(total(engine, statistics.median))} | "
-        f"{fmt(total(int8, min))} / {fmt(total(int8, statistics.median))} |"
+        "| **total b–e** (a voice heard before: both sides keep its conditioning) | "
+        + " | ".join(f"{total(r, min, per_request):.2f} / {total(r, statistics.median, per_request):.2f}" for _, r in sides)
+        + " |"
     )
-    rtf = lambda r: None if r is None else total(r, statistics.median) / audio  # noqa: E731
-    lines.append(f"| **real-time factor (median)** | {fmt(rtf(official))} | {fmt(rtf(engine))} | {fmt(rtf(int8))} |")
-    def rss(result: dict[str, Any] | None) -> str:
-        if result is None:
-            return "-"
+    lines.append(
+        "| real-time factor a–e (median) | "
+        + " | ".join(f"{total(r, statistics.median) / r['audio_seconds']:.2f}" for _, r in sides)
+        + " |"
+    )
+
+    def rss(result: dict[str, Any]) -> str:
         text = f"{result['peak_rss_mib']:.0f}"
         if result.get("serving_rss_mib") is not None:
             text += f" (serving only: {result['serving_rss_mib']:.0f})"
         return text
 
-    lines.append(f"| peak RSS MiB | {rss(official)} | {rss(engine)} | {rss(int8)} |")
-    return header + "\n".join(lines)
+    lines.append("| peak RSS MiB | " + " | ".join(rss(r) for _, r in sides) + " |")
+    return "\n".join(lines)
+
+
+def speedups(sides: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Median totals of each engine column against each official column."""
+    official = [(name, r) for name, r in sides if name.startswith("official")]
+    ours = [(name, r) for name, r in sides if not name.startswith("official")]
+    lines = []
+    for name, result in ours:
+        parts = []
+        for ref_name, ref in official:
+            whole = total(ref, statistics.median) / total(result, statistics.median)
+            request = total(ref, statistics.median, STAGES[1:]) / total(result, statistics.median, STAGES[1:])
+            parts.append(f"{whole:.2f}× a–e, {request:.2f}× b–e vs {ref_name}")
+        lines.append(f"- {name}: " + "; ".join(parts))
+    return lines
 
 
 def main() -> int:
@@ -443,6 +508,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--accuracy-cases", type=int, default=4)
+    parser.add_argument("--official-beams", type=int, nargs="+", default=[3, 1], help="beam counts the official side runs (3: its default)")
     parser.add_argument("--skip-official", action="store_true", help="do not run the PyTorch side")
     parser.add_argument("--no-int8", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print the table, do not touch RESULTS.md")
@@ -470,6 +536,7 @@ def main() -> int:
         engine = run_child("engine", args)
         int8 = None if args.no_int8 else run_child("engine-int8", args)
         accuracy = None if args.no_int8 else run_child("int8-accuracy", args)
+    sides = columns(official, engine, int8)
 
     lines = [
         f"## IndexTTS2: official PyTorch vs ONNX Runtime engine ({'tiny test model' if args.tiny else 'published architecture'}, random weights)",
@@ -481,13 +548,17 @@ def main() -> int:
         f"{engine['mel_frames']} mel frames in s2mel, {engine['audio_seconds']:.3f} s of audio; "
         f"{args.clip_seconds:g} s reference clip; {args.runs} timed runs after {args.warmup} warm-up.",
         "",
-        table(official, engine, int8, args),
+        table(sides, args),
+        "",
+        "Speed-up (median totals):",
+        "",
+        *speedups(sides),
         "",
     ]
     if accuracy is not None:
         lines += [
-            "`gpt_int8.onnx` (export `--int8`: dynamic int8 quantisation of the MatMul weights, per channel), accuracy against fp32 at the tiny test size, "
-            "greedy decoding (random weights: a lower bound on what trained weights do):",
+            "int8 graphs (export `--int8`: dynamic int8 quantisation of the MatMul weights, per channel). "
+            "`gpt_int8.onnx` against fp32 at the tiny test size, greedy decoding (random weights: a lower bound on what trained weights do):",
             "",
             "| case | fp32 codes | int8 codes | identical leading codes | latent cosine (same codes) |",
             "|---|---|---|---|---|",
@@ -495,6 +566,10 @@ def main() -> int:
                 f"| {i + 1} | {row['codes_fp32']} | {row['codes_int8']} | {row['identical_prefix']} | {row['latent_cosine']:.5f} |"
                 for i, row in enumerate(accuracy["cases"])
             ],
+            "",
+            f"`s2mel_estimator_int8.onnx` against fp32: mel after {args.steps} guided steps from the same noise and inputs, cosine "
+            f"{', '.join(f'{c:.5f}' for c in accuracy['diffusion_tiny'])} at the tiny size, "
+            f"{', '.join(f'{c:.5f}' for c in accuracy['diffusion_full'])} at the published size ({args.tokens} codes after the {args.clip_seconds:g} s clip).",
             "",
         ]
     lines += [

@@ -36,7 +36,7 @@ def child(voices: Path, conditioning: Path, int8: bool) -> dict[str, Any]:
 
     use_shared_thread_pool()
     start = time.perf_counter()
-    options = IndexTTSOptions(gpt_int8=int8, max_mel_tokens=MAX_MEL_TOKENS, verify_model=False)
+    options = IndexTTSOptions(int8=int8, max_mel_tokens=MAX_MEL_TOKENS, verify_model=False)
     engine = IndexTTSEngine.load(FULL / "model", voices, conditioning, options)
     loaded = time.perf_counter() - start
     after_load = _status("VmRSS")

@@ -264,6 +264,56 @@ def test_s2mel_matches_official_with_same_noise(
     assert cosine(own, expected.numpy()) >= 0.999
 
 
+@pytest.mark.parametrize("target_start", [0, 2, 40, 95])
+def test_estimator_velocity_of_new_frames_equals_official(exported: Exported, target_start: int) -> None:
+    """The graph returns only the new frames' velocity, running the wavenet tail on them plus
+    its receptive margin: those frames must equal the official full-length evaluation (a
+    margin too short would change the first new frames). Starts below the margin included."""
+    import onnxruntime
+
+    estimator = exported.official.s2mel.models["cfm"].estimator
+    generator = torch.Generator().manual_seed(11)
+    frames = 117
+    x = torch.randn(2, 80, frames, generator=generator)
+    x[..., :target_start] = 0
+    prompt_x = torch.zeros(2, 80, frames)
+    prompt_x[0, :, :target_start] = torch.randn(80, target_start, generator=generator)
+    t = torch.tensor([0.36, 0.36])
+    style = torch.randn(2, 192, generator=generator)
+    mu = torch.randn(2, frames, estimator.cond_projection.in_features, generator=generator)
+    with torch.no_grad():
+        expected = estimator(x, prompt_x, torch.LongTensor([frames, frames]), t, style, mu)[:, :, target_start:]
+    session = onnxruntime.InferenceSession(
+        str(exported.model_dir / "s2mel_estimator.onnx"), providers=["CPUExecutionProvider"]
+    )
+    feeds = {"x": x, "prompt_x": prompt_x, "t": t, "style": style, "mu": mu, "target_start": torch.tensor([target_start])}
+    (velocity,) = session.run(None, {name: value.numpy() for name, value in feeds.items()})
+    assert velocity.shape == (2, 80, frames - target_start)
+    np.testing.assert_allclose(velocity, expected.numpy(), rtol=1e-3, atol=2e-4)
+
+
+def test_int8_estimator_stays_close_to_float_over_every_step(exported: Exported, prompt: AcousticPrompt) -> None:
+    """s2mel_estimator_int8 (export --int8): same inputs and outputs as the float step, and
+    25 guided Euler steps from the same noise end at a mel close to the float one."""
+    from wyoming_indextts.export.acoustic import ESTIMATOR_INT8_GRAPH, quantize_estimator
+
+    record = quantize_estimator(exported.model_dir)
+    assert record.name == ESTIMATOR_INT8_GRAPH
+    float_step = S2Mel.from_dir(exported.model_dir)
+    int8_step = S2Mel.from_dir(exported.model_dir, estimator_graph=ESTIMATOR_INT8_GRAPH)
+    rng = np.random.default_rng(5)
+    n_codes = 41
+    latent = rng.standard_normal((1, n_codes, 1280), dtype=np.float32)
+    codes = rng.integers(0, 8192, (1, n_codes))
+    frames = prompt.ref_mel.shape[2] + target_mel_frames(n_codes)
+    noise = rng.standard_normal((1, 80, frames), dtype=np.float32)
+    reference = float_step.generate(latent, codes, prompt, steps=25, cfg_rate=0.7, noise=noise)
+    quantized = int8_step.generate(latent, codes, prompt, steps=25, cfg_rate=0.7, noise=noise)
+    assert quantized.shape == reference.shape
+    assert not np.array_equal(quantized, reference)  # the int8 graph is really used
+    assert cosine(quantized, reference) >= 0.995
+
+
 def test_bigvgan_matches_official(exported: Exported) -> None:
     mel = torch.randn(1, 80, 41, generator=torch.Generator().manual_seed(3)) - 4.0
     with torch.no_grad():

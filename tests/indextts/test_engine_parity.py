@@ -354,7 +354,7 @@ def test_unknown_voice_is_an_engine_error(engine: IndexTTSEngine) -> None:
         list(engine.synthesize("Hello.", stranger))
 
 
-def test_int8_gpt_option(
+def test_int8_option(
     engine: IndexTTSEngine, tiny_model_dir: Path, voices_dir: Path, conditioning_dir: Path, tmp_path: Path
 ) -> None:
     import json
@@ -362,21 +362,25 @@ def test_int8_gpt_option(
     from tests.indextts.conftest import copy_model_dir
     from wyoming_indextts.engines.indextts import ModelError
 
-    options = IndexTTSOptions(**{**OPTIONS.__dict__, "gpt_int8": True})
+    options = IndexTTSOptions(**{**OPTIONS.__dict__, "int8": True})
     fast = IndexTTSEngine.load(tiny_model_dir, voices_dir, conditioning_dir, options)
     try:
-        assert "gpt_int8" in fast.model.created and "gpt" not in fast.model.created
+        created = set(fast.model.created)
+        assert {"gpt_int8", "s2mel_estimator_int8"} <= created
+        assert not {"gpt", "s2mel_estimator"} & created
         voice = fast.voices()[0]
         assert voice.fingerprint != engine.voices()[0].fingerprint
         assert len(b"".join(fast.synthesize("Hello.", voice))) > 0
     finally:
         fast.close()
 
-    plain = copy_model_dir(tiny_model_dir, tmp_path / "model")
-    manifest = json.loads((plain / "manifest.json").read_text())
-    del manifest["graphs"]["gpt_int8"], manifest["files"]["gpt_int8.onnx"]
-    (plain / "manifest.json").unlink()
-    (plain / "manifest.json").write_text(json.dumps(manifest))
-    (plain / "gpt_int8.onnx").unlink()
-    with pytest.raises(ModelError, match="--int8"):
-        IndexTTSEngine.load(plain, voices_dir, tmp_path / "cond", options)
+    # A folder exported without --int8 (either int8 graph missing) says how to get them.
+    for graph in ("gpt_int8", "s2mel_estimator_int8"):
+        plain = copy_model_dir(tiny_model_dir, tmp_path / graph)
+        manifest = json.loads((plain / "manifest.json").read_text())
+        del manifest["graphs"][graph], manifest["files"][f"{graph}.onnx"]
+        (plain / "manifest.json").unlink()
+        (plain / "manifest.json").write_text(json.dumps(manifest))
+        (plain / f"{graph}.onnx").unlink()
+        with pytest.raises(ModelError, match=f"has no {graph}.onnx.*--int8"):
+            IndexTTSEngine.load(plain, voices_dir, tmp_path / "cond", options)

@@ -77,7 +77,7 @@ def test_bad_clips_are_skipped_and_good_voices_served(
 @pytest.mark.slow
 def test_conditioning_is_cached_on_disk_and_reused(tiny_model_dir: Path, tmp_path: Path) -> None:
     from wyoming_indextts.engines.indextts import IndexTTSEngine, IndexTTSOptions
-    from wyoming_indextts.engines.indextts.engine import CONDITIONING_GRAPHS, SERVING_GRAPHS
+    from wyoming_indextts.engines.indextts.engine import CONDITIONING_GRAPHS, serving_graphs
 
     voices = tmp_path / "voices"
     write_clip(voices / "anna.wav", voiced_clip(2.0, RATE, seed=1), RATE)
@@ -89,7 +89,7 @@ def test_conditioning_is_cached_on_disk_and_reused(tiny_model_dir: Path, tmp_pat
         assert set(CONDITIONING_GRAPHS) <= set(first.model.created)
         # prepared, then released: serving holds only what synthesis needs
         assert not any(first.model.is_loaded(g) for g in CONDITIONING_GRAPHS)
-        assert all(first.model.is_loaded(g) for g in SERVING_GRAPHS)
+        assert all(first.model.is_loaded(g) for g in serving_graphs(options))
         stored = list(cond_dir.glob("*.npz"))
         assert len(stored) == 1 and not list(cond_dir.glob("*.tmp"))
         audio = b"".join(first.synthesize("Hello.", first.voices()[0]))

@@ -64,6 +64,9 @@ ACOUSTIC_PARAMS_FILE = "acoustic.json"
 
 ProgressFn = Callable[[str], None]
 
+ESTIMATOR_INPUTS = ("x", "prompt_x", "t", "style", "mu", "target_start")
+ESTIMATOR_OUTPUTS = ("velocity",)
+
 
 @dataclass(frozen=True)
 class AcousticSources:
@@ -305,19 +308,38 @@ class S2MelFront(nn.Module):
         return _regulate(self.regulator, s_infer, frame_index)
 
 
-class _ReflectPadConv1d(nn.Module):
-    """SConv1d (stride 1, non-causal) with its padding fixed at construction time."""
+class _SConvAsMatMul(nn.Module):
+    """SConv1d (stride 1, non-causal) with its padding fixed at construction time, computed
+    as one MatMul over the k shifted copies of the input.
+
+    Same numbers as the convolution; the reason is int8: ONNX Runtime's dynamic quantiser
+    turns a MatMul with constant weights into an int8 GEMM (AMX/VNNI on recent x86), while
+    its int8 Conv runs slower than float. In float the two forms take the same time.
+    """
 
     def __init__(self, conv: nn.Conv1d, norm: nn.Module, left: int, right: int) -> None:
         super().__init__()
-        self.conv = conv
+        if conv.groups != 1:
+            raise ValueError("only ungrouped SConv1d layers are supported")
         self.norm = norm
         self.left = left
         self.right = right
+        self.kernel = conv.kernel_size[0]
+        self.dilation = conv.dilation[0]
+        out_channels = conv.out_channels
+        weight = conv.weight.detach()  # (out, in, k) -> (k * in, out), row j * in + c = tap j of channel c
+        self.register_buffer("matrix", weight.permute(2, 1, 0).reshape(-1, out_channels).contiguous().clone())
+        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(out_channels)
+        self.register_buffer("bias", bias.clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = nn.functional.pad(x, (self.left, self.right), mode="reflect")
-        return self.norm(self.conv(x))
+        if self.left or self.right:
+            x = nn.functional.pad(x, (self.left, self.right), mode="reflect")
+        span = (self.kernel - 1) * self.dilation
+        taps = [x[:, :, j * self.dilation : (j * self.dilation - span) or None] for j in range(self.kernel)]
+        columns = torch.cat(taps, dim=1) if len(taps) > 1 else taps[0]  # (B, k * in, T)
+        y = torch.matmul(columns.transpose(1, 2), self.matrix) + self.bias  # (B, T, out)
+        return self.norm(y.transpose(1, 2))
 
 
 def _freeze_sconv(module: nn.Module) -> None:
@@ -331,7 +353,7 @@ def _freeze_sconv(module: nn.Module) -> None:
                 raise ValueError("only stride-1 non-causal SConv1d layers are supported")
             total = (conv.kernel_size[0] - 1) * conv.dilation[0]
             right = total // 2
-            setattr(module, name, _ReflectPadConv1d(conv, child.conv.norm, total - right, right))
+            setattr(module, name, _SConvAsMatMul(conv, child.conv.norm, total - right, right))
         else:
             _freeze_sconv(child)
 
@@ -345,7 +367,14 @@ def _remove_weight_norms(module: nn.Module) -> None:
 class EstimatorStep(nn.Module):
     """One DiT velocity evaluation, as `DiT.forward` in inference with x_lens == T.
 
-    x, prompt_x: (B, 80, T); t: (B,); style: (B, 192); mu: (B, T, C) -> velocity (B, 80, T).
+    x, prompt_x: (B, 80, T); t: (B,); style: (B, 192); mu: (B, T, C); target_start: (1,)
+    -> velocity (B, 80, T - target_start), the velocity of the new frames only.
+
+    The solver zeroes the prompt frames after every step, so their velocity is never read.
+    The transformer must still see every frame (its attention is global), but the wavenet
+    tail is local: a frame's output depends only on `receptive_margin` frames to either side.
+    So the tail runs on the new frames plus that margin, which is exact and saves the
+    tail's work on the prompt (the 5 s reference is ~60 % of the frames of a short sentence).
     """
 
     def __init__(self, dit: nn.Module) -> None:
@@ -361,9 +390,16 @@ class EstimatorStep(nn.Module):
         self.register_buffer("freqs_cis", tr.freqs_cis.float().clone())
         self.emit_skip = list(tr.layers_emit_skip) if tr.uvit_skip_connection else []
         self.receive_skip = list(tr.layers_receive_skip) if tr.uvit_skip_connection else []
+        self.receptive_margin = _left_receptive_field(dit.wavenet)
 
     def forward(
-        self, x: torch.Tensor, prompt_x: torch.Tensor, t: torch.Tensor, style: torch.Tensor, mu: torch.Tensor
+        self,
+        x: torch.Tensor,
+        prompt_x: torch.Tensor,
+        t: torch.Tensor,
+        style: torch.Tensor,
+        mu: torch.Tensor,
+        target_start: torch.Tensor,
     ) -> torch.Tensor:
         dit = self.dit
         frames = x.shape[2]
@@ -386,6 +422,11 @@ class EstimatorStep(nn.Module):
             h = layer(h, c, None, freqs_cis, None, None, None, None, skip_in)
             if i in self.emit_skip:
                 skips.append(h)
+        # From here on every operation is per frame or the local wavenet: keep the new frames
+        # and the margin the wavenet's convolutions read to their left.
+        keep_from = torch.clamp(target_start[0] - self.receptive_margin, min=0)
+        h = h[:, keep_from:]
+        x = x[:, keep_from:]
         x_res = tr.norm(h, c)
 
         if dit.long_skip_connection:
@@ -395,7 +436,17 @@ class EstimatorStep(nn.Module):
         ones = torch.ones_like(out[:, :1, :])
         out = dit.wavenet(out, ones, g=t2.unsqueeze(2)).transpose(1, 2) + dit.res_projection(x_res)
         out = dit.final_layer(out, t1).transpose(1, 2)
-        return dit.conv2(out)
+        return dit.conv2(out)[:, :, target_start[0] - keep_from :]
+
+
+def _left_receptive_field(wavenet: nn.Module) -> int:
+    """Frames to the left that one output frame of the (frozen) wavenet depends on."""
+    margin = 0
+    for layer in wavenet.in_layers:
+        if not isinstance(layer, _SConvAsMatMul):
+            raise ValueError("the wavenet's convolutions must be frozen before measuring their reach")
+        margin += layer.left
+    return margin
 
 
 class _AntiAliasActivation(nn.Module):
@@ -598,16 +649,17 @@ def export_acoustic(
             torch.rand(2),
             torch.randn(2, 192),
             torch.randn(2, mel_frames, content_dim),
+            torch.tensor([31]),
         ),
-        ("x", "prompt_x", "t", "style", "mu"),
-        ("velocity",),
+        ESTIMATOR_INPUTS,
+        ESTIMATOR_OUTPUTS,
         {
             "x": {0: "batch", 2: "mel_frames"},
             "prompt_x": {0: "batch", 2: "mel_frames"},
             "t": {0: "batch"},
             "style": {0: "batch"},
             "mu": {0: "batch", 1: "mel_frames"},
-            "velocity": {0: "batch", 2: "mel_frames"},
+            "velocity": {0: "batch", 2: "new_frames"},
         },
     )
     export(
@@ -632,11 +684,31 @@ def export_acoustic(
     return records
 
 
+ESTIMATOR_INT8_GRAPH = "s2mel_estimator_int8"
+
+
+def quantize_estimator(out_dir: Path) -> GraphRecord:
+    """``s2mel_estimator_int8.onnx``: the diffusion step with int8 MatMul weights (export.int8).
+
+    The step is compute-bound (~0.7 s in float at the published size for a 3.5 s sentence
+    after a 5 s prompt, 2 cores); in int8 it took 0.29 s on an AMX-capable Xeon, velocity at
+    cosine 0.9997 of float for one step (random weights). 25 steps run per sentence, so this
+    is the largest single saving in synthesis. Opt-in, with the int8 GPT (``--indextts-int8``).
+    """
+    from .int8 import quantize_matmul_weights
+
+    file = f"{ESTIMATOR_INT8_GRAPH}.onnx"
+    quantize_matmul_weights(Path(out_dir) / "s2mel_estimator.onnx", Path(out_dir) / file)
+    return GraphRecord(ESTIMATOR_INT8_GRAPH, file, ESTIMATOR_INPUTS, ESTIMATOR_OUTPUTS)
+
+
 __all__ = [
     "ACOUSTIC_PARAMS_FILE",
+    "ESTIMATOR_INT8_GRAPH",
     "AcousticSources",
     "GraphRecord",
     "OfficialAcoustic",
     "export_acoustic",
     "load_official_acoustic",
+    "quantize_estimator",
 ]

@@ -61,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--int8",
         action="store_true",
-        help="also write gpt_int8.onnx (int8 weights: about 3x faster GPT decoding, slightly different audio; "
-        "the server uses it with --indextts-int8)",
+        help="also write int8 copies of the GPT and diffusion graphs (about 3x faster GPT decoding and "
+        "2.5x faster diffusion on CPUs with VNNI/AMX, slightly different audio; the server uses them "
+        "with --indextts-int8)",
     )
     parser.add_argument("--force", action="store_true", help="replace --out if it already exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -278,6 +279,12 @@ def run_export(plan: ExportPlan, progress: bool = True) -> Path:
         for record in records:
             state["graphs"][record.name] = record.file
 
+    def estimator_int8() -> None:
+        from .acoustic import quantize_estimator
+
+        record = quantize_estimator(work)
+        state["graphs"][record.name] = record.file
+
     def config() -> None:
         from . import gpt as g
 
@@ -319,6 +326,8 @@ def run_export(plan: ExportPlan, progress: bool = True) -> Path:
     ]
     if plan.acoustic is not None:
         steps.append(("acoustic graphs", acoustic))
+        if plan.int8:
+            steps.append(("int8 diffusion graph", estimator_int8))
     steps += [("config", config), ("manifest", manifest)]
 
     bar = tqdm(steps, desc="export", unit="step", disable=not progress, file=sys.stderr)

@@ -352,43 +352,17 @@ def export_core(model, out_dir: Path) -> Path:
 
 
 def quantize_core(out_dir: Path) -> Path:
-    """``gpt_int8.onnx``: the core with int8 weights (ONNX Runtime dynamic quantisation,
-    per output channel; activations are quantised per call, attention stays float).
+    """``gpt_int8.onnx``: the core with int8 MatMul weights (see `export.int8`).
 
     Decoding reads every GPT-2 weight once per token, so on CPU the decode step is bound by
     memory bandwidth: with int8 weights a step of the published-size GPT went from 0.078 s to
     0.025 s on 2 cores (random weights, quiet machine). Latents stay within cosine ~0.9995 of
     fp32 at the tiny test size (benchmarks/indextts_bench.py measures it); greedy codes can
-    drift after some tokens. Opt-in: the runtime uses it only with ``gpt_int8=True``.
+    drift after some tokens. Opt-in: the runtime uses it only with ``int8=True``.
     """
-    import warnings
+    from .int8 import quantize_matmul_weights
 
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    source = out_dir / CORE_GRAPH
-    target = out_dir / CORE_INT8_GRAPH
-    root = logging.getLogger()
-    quiet = _DropRecords()  # the quantizer's advice to run its pre-processing goes to the root logger
-    root.addFilter(quiet)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quantize_dynamic(
-                os.fspath(source),
-                os.fspath(target),
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                op_types_to_quantize=["MatMul"],
-                use_external_data_format=(out_dir / (CORE_GRAPH + ".data")).exists(),
-            )
-    finally:
-        root.removeFilter(quiet)
-    return target
-
-
-class _DropRecords(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR
+    return quantize_matmul_weights(out_dir / CORE_GRAPH, out_dir / CORE_INT8_GRAPH)
 
 
 def runtime_arrays(model) -> dict[str, np.ndarray]:

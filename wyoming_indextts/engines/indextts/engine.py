@@ -41,7 +41,7 @@ from .gpt import (
     scale_emotion_weights,
     trim_codes,
 )
-from .model import IndexTTSModel, ModelError
+from .model import EXPORT_HINT, IndexTTSModel, ModelError
 from .s2mel import GRAPH_S2MEL_ESTIMATOR, GRAPH_S2MEL_FRONT, S2Mel
 from .sampling import Sampler, SamplingOptions
 from .text import NoSpeakableTextError, TextFrontend
@@ -73,13 +73,15 @@ CONDITIONING_GRAPHS = (
 )
 """Graphs needed only to prepare a voice; released once every voice is prepared."""
 
-SERVING_GRAPHS = (CORE_GRAPH, GRAPH_S2MEL_FRONT, GRAPH_S2MEL_ESTIMATOR, GRAPH_BIGVGAN)
 CORE_INT8_GRAPH = "gpt_int8"
+ESTIMATOR_INT8_GRAPH = "s2mel_estimator_int8"
 
 
 def serving_graphs(options: IndexTTSOptions) -> tuple[str, ...]:
-    core = CORE_INT8_GRAPH if options.gpt_int8 else CORE_GRAPH
-    return (core, GRAPH_S2MEL_FRONT, GRAPH_S2MEL_ESTIMATOR, GRAPH_BIGVGAN)
+    """The graphs a serving process holds: the GPT core, s2mel and BigVGAN."""
+    if options.int8:
+        return (CORE_INT8_GRAPH, GRAPH_S2MEL_FRONT, ESTIMATOR_INT8_GRAPH, GRAPH_BIGVGAN)
+    return (CORE_GRAPH, GRAPH_S2MEL_FRONT, GRAPH_S2MEL_ESTIMATOR, GRAPH_BIGVGAN)
 
 
 @dataclass(frozen=True)
@@ -108,8 +110,9 @@ class IndexTTSOptions:
     """infer_v2's emo_alpha for an explicit emotion vector: weights are scaled by it (0..1)."""
 
     # text
-    gpt_int8: bool = False
-    """Decode with ``gpt_int8.onnx`` (export with --int8): 3-4x faster GPT, slightly different audio."""
+    int8: bool = False
+    """Use the int8 GPT core and diffusion step (export with --int8): about 3x faster decoding
+    and 2.5x faster diffusion on CPUs with VNNI/AMX, slightly different audio."""
 
     language: str | None = None
     """Force "zh" or "en" text normalisation; None decides per text as the official code."""
@@ -211,19 +214,20 @@ class IndexTTSEngine:
         self.problems = list(problems)
         self._voices = {v.voice.name: v for v in voices}
         cfg = model.config
-        core = CORE_INT8_GRAPH if options.gpt_int8 else CORE_GRAPH
-        if not model.has_graph(core):
-            raise ModelError(
-                f"{model.path}: has no {core}.onnx; export the model again with --int8, or leave int8 off"
-            )
+        graphs = serving_graphs(options)
+        core, _front, estimator, _vocoder = graphs
+        for graph in graphs:
+            if not model.has_graph(graph):
+                hint = "export the model again with --int8, or leave int8 off" if options.int8 else EXPORT_HINT
+                raise ModelError(f"{model.path}: has no {graph}.onnx; {hint}")
         self.gpt = GPTRuntime(
             model.session(core),
             {name: model.array(file) for name, file in cfg["gpt_arrays"].items()},
             GPTConfig.from_mapping(cfg["gpt"]),
         )
-        self.s2mel = S2Mel(model.session)
+        self.s2mel = S2Mel(model.session, estimator)
         self.vocoder = Vocoder(model.session)
-        for graph in serving_graphs(options):
+        for graph in graphs:
             model.session(graph)
         self.emo_num = [int(n) for n in cfg["emo_num"]]
         self.emo_matrix = model.array(cfg["emo_matrix"])
@@ -372,7 +376,7 @@ class IndexTTSEngine:
             steps=opts.diffusion_steps,
             cfg_rate=opts.cfg_rate,
             noise=noise,
-        )[:, :, loaded.prompt.ref_mel.shape[2] :]
+        )
         timings["s2mel"] = time.perf_counter() - start
         start = time.perf_counter()
         wav = self.vocoder(mel)

@@ -33,8 +33,9 @@ _LOGGER = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.json"
 CONFIG_NAME = "config.json"
 FORMAT_NAME = "wyoming-indextts-model"
-FORMAT_VERSION = 1
-"""Bumped whenever a change in the exporter makes older folders unusable by this runtime."""
+FORMAT_VERSION = 2
+"""Bumped whenever a change in the exporter makes older folders unusable by this runtime.
+2: the diffusion step takes `target_start` and returns the new frames only."""
 
 EXPORT_HINT = (
     "re-create the model folder with `wyoming-indextts export --checkpoints DIR --out MODEL_DIR`"

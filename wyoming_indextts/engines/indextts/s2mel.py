@@ -8,8 +8,8 @@ Mirrors the s2mel part of `IndexTTS2.infer_generator` and `CFM.inference`/`solve
 3. Euler steps from noise at t=0 to t=1 in numpy. Each step calls the `s2mel_estimator`
    graph ONCE with the conditional and the unconditional (zero prompt, style and mu) inputs
    stacked as a batch of two, mixed as (1 + cfg) * v_cond - cfg * v_uncond; the prompt
-   frames of x are held at zero as the official solver does;
-4. the prompt frames are cut off: the result is the new speech only.
+   frames of x are held at zero as the official solver does, so only the new frames are
+   stepped (the estimator returns their velocity alone); the result is the new speech only.
 """
 
 from __future__ import annotations
@@ -43,12 +43,14 @@ def euler_time_grid(steps: int) -> np.ndarray:
 
 
 class S2Mel:
-    def __init__(self, session_for: SessionFor) -> None:
+    def __init__(self, session_for: SessionFor, estimator_graph: str = GRAPH_S2MEL_ESTIMATOR) -> None:
+        """`estimator_graph`: the float step or its int8 copy (``s2mel_estimator_int8``)."""
         self._session_for = session_for
+        self._estimator_graph = estimator_graph
 
     @classmethod
-    def from_dir(cls, model_dir: Path, threads: int = 0) -> S2Mel:
-        return cls(directory_sessions(model_dir, threads))
+    def from_dir(cls, model_dir: Path, threads: int = 0, estimator_graph: str = GRAPH_S2MEL_ESTIMATOR) -> S2Mel:
+        return cls(directory_sessions(model_dir, threads), estimator_graph)
 
     def condition(self, latent: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """latent (1, N, 1280) float32 + codes (1, N) -> cond (1, int(N * 1.72), C)."""
@@ -76,7 +78,8 @@ class S2Mel:
         rng: np.random.Generator | None = None,
         temperature: float = 1.0,
     ) -> np.ndarray:
-        """`CFM.inference(mu, ..., ref_mel, style, None, steps, temperature, cfg_rate)`: (1, 80, T).
+        """`CFM.inference(mu, ..., ref_mel, style, None, steps, temperature, cfg_rate)` without
+        the prompt frames: (1, 80, T - prompt frames).
 
         `noise` (1, 80, T) replaces the standard normal draw (tests pass torch's noise).
         """
@@ -90,8 +93,9 @@ class S2Mel:
             noise = rng.standard_normal((1, mel_bins, frames), dtype=np.float32)
         if noise.shape != (1, mel_bins, frames):
             raise ValueError(f"noise must have shape {(1, mel_bins, frames)}, got {noise.shape}")
-        x = (np.asarray(noise, dtype=np.float32) * np.float32(temperature)).copy()
-        x[..., :prompt_len] = 0.0
+        # Only the new frames move: the solver holds the prompt frames of x at zero, and the
+        # estimator returns the velocity of the new frames alone.
+        x = (np.asarray(noise[:, :, prompt_len:], dtype=np.float32) * np.float32(temperature)).copy()
 
         guided = cfg_rate > 0
         batch = 2 if guided else 1
@@ -102,25 +106,28 @@ class S2Mel:
         styles[0] = style[0]
         mus = np.zeros((batch, frames, mu.shape[2]), dtype=np.float32)
         mus[0] = mu[0]
-        xs = np.empty((batch, mel_bins, frames), dtype=np.float32)
+        xs = np.zeros((batch, mel_bins, frames), dtype=np.float32)
         ts = np.empty((batch,), dtype=np.float32)
-        estimator = self._session_for(GRAPH_S2MEL_ESTIMATOR)
+        target_start = np.array([prompt_len], dtype=np.int64)
+        estimator = self._session_for(self._estimator_graph)
         cfg = np.float32(cfg_rate)
 
         grid = euler_time_grid(steps)
         t = grid[0]
         for step in range(1, steps + 1):
             dt = grid[step] - grid[step - 1]
-            xs[:] = x[0]
+            xs[:, :, prompt_len:] = x[0]
             ts[:] = t
-            (velocity,) = estimator.run(None, {"x": xs, "prompt_x": prompt_x, "t": ts, "style": styles, "mu": mus})
+            (velocity,) = estimator.run(
+                None,
+                {"x": xs, "prompt_x": prompt_x, "t": ts, "style": styles, "mu": mus, "target_start": target_start},
+            )
             if guided:
                 dphi = (np.float32(1.0) + cfg) * velocity[:1] - cfg * velocity[1:]
             else:
                 dphi = velocity
             x = x + dt * dphi
             t = t + dt
-            x[:, :, :prompt_len] = 0.0
         return x
 
     def generate(
@@ -136,5 +143,4 @@ class S2Mel:
         """GPT latent (1, N, 1280) + codes (1, N) -> the new mel (1, 80, int(N * 1.72))."""
         cond = self.condition(latent, codes)
         mu = np.concatenate([prompt.prompt_condition, cond], axis=1)
-        mel = self.sample(mu, prompt.ref_mel, prompt.style, steps=steps, cfg_rate=cfg_rate, noise=noise, rng=rng)
-        return mel[:, :, prompt.ref_mel.shape[2] :]
+        return self.sample(mu, prompt.ref_mel, prompt.style, steps=steps, cfg_rate=cfg_rate, noise=noise, rng=rng)
