@@ -82,10 +82,10 @@ def main() -> int:
         shutil.copy(FULL / "clip-5s.wav", voices / "bench.wav")
         with LoadMonitor() as load:
             rows = [
-                ("fp32 GPT, voice prepared at start-up", run_case(voices, work / "cond-fp32", False)),
-                ("fp32 GPT, voice conditioning from disk", run_case(voices, work / "cond-fp32", False)),
-                ("int8 GPT, voice prepared at start-up", run_case(voices, work / "cond-int8", True)),
-                ("int8 GPT, voice conditioning from disk", run_case(voices, work / "cond-int8", True)),
+                ("fp32, voice prepared at start-up", run_case(voices, work / "cond-fp32", False)),
+                ("fp32, voice conditioning from disk", run_case(voices, work / "cond-fp32", False)),
+                ("int8 GPT + diffusion, voice prepared at start-up", run_case(voices, work / "cond-int8", True)),
+                ("int8 GPT + diffusion, voice conditioning from disk", run_case(voices, work / "cond-int8", True)),
             ]
     finally:
         shutil.rmtree(work, ignore_errors=True)

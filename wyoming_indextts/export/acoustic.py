@@ -27,14 +27,15 @@ Why the graphs are split as they are:
   classifier-free guidance mix live in numpy, so steps and CFG rate are run-time choices and
   the graph has no control flow. Conditional and unconditional inputs are batched (batch 2)
   so each step is a single session call. The attention mask is dropped: in inference it is
-  always all ones (x_lens == T).
+  always all ones (x_lens == T). The step returns the velocity of the new frames only and
+  runs the (local) wavenet tail on them plus its receptive margin: see `EstimatorStep`.
 - `bigvgan` is the vocoder alone (mel -> waveform). Its anti-aliased activations use
   constant filters and polyphase upsampling (see `_AntiAliasActivation`): same numbers,
   no depthwise transposed convolution, which ONNX Runtime runs slowly.
 
 Weight norm is removed before export so the graphs hold plain weights; the wavenet's
-reflect-padded convolutions are replaced by fixed-padding equivalents so no shape
-arithmetic gets frozen into the trace. Every graph is exported with dynamic time axes and
+reflect-padded convolutions are replaced by fixed-padding MatMul equivalents, so no shape
+arithmetic gets frozen into the trace and the int8 copy (`--int8`) quantises them. Every graph is exported with dynamic time axes and
 checked by the parity tests at lengths different from the export example.
 """
 
@@ -309,19 +310,21 @@ class S2MelFront(nn.Module):
 
 
 class _SConvAsMatMul(nn.Module):
-    """SConv1d (stride 1, non-causal) with its padding fixed at construction time, computed
-    as one MatMul over the k shifted copies of the input.
+    """SConv1d (stride 1, non-causal, reflect padding) with its padding fixed at construction
+    time, computed as one MatMul over the k shifted copies of the padded input. Same numbers
+    as the convolution.
 
-    Same numbers as the convolution; the reason is int8: ONNX Runtime's dynamic quantiser
-    turns a MatMul with constant weights into an int8 GEMM (AMX/VNNI on recent x86), while
-    its int8 Conv runs slower than float. In float the two forms take the same time.
+    The reason is int8: ONNX Runtime's dynamic quantiser turns a MatMul with constant weights
+    into an int8 GEMM (VNNI/AMX), while its int8 Conv is slower than its float Conv. For the
+    diffusion wavenet (512 channels, a few hundred frames) the float MatMul form takes the
+    same time as Conv. Not used for BigVGAN: on its long, narrower signals the column copies
+    cost more than they save (3.7 -> 4.9 s float, 4.4 s int8, measured at full size).
     """
 
-    def __init__(self, conv: nn.Conv1d, norm: nn.Module, left: int, right: int) -> None:
+    def __init__(self, conv: nn.Conv1d, left: int, right: int) -> None:
         super().__init__()
-        if conv.groups != 1:
-            raise ValueError("only ungrouped SConv1d layers are supported")
-        self.norm = norm
+        if conv.groups != 1 or conv.stride[0] != 1:
+            raise ValueError("only stride-1, ungrouped SConv1d layers are supported")
         self.left = left
         self.right = right
         self.kernel = conv.kernel_size[0]
@@ -339,21 +342,22 @@ class _SConvAsMatMul(nn.Module):
         taps = [x[:, :, j * self.dilation : (j * self.dilation - span) or None] for j in range(self.kernel)]
         columns = torch.cat(taps, dim=1) if len(taps) > 1 else taps[0]  # (B, k * in, T)
         y = torch.matmul(columns.transpose(1, 2), self.matrix) + self.bias  # (B, T, out)
-        return self.norm(y.transpose(1, 2))
+        return y.transpose(1, 2)
 
 
 def _freeze_sconv(module: nn.Module) -> None:
+    """SConv1d (reflect padding computed from the input at run time) -> fixed padding."""
     official_package()
     from indextts.s2mel.modules.encodec import SConv1d
 
     for name, child in list(module.named_children()):
         if isinstance(child, SConv1d):
             conv = child.conv.conv
-            if conv.stride[0] != 1 or child.causal:
-                raise ValueError("only stride-1 non-causal SConv1d layers are supported")
+            if conv.stride[0] != 1 or child.causal or not isinstance(child.conv.norm, nn.Identity):
+                raise ValueError("only stride-1 non-causal SConv1d layers with weight norm are supported")
             total = (conv.kernel_size[0] - 1) * conv.dilation[0]
             right = total // 2
-            setattr(module, name, _SConvAsMatMul(conv, child.conv.norm, total - right, right))
+            setattr(module, name, _SConvAsMatMul(conv, total - right, right))
         else:
             _freeze_sconv(child)
 
