@@ -479,8 +479,14 @@ def table(sides: list[tuple[str, dict[str, Any]]], args) -> str:
     return "\n".join(lines)
 
 
+BASELINE_DEFAULTS_S = 148.7
+"""shared/indextts2/BASELINE.md: the official defaults, a–e, measured on another CPU (2 AMD EPYC cores)."""
+TARGETS = {"defaults": 5.0, "like for like": 2.0}
+
+
 def speedups(sides: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    """Median totals of each engine column against each official column."""
+    """Median totals of each engine column against each official column, with the targets
+    (at least 5x the official defaults, at least 2x like for like) marked held or not."""
     official = [(name, r) for name, r in sides if name.startswith("official")]
     ours = [(name, r) for name, r in sides if not name.startswith("official")]
     lines = []
@@ -489,7 +495,11 @@ def speedups(sides: list[tuple[str, dict[str, Any]]]) -> list[str]:
         for ref_name, ref in official:
             whole = total(ref, statistics.median) / total(result, statistics.median)
             request = total(ref, statistics.median, STAGES[1:]) / total(result, statistics.median, STAGES[1:])
-            parts.append(f"{whole:.2f}× a–e, {request:.2f}× b–e vs {ref_name}")
+            target = next((t for key, t in TARGETS.items() if key in ref_name), None)
+            verdict = "" if target is None else f" (target ≥ {target:g}×: {'held' if whole >= target else 'not held'})"
+            parts.append(f"{whole:.2f}× a–e{verdict}, {request:.2f}× b–e vs {ref_name}")
+        baseline = BASELINE_DEFAULTS_S / total(result, statistics.median)
+        parts.append(f"{baseline:.2f}× a–e vs BASELINE.md's {BASELINE_DEFAULTS_S} s (another CPU: not a same-machine comparison)")
         lines.append(f"- {name}: " + "; ".join(parts))
     return lines
 
