@@ -314,6 +314,31 @@ def test_int8_estimator_stays_close_to_float_over_every_step(exported: Exported,
     assert cosine(quantized, reference) >= 0.995
 
 
+@pytest.mark.parametrize("length", [1, 2, 5, 301])
+@pytest.mark.parametrize("snake", ["Snake", "SnakeBeta"])
+def test_anti_alias_activation_on_phases_equals_official(length: int, snake: str) -> None:
+    """The exported activation never interleaves the 2x signal: its phase arithmetic (filter
+    taps by parity, replicate padding at both ends taken from the right phase) must give the
+    official Activation1d's numbers, down to a single input frame."""
+    official_package()
+    from indextts.s2mel.modules.bigvgan import activations
+    from indextts.s2mel.modules.bigvgan.alias_free_activation.torch.act import Activation1d
+
+    from wyoming_indextts.export.acoustic import _AntiAliasActivation
+
+    torch.manual_seed(length)
+    channels = 6
+    official = Activation1d(getattr(activations, snake)(channels, alpha_logscale=True)).eval()
+    with torch.no_grad():
+        for parameter in official.act.parameters():
+            parameter.normal_(0, 0.3)
+        x = torch.randn(2, channels, length)
+        expected = official(x)
+        got = _AntiAliasActivation(official)(x)
+    assert got.shape == expected.shape == (2, channels, length)
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=2e-6)
+
+
 def test_bigvgan_matches_official(exported: Exported) -> None:
     mel = torch.randn(1, 80, 41, generator=torch.Generator().manual_seed(3)) - 4.0
     with torch.no_grad():
