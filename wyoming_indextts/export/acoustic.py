@@ -36,8 +36,9 @@ Why the graphs are split as they are:
 
 Weight norm is removed before export so the graphs hold plain weights; the wavenet's
 reflect-padded convolutions are replaced by fixed-padding MatMul equivalents, so no shape
-arithmetic gets frozen into the trace and the int8 copy (`--int8`) quantises them. Every graph is exported with dynamic time axes and
-checked by the parity tests at lengths different from the export example.
+arithmetic gets frozen into the trace and the int8 copy (`--int8`) quantises them. Every
+graph is exported with dynamic time axes and checked by the parity tests at lengths
+different from the export example.
 """
 
 from __future__ import annotations
@@ -463,8 +464,9 @@ class _AntiAliasActivation(nn.Module):
     turn into a grouped convolution of unknown shape. Here: phase q of the upsampled signal is
     a K/2-tap depthwise correlation of the replicate-padded input (taps of one parity); the
     snake is elementwise, so it runs on each phase; the stride-2 low-pass reads one phase with
-    its even taps and the other with its odd ones, and adds them. Interleaving the phases (a
-    transpose of the whole 2x signal per activation) cost 9 % of BigVGAN in ORT.
+    its even taps and the other with its odd ones, and adds them. Against interleaving the
+    phases (a transpose of the whole 2x signal per activation): BigVGAN 3.9 -> 3.0 s at full
+    size, 2 cores, level with torch.
     """
 
     def __init__(self, activation: nn.Module) -> None:
@@ -479,7 +481,7 @@ class _AntiAliasActivation(nn.Module):
         self.act = activation.act
         f = up.filter.reshape(-1)
         h = low.filter.reshape(-1)
-        taps_up, taps_down = k_up // 2, k_down // 2
+        taps_up = k_up // 2
         # Upsampling: phase q of the 2x signal is a K/2-tap correlation of the replicate-padded input.
         self.up_pads = []
         up_filters = []
@@ -512,7 +514,8 @@ class _AntiAliasActivation(nn.Module):
         for (left, right), weight in zip(self.up_pads, (self.up_filter_0, self.up_filter_1)):
             padded = nn.functional.pad(x, (left, right), mode="replicate")
             phases.append(self.act(nn.functional.conv1d(padded, weight, groups=c)))
-        # Beyond its ends the 2x signal repeats its first sample (phase 0) and its last (phase 1).
+        # The low-pass pads the 2x signal (even length) by repeating its first sample, which is
+        # phase 0's first, and its last, which is phase 1's last.
         first, last = phases[0][..., :1], phases[1][..., -1:]
         out = None
         for phase, (left, right), weight in zip(phases, self.down_pads, (self.down_filter_0, self.down_filter_1)):
