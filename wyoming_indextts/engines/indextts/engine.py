@@ -109,11 +109,12 @@ class IndexTTSOptions:
     emotion_strength: float = 1.0
     """infer_v2's emo_alpha for an explicit emotion vector: weights are scaled by it (0..1)."""
 
-    # text
+    # precision
     int8: bool = False
     """Use the int8 GPT core and diffusion step (export with --int8): about 3x faster decoding
     and 2.5x faster diffusion on CPUs with VNNI/AMX, slightly different audio."""
 
+    # text
     language: str | None = None
     """Force "zh" or "en" text normalisation; None decides per text as the official code."""
     max_text_tokens_per_segment: int = 120
