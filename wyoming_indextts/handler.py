@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -12,17 +12,11 @@ from wyoming.error import Error
 from wyoming.event import Event, async_write_event
 from wyoming.info import Describe
 from wyoming.server import AsyncEventHandler
-from wyoming.tts import (
-    Synthesize,
-    SynthesizeChunk,
-    SynthesizeStart,
-    SynthesizeStop,
-    SynthesizeStopped,
-    SynthesizeVoice,
-)
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
 from .audio import AudioFormat
 from .engines.base import Voice
+from .protocol import BadEvent, BadRequest, BrokenStream, EventReader, ReaderLimits, text_field, text_request
 from .sentences import SentenceSplitter, SplitterSettings, has_speakable
 from .synthesizer import NoAudioError, Synthesizer
 from .voices import VoiceCatalogue
@@ -30,12 +24,18 @@ from .voices import VoiceCatalogue
 _LOGGER = logging.getLogger(__name__)
 
 
+# Text longer than this is split in a worker thread, so the loop keeps answering others.
+_SPLIT_OFF_LOOP_CHARS = 4096
+
+
 @dataclass
 class HandlerSettings:
     samples_per_chunk: int = 1024
     splitter: SplitterSettings = field(default_factory=SplitterSettings)
-    max_event_bytes: int = 1 << 20
-    """Largest data or payload a client may send; a TTS request is text, so 1 MiB is generous."""
+    limits: ReaderLimits = field(default_factory=ReaderLimits)
+    write_timeout: float = 30.0
+    """Seconds a client may leave audio unread before it is disconnected: a satellite that
+    stopped reading must not hold its response (and its memory) for ever."""
 
 
 class IndexTTSEventHandler(AsyncEventHandler):
@@ -57,16 +57,31 @@ class IndexTTSEventHandler(AsyncEventHandler):
 
     async def run(self) -> None:
         """Like the library's loop, but a malformed or oversized event costs the client an
-        `error` event, not its connection."""
+        `error` event, not its connection; a connection idle for too long, or one that stops
+        half-way through an event, is closed."""
         self._is_running = True
+        reader = EventReader(self.reader, self.settings.limits)
         try:
             while self._is_running:
                 try:
-                    event = await self._read_event()
-                except _BadEvent as err:
+                    line = await asyncio.wait_for(reader.read_header(), self.settings.limits.idle_timeout)
+                except asyncio.TimeoutError:
+                    if self._answering():
+                        continue
+                    _LOGGER.debug("Closing a connection idle for %g s", self.settings.limits.idle_timeout)
+                    break
+                except BadEvent as err:
                     await self._send_error(str(err), "bad-event")
                     continue
-                if event is None:
+                if line is None:
+                    break
+                try:
+                    event = await reader.read_body(line)
+                except BadEvent as err:
+                    await self._send_error(str(err), "bad-event")
+                    continue
+                except BrokenStream as err:
+                    _LOGGER.debug("Closing connection: %s", err)
                     break
                 await self.handle_event(event)
         finally:
@@ -77,56 +92,31 @@ class IndexTTSEventHandler(AsyncEventHandler):
             await self.disconnect()
             self.writer.close()
 
-    async def _read_event(self) -> Event | None:
-        try:
-            line = await self.reader.readline()
-        except ValueError:
-            # The reader dropped the over-long line; the next one starts a fresh event.
-            raise _BadEvent("event header line too long") from None
-        except (ConnectionError, asyncio.IncompleteReadError):
-            return None
-        if not line:
-            return None
-        try:
-            header = json.loads(line)
-            if not isinstance(header, dict) or not isinstance(header.get("type"), str):
-                raise ValueError("no event type")
-            data = header.get("data") or {}
-            data_length = int(header.get("data_length") or 0)
-            payload_length = int(header.get("payload_length") or 0)
-        except (ValueError, TypeError) as err:
-            raise _BadEvent(f"malformed event header ({err}); expected one JSON object per line") from None
-        limit = self.settings.max_event_bytes
-        if data_length > limit or payload_length > limit:
-            await self._discard(max(data_length, 0) + max(payload_length, 0))
-            raise _BadEvent(f"event {header['type']!r} is larger than {limit} bytes and was discarded")
-        try:
-            if data_length > 0:
-                extra = json.loads(await self.reader.readexactly(data_length))
-                if not isinstance(extra, dict) or not isinstance(data, dict):
-                    raise ValueError("event data is not a JSON object")
-                data = {**data, **extra}
-            payload = await self.reader.readexactly(payload_length) if payload_length > 0 else None
-        except asyncio.IncompleteReadError:
-            return None
-        except ValueError as err:
-            raise _BadEvent(f"malformed event data ({err})") from None
-        return Event(type=header["type"], data=data if isinstance(data, dict) else {}, payload=payload)
+    def _answering(self) -> bool:
+        return any(r is not None and not r.done() for r in (self._stream, self._response))
 
-    async def _discard(self, count: int) -> None:
-        """Read and drop bytes without holding them, so the framing stays intact."""
-        while count > 0:
-            chunk = await self.reader.read(min(count, 1 << 16))
-            if not chunk:
-                return
-            count -= len(chunk)
+    async def write_event(self, event: Event) -> None:
+        """Send an event, giving up on a client that leaves it unread for `write_timeout`."""
+        try:
+            await asyncio.wait_for(async_write_event(event, self.writer), self.settings.write_timeout)
+        except asyncio.TimeoutError:
+            self.writer.transport.abort()
+            raise ConnectionResetError(f"client read nothing for {self.settings.write_timeout:g} s") from None
 
     async def handle_event(self, event: Event) -> bool:
         try:
             await self._dispatch(event)
+        except BadRequest as err:
+            _LOGGER.debug("Bad request: %s", err)  # the client hears why; the log is not theirs to fill
+            await self._send_error(str(err), "bad-request")
+        except ConnectionError:
+            self._is_running = False
         except Exception as err:  # noqa: BLE001 - one bad request must not cost the connection
-            _LOGGER.exception("Error handling %s", event.type)
-            await self._send_error(f"{type(err).__name__}: {err}", "internal-error")
+            # One line per failure (a client could otherwise flood the log); the traceback
+            # only with --debug.
+            _LOGGER.error("Error handling %s: %s: %s", event.type, type(err).__name__, err)
+            _LOGGER.debug("Traceback", exc_info=True)
+            await self._send_error(f"The server failed to handle {event.type}; its log says why", "internal-error")
         return True
 
     async def _dispatch(self, event: Event) -> None:
@@ -135,48 +125,47 @@ class IndexTTSEventHandler(AsyncEventHandler):
         elif Synthesize.is_type(event.type):
             if self._stream is not None:
                 return  # the compatibility copy of a streamed text: the stream speaks it
-            await self._synthesize(Synthesize.from_event(event))
+            request = text_request(event)
+            await self._synthesize(request.text, request.voice)
         elif SynthesizeStart.is_type(event.type):
-            await self._stream_start(SynthesizeStart.from_event(event))
+            await self._stream_start(text_request(event, text_required=False).voice)
         elif SynthesizeChunk.is_type(event.type):
-            await self._stream_chunk(SynthesizeChunk.from_event(event))
+            await self._stream_chunk(text_field(event))
         elif SynthesizeStop.is_type(event.type):
             await self._stream_stop()
         else:
             _LOGGER.debug("Ignoring unknown event type %r", event.type)
 
-    def _voice(self, requested: SynthesizeVoice | None) -> Voice:
-        return self.catalogue.resolve(requested.name if requested is not None else None)
-
-    async def _synthesize(self, request: Synthesize) -> None:
-        if not isinstance(request.text, str) or not has_speakable(request.text):
+    async def _synthesize(self, text: str, voice_name: str | None) -> None:
+        voice = self.catalogue.resolve(voice_name)
+        if not has_speakable(text):
             await self._send_error(
                 "Nothing to say: the text is empty or has only punctuation, emoji or spaces", "empty-text"
             )
             await self._wait_previous()
-            await self._send_empty_audio(self._voice(request.voice))
+            await self._send_empty_audio(voice)
             return
         await self._wait_previous()
-        response = _Response(self, self._voice(request.voice), streaming=False)
+        response = _Response(self, voice, streaming=False)
         splitter = SentenceSplitter(self.settings.splitter)
-        for unit in [*splitter.add(request.text), *splitter.finish()]:
+        for unit in await _split(splitter, text, finish=True):
             response.add(unit)
         response.close()
         self._response = response
 
-    async def _stream_start(self, start: SynthesizeStart) -> None:
+    async def _stream_start(self, voice_name: str | None) -> None:
         if self._stream is not None:
             await self._send_error("synthesize-start while a stream is open: send synthesize-stop first", "out-of-order")
             return
         await self._wait_previous()
-        self._stream = _Response(self, self._voice(start.voice), streaming=True)
+        self._stream = _Response(self, self.catalogue.resolve(voice_name), streaming=True)
         self._splitter = SentenceSplitter(self.settings.splitter)
 
-    async def _stream_chunk(self, chunk: SynthesizeChunk) -> None:
+    async def _stream_chunk(self, text: str) -> None:
         if self._stream is None:
             await self._send_error("synthesize-chunk outside a stream: send synthesize-start first", "out-of-order")
             return
-        for unit in self._splitter.add(chunk.text if isinstance(chunk.text, str) else ""):
+        for unit in await _split(self._splitter, text):
             self._stream.add(unit)
 
     async def _stream_stop(self) -> None:
@@ -208,13 +197,21 @@ class IndexTTSEventHandler(AsyncEventHandler):
 
     async def _send_error(self, text: str, code: str) -> None:
         try:
-            await async_write_event(Error(text=text, code=code).event(), self.writer)
+            await self.write_event(Error(text=text, code=code).event())
         except ConnectionError:
             pass
 
 
-class _BadEvent(Exception):
-    """A client sent something that is not a Wyoming event we can read."""
+async def _split(splitter: SentenceSplitter, text: str, finish: bool = False) -> list[str]:
+    """The units completed by `text`; a long text is split in a worker thread."""
+
+    def split() -> list[str]:
+        units = splitter.add(text)
+        return [*units, *splitter.finish()] if finish else units
+
+    if len(text) > _SPLIT_OFF_LOOP_CHARS:
+        return await asyncio.to_thread(split)
+    return split()
 
 
 class _Response:
@@ -244,14 +241,17 @@ class _Response:
     def cancel(self) -> None:
         self._task.cancel()
 
+    def done(self) -> bool:
+        return self._task.done()
+
     async def finished(self) -> None:
         await asyncio.shield(self._task)
 
     async def _speak_all(self) -> None:
         try:
             await self._speak_units()
-        except ConnectionError:
-            _LOGGER.debug("Client left before its audio was sent")
+        except ConnectionError as err:
+            _LOGGER.debug("Client left before its audio was sent: %s", err)
 
     async def _speak_units(self) -> None:
         fmt = self.format
@@ -261,23 +261,29 @@ class _Response:
             try:
                 speech = self.handler.synthesizer.speak(unit, self.voice, fmt, self._late_engines, opening)
                 opening = False
-                async for pcm in speech:
-                    await self._start()
-                    for offset in range(0, len(pcm), chunk_bytes):
-                        await self.handler.write_event(
-                            AudioChunk(
-                                rate=fmt.rate,
-                                width=fmt.width,
-                                channels=fmt.channels,
-                                audio=pcm[offset : offset + chunk_bytes],
-                            ).event()
-                        )
+                # Closed at once when the client leaves, so everything the sentence holds
+                # is given back now, not whenever the garbage collector gets to it.
+                async with contextlib.aclosing(speech) as pieces:
+                    async for pcm in pieces:
+                        await self._start()
+                        for offset in range(0, len(pcm), chunk_bytes):
+                            await self.handler.write_event(
+                                AudioChunk(
+                                    rate=fmt.rate,
+                                    width=fmt.width,
+                                    channels=fmt.channels,
+                                    audio=pcm[offset : offset + chunk_bytes],
+                                ).event()
+                            )
             except NoAudioError as err:
                 _LOGGER.error("%s: %r", err, unit)
                 await self.handler._send_error(f"Could not speak {unit!r}: {err}", "no-audio")
+            except ConnectionError:
+                raise
             except Exception as err:  # noqa: BLE001 - one sentence must not end the response
-                _LOGGER.exception("Failed to speak %r", unit)
-                await self.handler._send_error(f"Could not speak {unit!r}: {type(err).__name__}: {err}", "internal-error")
+                _LOGGER.error("Failed to speak %r: %s: %s", unit, type(err).__name__, err)
+                _LOGGER.debug("Traceback", exc_info=True)
+                await self.handler._send_error(f"Could not speak {unit!r}; the server's log says why", "internal-error")
         await self._start()
         await self.handler.write_event(AudioStop().event())
         if self.streaming:
