@@ -2,8 +2,9 @@
 
 Entries are the PCM of one sentence in one output format, keyed by everything that changes
 that audio (see `cache_key`). L2 files are content-addressed by the key, written atomically
-(temporary file + rename) and carry a checksum of their payload, so a torn or corrupted file
-is detected, deleted and regenerated, never served. Several server processes may share one
+(temporary file + rename) and carry a checksum of their payload and the hash of their key, so
+a torn or corrupted file, or another entry's file under this entry's name, is detected,
+deleted and regenerated, never served. Several server processes may share one
 folder: readers never see partial files, and eviction holds an advisory lock.
 """
 
@@ -26,9 +27,9 @@ from cachetools import LRUCache
 _LOGGER = logging.getLogger(__name__)
 
 _MAGIC = b"WIXC"
-_VERSION = 1
-# magic, format version, payload length, sha256 of the payload
-_HEADER = struct.Struct("<4sIQ32s")
+_VERSION = 2
+# magic, format version, payload length, sha256 of the key, sha256 of the payload
+_HEADER = struct.Struct("<4sIQ32s32s")
 _SUFFIX = ".pcm"
 _TMP_PREFIX = ".tmp-"
 _STALE_TMP_SECONDS = 3600
@@ -49,6 +50,10 @@ def cache_key(
     }
     encoded = json.dumps(parts, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(encoded).hexdigest()
+
+
+def _key_digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8")).digest()
 
 
 @dataclass
@@ -75,7 +80,12 @@ class DiskCache:
         self._lock = threading.Lock()
         self._remove_stale_temporaries()
         self._approx_bytes = self._scan_total()
+        self._pinned: frozenset[str] = frozenset()
         self.stats = CacheStats()
+
+    def pin(self, keys: list[str]) -> None:
+        """Entries eviction must keep (pre-rendered announcements), replacing the previous set."""
+        self._pinned = frozenset(keys)
 
     def path_for(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}{_SUFFIX}"
@@ -89,9 +99,9 @@ class DiskCache:
         except OSError as err:
             _LOGGER.warning("Cannot read cache entry %s: %s", path, err)
             return None
-        payload = self._verified_payload(data)
+        payload, problem = self._verified_payload(key, data)
         if payload is None:
-            _LOGGER.warning("Dropping corrupted cache entry %s; it will be regenerated", path)
+            _LOGGER.warning("Dropping cache entry %s (%s); it will be regenerated", path, problem)
             self.stats.corrupt_dropped += 1
             self._unlink(path)
             return None
@@ -105,7 +115,7 @@ class DiskCache:
         if len(payload) + _HEADER.size > self.max_bytes:
             return
         path = self.path_for(key)
-        header = _HEADER.pack(_MAGIC, _VERSION, len(payload), hashlib.sha256(payload).digest())
+        header = _HEADER.pack(_MAGIC, _VERSION, len(payload), _key_digest(key), hashlib.sha256(payload).digest())
         try:
             path.parent.mkdir(exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
@@ -134,6 +144,7 @@ class DiskCache:
         with self._lock, open(self._lock_path, "a") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             entries = []
+            pinned = self._pinned
             for path in self.root.glob(f"*/*{_SUFFIX}"):
                 try:
                     stat = path.stat()
@@ -143,6 +154,8 @@ class DiskCache:
             total = sum(size for _, size, _ in entries)
             target = int(self.max_bytes * _EVICT_TO)
             for _, size, path in sorted(entries):
+                if path.stem in pinned:
+                    continue
                 if total <= target:
                     break
                 self._unlink(path)
@@ -173,16 +186,19 @@ class DiskCache:
                 continue
 
     @staticmethod
-    def _verified_payload(data: bytes) -> bytes | None:
-        if len(data) < _HEADER.size:
-            return None
-        magic, version, length, digest = _HEADER.unpack_from(data)
+    def _verified_payload(key: str, data: bytes) -> tuple[bytes | None, str]:
+        """The payload if the file is a whole, intact entry for `key`; else None and why not."""
+        if len(data) < _HEADER.size or data[:4] != _MAGIC:
+            return None, "not a cache entry, or torn"
+        magic, version, length, key_digest, digest = _HEADER.unpack_from(data)
+        if version != _VERSION:
+            return None, f"format {version} of an older version"
         payload = data[_HEADER.size :]
-        if magic != _MAGIC or version != _VERSION or length != len(payload):
-            return None
-        if hashlib.sha256(payload).digest() != digest:
-            return None
-        return payload
+        if length != len(payload) or hashlib.sha256(payload).digest() != digest:
+            return None, "corrupted or truncated"
+        if key_digest != _key_digest(key):
+            return None, "it holds another sentence's audio"
+        return payload, ""
 
     @staticmethod
     def _unlink(path: Path) -> None:
