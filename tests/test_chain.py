@@ -193,7 +193,8 @@ async def test_breaker_skips_a_failing_engine_then_tries_it_once(piper, caplog):
     primary.fail_with = EngineError("still broken")
     engines = {"indextts": primary, "piper": piper}
     caplog.set_level(logging.INFO)
-    settings = chain(breaker_failures=2, breaker_cooldown=1.0)
+    # A cool-down long enough that the third request comes before it ends on a loaded machine.
+    settings = chain(breaker_failures=2, breaker_cooldown=4.0)
     texts = ["Timer finished.", "The dishwasher is done.", "Motion detected in the backyard."]
     async with running_server(engines, "clone-en", chain=settings) as harness:
         for text in texts:
@@ -201,7 +202,7 @@ async def test_breaker_skips_a_failing_engine_then_tries_it_once(piper, caplog):
             assert_speech(response.audio, 22050, text)
         assert primary.calls == texts[:2]  # the third sentence skipped the open breaker
         assert harness.synthesizer.breakers["indextts"].state is BreakerState.OPEN
-        await asyncio.sleep(1.1)
+        await asyncio.sleep(4.1)
         primary.fail_with = None
         await ask(harness, "Good morning.", "clone-en")
         assert primary.calls[-1] == "Good morning."

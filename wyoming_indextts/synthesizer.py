@@ -2,15 +2,19 @@
 
 Each engine renders in a worker thread of its own (ONNX Runtime releases the GIL) so the
 event loop keeps answering `describe`. At most `max_concurrent` live renders run at once;
-the rest wait their turn. Every chain step has a deadline for its first audio and a cap on
-the whole sentence; a step that fails, times out or yields no audio hands the sentence to
-the next step. A timed-out render of the voice's own engine is not thrown away: it finishes
+the rest wait their turn, and the wait counts against the step's deadline. A render slot is
+held by the render itself, never by the client being written to: it comes back when the
+engine finishes, fails, is abandoned or moves to the background, so a client that leaves or
+stops reading cannot keep one. Every chain step has a deadline for its first audio and a cap
+on the engine's time for the whole sentence; a step that fails, times out or yields no audio
+hands the sentence to the next step. A timed-out render of the voice's own engine is not thrown away: it finishes
 in the background at lower priority and lands in the cache under the voice's own key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -27,6 +31,11 @@ _LOGGER = logging.getLogger(__name__)
 
 LAST_RESORT = "piper"
 
+LAST_STEP_SLOT_WAIT = 1.0
+"""Seconds the chain's last step waits for a render slot before it renders over the
+`max_concurrent` limit: the bundled voice needs a fraction of a core for a moment, and a house
+that hears nothing because every slot renders a slow cloned voice is worse."""
+
 
 @dataclass
 class ChainSettings:
@@ -34,7 +43,8 @@ class ChainSettings:
     """Engines tried after a voice's own engine, in order; the bundled voice always ends the chain."""
 
     default_deadline: float = 10.0
-    """Seconds a step may take to its first audio."""
+    """Seconds a step may take to its first audio, waiting for a render slot included. The
+    chain's last step has none: it is given the sentence cap, since nothing comes after it."""
 
     deadlines: Mapping[str, float] = field(default_factory=dict)
     """Per-engine overrides of `default_deadline`."""
@@ -53,11 +63,16 @@ class ChainSettings:
 
 
 class StepFailed(Exception):
-    """A chain step gave up; the message says why, for the log and the breaker."""
+    """A chain step gave up; the message says why, for the log and the breaker.
 
-    def __init__(self, message: str, timed_out: bool = False) -> None:
+    `engine_fault` is False when the engine is not to blame: the text yielded no audio (a
+    lone "٣"), or every render slot stayed busy. Those must not open its breaker, or a few
+    odd requests could mute the server for everyone."""
+
+    def __init__(self, message: str, timed_out: bool = False, engine_fault: bool = True) -> None:
         super().__init__(message)
         self.timed_out = timed_out
+        self.engine_fault = engine_fault
 
 
 class NoAudioError(Exception):
@@ -87,10 +102,47 @@ class PriorityGate:
                 self._condition.wait(timeout=0.5)
 
 
-class _Render:
-    """One engine speaking one sentence in a thread of its own, chunks posted to the loop."""
+class _Slot:
+    """What a live render holds: one of the `max_concurrent` render slots, and its place among
+    the live renders that background renders yield to. Given back exactly once, from any thread."""
 
-    def __init__(self, engine: Engine, text: str, voice: Voice, gate: PriorityGate, opening: bool = True) -> None:
+    def __init__(self, semaphore: asyncio.Semaphore | None, gate: PriorityGate) -> None:
+        self._semaphore = semaphore
+        self._gate = gate
+        self._loop = asyncio.get_running_loop()
+        self._lock = threading.Lock()
+        self._released = False
+        gate.enter_live()
+
+    def release(self) -> None:
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+        self._gate.leave_live()
+        if self._semaphore is None:
+            return  # rendering over the limit: there is no slot to give back
+        try:
+            self._loop.call_soon_threadsafe(self._semaphore.release)
+        except RuntimeError:
+            pass  # the loop is closed: the server is shutting down
+
+
+class _Render:
+    """One engine speaking one sentence in a thread of its own, chunks posted to the loop.
+
+    It owns its render slot (if any) and gives it back when it stops working for a listener:
+    finished, failed, cancelled or moved to the background."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        text: str,
+        voice: Voice,
+        gate: PriorityGate,
+        opening: bool = True,
+        slot: _Slot | None = None,
+    ) -> None:
         self.engine = engine
         self.text = text
         self.voice = voice
@@ -102,17 +154,35 @@ class _Render:
         self._finished = False
         self.succeeded = False
         """Set once the engine ran to its end uncancelled: `chunks` then hold the whole sentence."""
+        self.error: str | None = None
+        """Why the engine failed, when it did."""
         self._on_background_done: Callable[[_Render, bool], None] | None = None
         self._gate = gate
+        self._slot = slot
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
         self._thread = threading.Thread(target=self._run, name=f"render-{engine.name}", daemon=True)
+        self.started_at = 0.0
 
     def start(self) -> None:
+        self.started_at = time.monotonic()
         self._thread.start()
 
+    def cancel(self) -> None:
+        self.cancelled.set()
+        self.release_slot()
+
+    def release_slot(self) -> None:
+        if self._slot is not None:
+            self._slot.release()
+
     async def next_event(self, timeout: float) -> tuple[str, object]:
-        return await asyncio.wait_for(self._queue.get(), timeout)
+        """The next posted event; what is already queued is returned at once, however late,
+        because the time a slow client took to read it is not the engine's."""
+        try:
+            return self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return await asyncio.wait_for(self._queue.get(), max(timeout, 0.0))
 
     def _post(self, kind: str, value: object) -> None:
         if self.background.is_set():
@@ -131,7 +201,8 @@ class _Render:
                 return False
             self._on_background_done = on_done
             self.background.set()
-            return True
+        self.release_slot()  # background renders yield to live ones through the gate instead
+        return True
 
     def _run(self) -> None:
         succeeded = False
@@ -156,10 +227,12 @@ class _Render:
                 if close is not None:
                     close()
         except BaseException as err:  # noqa: BLE001 - any engine failure passes the sentence on
+            self.error = _describe(err)
             self._post("error", err)
             if self.background.is_set():
                 _LOGGER.warning("Background render by %s failed: %s", self.engine.name, err)
         finally:
+            self.release_slot()
             with self._finish_lock:
                 self._finished = True
                 self.succeeded = succeeded and not self.cancelled.is_set()
@@ -241,7 +314,8 @@ class Synthesizer:
         sentence of a response (see `Engine.synthesize`)."""
         late_engines = late_engines if late_engines is not None else set()
         failures: list[str] = []
-        for engine, step_voice in self.chain(voice):
+        steps = self.chain(voice)
+        for index, (engine, step_voice) in enumerate(steps):
             key = self.key_for(step_voice, fmt, text)
             cached = await self._cached(key)
             if cached is not None:
@@ -254,22 +328,33 @@ class Synthesizer:
                 failures.append(f"{engine.name}: skipped, too slow earlier in this response")
                 continue
             breaker = self.breakers[engine.name]
-            if not breaker.allow():
+            # The last step is never skipped, and it has no deadline for its first audio (only
+            # the sentence cap): nothing comes after it, so giving up early means silence.
+            last = index == len(steps) - 1
+            permit = breaker.allow()
+            if permit is None and not last:
                 failures.append(f"{engine.name}: skipped, breaker open")
                 continue
             started = time.monotonic()
             delivered = 0
             pcm_out: list[bytes] = []
+            judged = False
             try:
                 own_voice = step_voice is voice
-                async for piece in self._run_step(engine, step_voice, text, fmt, own_voice, key, opening):
-                    delivered += len(piece)
-                    pcm_out.append(piece)
-                    yield piece
+                run = self._run_step(engine, step_voice, text, fmt, own_voice, key, opening, last)
+                async with contextlib.aclosing(run) as pieces:
+                    async for piece in pieces:
+                        delivered += len(piece)
+                        pcm_out.append(piece)
+                        yield piece
+                breaker.record_success()
+                judged = True
             except StepFailed as err:
-                breaker.record_failure(str(err))
                 failures.append(f"{engine.name}: {err}")
-                if err.timed_out:
+                if err.engine_fault:
+                    breaker.record_failure(str(err))
+                    judged = True
+                if err.timed_out and not last:
                     late_engines.add(engine.name)
                 if delivered:
                     _LOGGER.warning(
@@ -281,7 +366,11 @@ class Synthesizer:
                 else:
                     _LOGGER.warning("%s failed for %r: %s; trying the next engine", engine.name, text, err)
                 continue
-            breaker.record_success()
+            finally:
+                # A trial whose client left, or whose text said nothing, decided nothing: the
+                # next request becomes the trial, or the engine would be skipped for ever.
+                if permit is not None and not judged:
+                    breaker.release(permit)
             _LOGGER.info(
                 "Spoken by %s voice %s: %.2f s of audio in %.3f s: %r",
                 engine.name,
@@ -321,54 +410,73 @@ class Synthesizer:
         return await asyncio.to_thread(self.cache.disk_get, key)
 
     async def _run_step(
-        self, engine: Engine, voice: Voice, text: str, fmt: AudioFormat, own_voice: bool, key: str, opening: bool
+        self,
+        engine: Engine,
+        voice: Voice,
+        text: str,
+        fmt: AudioFormat,
+        own_voice: bool,
+        key: str,
+        opening: bool,
+        last: bool,
     ) -> AsyncIterator[bytes]:
         deadline = self.settings.deadline(engine.name)
-        async with self._slots:
-            render = _Render(engine, text, voice, self._gate, opening)
-            resampler = StreamResampler(voice.sample_rate, fmt.rate)
-            self._gate.enter_live()
-            try:
-                render.start()
-                started = time.monotonic()
-                first = True
-                total = 0
-                while True:
-                    limit = deadline if first else self.settings.sentence_cap - (time.monotonic() - started)
-                    try:
-                        kind, value = await render.next_event(max(limit, 0.0))
-                    except asyncio.TimeoutError:
-                        what = "first audio" if first else "the whole sentence"
-                        seconds = deadline if first else self.settings.sentence_cap
-                        self._abandon(render, own_voice, key)
-                        raise StepFailed(f"no {what} within {seconds:g} s", timed_out=True) from None
-                    if kind == "error":
-                        raise StepFailed(_describe(value))
-                    if kind == "done":
-                        break
-                    assert isinstance(value, bytes)
-                    total += len(value)
-                    out = resampler.feed(value)
-                    if out:
-                        first = False
-                        yield out
-                tail = resampler.flush()
-                if tail:
-                    yield tail
-                if total == 0:
-                    raise StepFailed("engine returned no audio")
-            except BaseException:
-                if not render.background.is_set():
-                    render.cancelled.set()
-                raise
-            finally:
-                self._gate.leave_live()
+        step_started = time.monotonic()
+        # Waiting for a slot counts against the deadline, so a busy server still hands the
+        # sentence on in time instead of leaving the listener with nothing.
+        semaphore: asyncio.Semaphore | None = self._slots
+        try:
+            await asyncio.wait_for(self._slots.acquire(), min(deadline, LAST_STEP_SLOT_WAIT) if last else deadline)
+        except asyncio.TimeoutError:
+            if not last:
+                raise StepFailed(f"no free render slot within {deadline:g} s", engine_fault=False) from None
+            _LOGGER.warning("Every render slot is busy: %s speaks %r over the limit", engine.name, text)
+            semaphore = None
+        render = _Render(engine, text, voice, self._gate, opening, _Slot(semaphore, self._gate))
+        resampler = StreamResampler(voice.sample_rate, fmt.rate)
+        try:
+            render.start()
+            first = True
+            total = 0
+            while True:
+                if first and not last:
+                    limit = deadline - (time.monotonic() - step_started)
+                else:
+                    # The cap is the engine's time, not the network's: it counts from the
+                    # render's start, and whatever is queued already is taken at once.
+                    limit = self.settings.sentence_cap - (time.monotonic() - render.started_at)
+                try:
+                    kind, value = await render.next_event(limit)
+                except asyncio.TimeoutError:
+                    what = "first audio" if first and not last else "the whole sentence"
+                    seconds = deadline if first and not last else self.settings.sentence_cap
+                    self._abandon(render, own_voice, key)
+                    raise StepFailed(f"no {what} within {seconds:g} s", timed_out=True) from None
+                if kind == "error":
+                    raise StepFailed(_describe(value))
+                if kind == "done":
+                    break
+                assert isinstance(value, bytes)
+                total += len(value)
+                out = resampler.feed(value)
+                if out:
+                    first = False
+                    yield out
+            tail = resampler.flush()
+            if tail:
+                yield tail
+            if total == 0:
+                raise StepFailed("engine returned no audio", engine_fault=False)
+        except BaseException:
+            if not render.background.is_set():
+                render.cancel()
+            raise
 
     def _abandon(self, render: _Render, own_voice: bool, key: str) -> None:
         """A step ran out of time. Keep the voice's own render going in the background, so the
         next request for this sentence is in the right voice; drop it when too many are already."""
         if not own_voice or not self._claim_late_slot(render):
-            render.cancelled.set()
+            render.cancel()
             return
         if render.move_to_background(lambda finished, ok: self._store_late(finished, ok, key)):
             _LOGGER.info("Render by %s continues in the background for %r", render.engine.name, render.text)
@@ -403,6 +511,42 @@ class Synthesizer:
         if succeeded and pcm and self.cache is not None:
             self.cache.put(key, pcm)
             _LOGGER.info("Late render by %s cached for %r", render.engine.name, render.text)
+
+    def pin(self, keys: list[str]) -> None:
+        """Keep these entries on disk whatever eviction would choose (pre-rendered texts)."""
+        if self.cache is not None and self.cache.disk is not None:
+            self.cache.disk.pin(keys)
+
+    async def render_for_cache(self, text: str, voice: Voice) -> str:
+        """Render one sentence in the voice's own engine into the cache, at the lowest
+        priority (it pauses while any live render works) and with no deadline, since nobody is
+        waiting. Returns "cached" when it already was, "rendered", or why it failed."""
+        if self.cache is None:
+            return "the cache is off (--no-cache)"
+        fmt = self.output_format(voice)
+        key = self.key_for(voice, fmt, text)
+        if await self._cached(key) is not None:
+            return "cached"
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[bool] = loop.create_future()
+
+        def on_done(_: _Render, succeeded: bool) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the server stopped
+                loop.call_soon_threadsafe(lambda: finished.done() or finished.set_result(succeeded))
+
+        render = _Render(self.catalogue.engines[voice.engine], text, voice, self._gate, opening=False)
+        render.move_to_background(on_done)
+        render.start()
+        try:
+            succeeded = await finished
+        except asyncio.CancelledError:
+            render.cancel()
+            raise
+        pcm = b"".join(render.chunks)
+        if not succeeded or not pcm:
+            return render.error or "the engine returned no audio"
+        await asyncio.to_thread(self.cache.put, key, pcm)
+        return "rendered"
 
     def late_render_count(self) -> int:
         with self._late_lock:
