@@ -1,0 +1,95 @@
+"""Announcements rendered ahead of time in the cloned voice, so they play at once.
+
+A cloned voice takes longer than a satellite waits for a sentence it has never heard. The
+announcements a house makes every day are known in advance ("The washing machine is done."),
+so they are rendered while the server is idle, at the lowest priority, into the cache, and
+pinned there so eviction never drops them while they are listed. A restart finds them on disk
+and renders nothing again; a text that cannot be spoken is reported once per run.
+
+The list is one text per line (blank lines and `#` comments skipped), given per voice with
+`--prerender [VOICE=]FILE`, or rendered once with `wyoming-indextts prerender --voice NAME FILE`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from .engines.base import Voice
+from .sentences import SentenceSplitter, SplitterSettings
+from .synthesizer import Synthesizer
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PrerenderList:
+    voice: str | None
+    """The voice to render in; None: the server's default voice."""
+    path: Path
+
+    def texts(self) -> list[str]:
+        """The file's texts; raises OSError or UnicodeDecodeError for a file that can't be read."""
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+@dataclass
+class PrerenderProgress:
+    total: int = 0
+    cached: int = 0
+    rendered: int = 0
+    failed: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.cached + self.rendered + self.failed
+
+
+class Prerenderer:
+    """Renders listed texts into the cache, sentence by sentence, exactly as a request would
+    split them (so the same cache keys answer), one sentence at a time in the background."""
+
+    def __init__(self, synthesizer: Synthesizer, splitter: SplitterSettings) -> None:
+        self.synthesizer = synthesizer
+        self.splitter = splitter
+        self.progress = PrerenderProgress()
+
+    def units(self, text: str) -> list[str]:
+        splitter = SentenceSplitter(self.splitter)
+        return [*splitter.add(text), *splitter.finish()]
+
+    async def run(self, lists: list[PrerenderList]) -> PrerenderProgress:
+        """Pin every listed sentence, then render the missing ones; returns the tally."""
+        jobs: list[tuple[Voice, str]] = []
+        for listed in lists:
+            try:
+                texts = listed.texts()
+            except (OSError, UnicodeDecodeError) as err:
+                _LOGGER.error("Cannot read the pre-render list %s: %s", listed.path, err)
+                continue
+            voice = self.synthesizer.catalogue.resolve(listed.voice)
+            for text in texts:
+                jobs.extend((voice, unit) for unit in self.units(text))
+        self.progress = PrerenderProgress(total=len(jobs))
+        self.synthesizer.pin([self.synthesizer.key_for(voice, self.synthesizer.output_format(voice), unit) for voice, unit in jobs])
+        for voice, unit in jobs:
+            outcome = await self.synthesizer.render_for_cache(unit, voice)
+            if outcome == "cached":
+                self.progress.cached += 1
+            elif outcome == "rendered":
+                self.progress.rendered += 1
+                _LOGGER.info("Pre-rendered %d of %d in %s: %r", self.progress.done, self.progress.total, voice.name, unit)
+            else:
+                self.progress.failed += 1
+                _LOGGER.warning("Cannot pre-render %r in %s: %s; it will be spoken live", unit, voice.name, outcome)
+        _LOGGER.info(
+            "Pre-rendering done: %d sentences, %d already cached, %d rendered, %d failed",
+            self.progress.total,
+            self.progress.cached,
+            self.progress.rendered,
+            self.progress.failed,
+        )
+        return self.progress
