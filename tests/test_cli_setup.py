@@ -1,12 +1,11 @@
 """What a new user meets first: the environment file as Docker reads it, which source of flags
-wins, messages without internal names, a clean stop on SIGTERM, --help, the healthcheck, and
-the install scripts' stamps. Real processes and sockets throughout."""
+wins, messages without internal names, a clean stop on SIGTERM, --help and the healthcheck.
+Real processes and sockets throughout."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -161,37 +160,3 @@ async def test_healthcheck_fails_when_a_port_accepts_but_never_answers():
         _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 1
     assert b"no answer to describe" in stderr
-
-
-def fake_checkout(tmp_path: Path) -> Path:
-    """The two install scripts in a copy of the repository whose .venv has a stand-in pip (it
-    records its arguments) and python (it prints its arguments): the scripts' own logic runs."""
-    checkout = tmp_path / "checkout"
-    shutil.copytree(ROOT / "script", checkout / "script")
-    shutil.copy(ROOT / "pyproject.toml", checkout)
-    bin_dir = checkout / ".venv" / "bin"
-    bin_dir.mkdir(parents=True)
-    (bin_dir / "pip").write_text('#!/bin/sh\necho "$@" >> "$(dirname "$0")/../pip.log"\n')
-    (bin_dir / "python").write_text('#!/bin/sh\necho "$@"\n')
-    for tool in bin_dir.iterdir():
-        tool.chmod(0o755)
-    return checkout
-
-
-def test_script_run_and_script_test_keep_each_others_install_stamp(tmp_path):
-    checkout = fake_checkout(tmp_path)
-    venv = checkout / ".venv"
-
-    def stamps() -> set[str]:
-        return {path.name for path in venv.glob(".installed-*")}
-
-    subprocess.run([checkout / "script" / "test", "-q"], check=True, capture_output=True, timeout=60)
-    test_stamps = stamps()
-    assert len(test_stamps) == 1
-    subprocess.run([checkout / "script" / "run", "--version"], check=True, capture_output=True, timeout=60)
-    assert test_stamps < stamps(), "script/run removed script/test's stamp"
-    installs = (venv / "pip.log").read_text().count("install")
-    subprocess.run([checkout / "script" / "test", "-q"], check=True, capture_output=True, timeout=60)
-    subprocess.run([checkout / "script" / "run", "--version"], check=True, capture_output=True, timeout=60)
-    assert (venv / "pip.log").read_text().count("install") == installs, "a stamp was lost: something reinstalled"
-    assert len(stamps()) == 2
