@@ -117,3 +117,11 @@ def test_the_systemd_unit_verifies(tmp_path):
     result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "wyoming-indextts.service")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert "ExecStart=/opt/wyoming-indextts/script/run --data-dir /var/lib/wyoming-indextts" in (ROOT / "config" / "wyoming-indextts.service").read_text()
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_the_shell_scripts_pass_shellcheck():
+    services = ROOT / "wyoming_indextts_addon" / "rootfs" / "etc" / "s6-overlay" / "s6-rc.d"
+    scripts = [*sorted((ROOT / "script").iterdir()), ROOT / "docker" / "run", *sorted(services.glob("*/run")), services / "wyoming-indextts" / "finish"]
+    result = subprocess.run(["shellcheck", "--shell=bash", "--severity=warning", *map(str, scripts)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout
