@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import shlex
@@ -20,6 +21,7 @@ from wyoming.server import AsyncServer, AsyncTcpServer
 
 from . import __version__
 from .cache import AudioCache, DiskCache
+from .discovery import advertised_address, is_ipv4_address
 from .engines.base import Engine, EngineError
 from .engines.indextts import EMOTIONS, IndexTTSEngine, IndexTTSOptions, ModelError
 from .engines.piper import BUNDLED_VOICE, PiperEngine, PiperOptions
@@ -51,22 +53,37 @@ def default_data_dir() -> Path:
     return Path(base) / "wyoming-indextts"
 
 
+def _whole_number(text: str) -> int:
+    # argparse would name the converter ("invalid _positive_int value"): say what was expected.
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
     return value
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
     return value
@@ -96,11 +113,19 @@ def _deadline(text: str) -> tuple[str | None, float]:
 
 
 def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog="wyoming-indextts", description="Wyoming TTS server: IndexTTS2 voices with cache and fallback chain")
+    parser = OneLineParser(
+        prog="wyoming-indextts",
+        description="Wyoming TTS server: IndexTTS2 voices with cache and fallback chain",
+        epilog=f"Flags can also come from the environment variable {ENV_ARGS} (e.g. {ENV_ARGS}='--voice grandma "
+        "--deadline 8'); a flag given on the command line wins over the same flag there. "
+        "`wyoming-indextts export --help`: turn official IndexTTS2 checkpoints into the ONNX model folder "
+        "(needs the [export] extra).",
+    )
     parser.add_argument("--uri", default="tcp://0.0.0.0:10200", help="tcp://HOST:PORT, unix://PATH or stdio:// (default: tcp://0.0.0.0:10200)")
     parser.add_argument("--voice", default=BUNDLED_VOICE, help=f"default voice when a request names none (default: {BUNDLED_VOICE})")
     parser.add_argument("--data-dir", type=Path, default=default_data_dir(), help="where the cache and prepared voices live (default: %(default)s)")
     parser.add_argument("--zeroconf", nargs="?", const="indextts", help="announce the server over zeroconf (_wyoming._tcp) with an optional name (default: indextts)")
+    parser.add_argument("--zeroconf-host", help="IPv4 address to announce (default: the --uri host, or for 0.0.0.0 the address of the interface that reaches the network)")
 
     cache = parser.add_argument_group("cache")
     cache.add_argument("--cache-dir", type=Path, help="disk cache folder (default: DATA_DIR/cache)")
@@ -144,20 +169,31 @@ def build_parser() -> OneLineParser:
     return parser
 
 
+def env_arguments(value: str) -> list[str]:
+    """Split WYOMING_INDEXTTS_ARGS like a shell would. `docker run --env-file` keeps the quotes
+    of `NAME="--a 1 --b 2"` as part of the value (systemd and shells strip them), which leaves
+    one quoted word: split that word again so the same file works everywhere."""
+    words = shlex.split(value)
+    if len(words) == 1 and words[0].startswith("-") and any(c.isspace() for c in words[0]):
+        words = shlex.split(words[0])
+    return words
+
+
 def parse_args(argv: list[str], environ: dict[str, str] | os._Environ[str] = os.environ) -> argparse.Namespace:
     parser = build_parser()
-    argv = list(argv)
     env_args = environ.get(ENV_ARGS)
-    if env_args:
-        try:
-            argv.extend(shlex.split(env_args))
-        except ValueError as err:
-            parser.error(f"invalid {ENV_ARGS}: {err}")
-    args = parser.parse_args(argv)
+    try:
+        env_argv = env_arguments(env_args) if env_args else []
+    except ValueError as err:
+        parser.error(f"invalid {ENV_ARGS}: {err}")
+    # The environment comes first so that the command line, parsed later, wins.
+    args = parser.parse_args([*env_argv, *argv])
     if not args.uri.startswith(URI_SCHEMES):
         parser.error(f"--uri must start with one of {', '.join(URI_SCHEMES)}, got {args.uri!r}")
     if args.zeroconf and not args.uri.startswith("tcp://"):
         parser.error("--zeroconf needs a tcp:// --uri")
+    if args.zeroconf_host is not None and not is_ipv4_address(args.zeroconf_host):
+        parser.error(f"--zeroconf-host must be an IPv4 address, got {args.zeroconf_host!r}")
     if (args.indextts_model_dir is None) != (args.voices_dir is None):
         parser.error("IndexTTS voices need both --indextts-model-dir and --voices-dir")
     args.parser = parser
@@ -278,9 +314,13 @@ async def main(argv: list[str]) -> None:
         assert isinstance(server, AsyncTcpServer)
         from wyoming.zeroconf import HomeAssistantZeroconf
 
-        zeroconf = HomeAssistantZeroconf(name=args.zeroconf, port=server.port, host=server.host)
+        try:
+            address = advertised_address(server.host, args.zeroconf_host)
+        except LookupError as err:
+            args.parser.error(str(err))
+        zeroconf = HomeAssistantZeroconf(name=args.zeroconf, port=server.port, host=address)
         await zeroconf.register_server()
-        _LOGGER.debug("Zeroconf discovery enabled as %s", args.zeroconf)
+        _LOGGER.info("Announced over zeroconf as %s at %s:%s", args.zeroconf, address, server.port)
 
     voices = ", ".join(voice.name for voice in catalogue.voices())
     _LOGGER.info("Ready on %s; default voice %s; voices: %s", args.uri, args.voice, voices)
@@ -289,8 +329,10 @@ async def main(argv: list[str]) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, server_task.cancel)
     try:
-        await server_task
-    except asyncio.CancelledError:
+        # SIGINT cancels the task; on SIGTERM the wyoming server's own handler (which replaces
+        # ours) stops it and it returns: both end here, with the same line in the log.
+        with contextlib.suppress(asyncio.CancelledError):
+            await server_task
         _LOGGER.info("Server stopped")
     finally:
         await synthesizer.drain()

@@ -1,0 +1,294 @@
+"""The Home Assistant add-on: its files against the Supervisor's documented rules, its run
+script against a stand-in for bashio (options in, the exact command line out, a bad option
+named), and the run and discovery scripts with the real server on a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from wyoming_indextts.__main__ import parse_args
+
+from .addon_schema import check_build, check_config, check_repository, check_translations
+from .test_cli import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+ADDON = ROOT / "wyoming_indextts_addon"
+SERVICES = ADDON / "rootfs" / "etc" / "s6-overlay" / "s6-rc.d"
+RUN_SCRIPT = SERVICES / "wyoming-indextts" / "run"
+DISCOVERY_SCRIPT = SERVICES / "discovery" / "run"
+BASHIO = Path(__file__).with_name("bashio_standin") / "bashio"
+CREDENTIAL_VARIABLES = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "NLS_APPKEY")
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+CONFIG = load(ADDON / "config.yaml")
+
+
+# --- the files, against the Supervisor's documented rules ------------------------------------
+
+
+def test_config_yaml_follows_the_supervisors_rules():
+    assert check_config(CONFIG) == []
+    assert CONFIG["discovery"] == ["wyoming"]
+    assert set(CONFIG["arch"]) == {"amd64", "aarch64"}
+    assert CONFIG["init"] is False  # s6-overlay v3 in the base image is the init
+    assert "10200/tcp" in CONFIG["ports"]
+    assert {"type": "share", "read_only": False} in CONFIG["map"]
+    schema = CONFIG["schema"]
+    assert schema["voice"] == "str"  # free text: clips are named by the user, not a fixed list
+    assert {schema[key] for key in ("sambert_access_key_id", "sambert_access_key_secret", "sambert_appkey")} == {"password?"}
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        (lambda c: c.pop("arch"), "required key 'arch' is missing"),
+        (lambda c: c.update(arch=["amd64", "riscv"]), "unknown architecture 'riscv'"),
+        (lambda c: c.update(init="no"), "init: expected"),
+        (lambda c: c.update(ports={"10200": 10200}), "is not 'PORT/tcp'"),
+        (lambda c: c.update(map=[{"type": "shares"}]), "unknown type 'shares'"),
+        (lambda c: c["schema"].update(voice="string"), "unknown type 'string'"),
+        (lambda c: c["schema"].pop("deadline"), "'deadline' is not in the schema"),
+        (lambda c: c["options"].update(deadline=0.1), "below the minimum"),
+        (lambda c: c["options"].update(cache_disk_mb="512"), "is not a int"),
+        (lambda c: c["options"].update(sambert_appkey=""), "optional ('?') but options gives it a default"),
+        (lambda c: c.update(ingres=True), "unknown key 'ingres'"),
+    ],
+)
+def test_the_schema_check_catches_what_the_supervisor_refuses(change, complaint):
+    config = load(ADDON / "config.yaml")
+    change(config)
+    assert any(complaint in problem for problem in check_config(config)), check_config(config)
+
+
+def test_build_translations_and_repository_follow_the_rules_and_agree_on_the_version():
+    build = load(ADDON / "build.yaml")
+    assert check_build(build, CONFIG) == []
+    assert all("home-assistant" in image and "base-debian" in image for image in build["build_from"].values())
+    version = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.MULTILINE)[1]  # no tomllib on 3.10
+    assert CONFIG["version"] == build["args"]["WYOMING_INDEXTTS_VERSION"] == version
+    assert f"v{version}." in build["args"]["WYOMING_INDEXTTS_SOURCE"]
+    translations = load(ADDON / "translations" / "en.yaml")
+    assert check_translations(translations, CONFIG) == []
+    assert set(translations["configuration"]) == set(CONFIG["schema"]), "every option needs a name and a description"
+    assert check_repository(load(ROOT / "repository.yaml")) == []
+    assert f"## {version}" in (ADDON / "CHANGELOG.md").read_text()
+    docs = (ADDON / "DOCS.md").read_text()
+    assert all(f"`{option}`" in docs for option in CONFIG["schema"]), "DOCS.md leaves an option out"
+
+
+def test_the_image_and_the_s6_services_are_wired():
+    dockerfile = (ADDON / "Dockerfile").read_text()
+    assert dockerfile.startswith("ARG BUILD_FROM\nFROM ${BUILD_FROM}\n")
+    assert "COPY rootfs /" in dockerfile
+    assert re.search(r"HEALTHCHECK .*\n\s+CMD python3 -m wyoming_indextts\.healthcheck", dockerfile)
+    build_args = set(re.findall(r"^ARG (\w+)$", dockerfile, re.MULTILINE)) - {"BUILD_FROM"}
+    assert build_args == set(load(ADDON / "build.yaml")["args"])
+    for service, kind in (("wyoming-indextts", "longrun"), ("discovery", "oneshot")):
+        assert (SERVICES / service / "type").read_text().strip() == kind
+        assert (SERVICES / "user" / "contents.d" / service).exists()
+    assert (SERVICES / "discovery" / "up").read_text().strip() == "/etc/s6-overlay/s6-rc.d/discovery/run"
+    assert (SERVICES / "discovery" / "dependencies.d" / "wyoming-indextts").exists()
+    for script in (RUN_SCRIPT, DISCOVERY_SCRIPT, SERVICES / "wyoming-indextts" / "finish"):
+        assert script.read_text().startswith("#!/command/with-contenv bashio\n")
+        assert os.access(script, os.X_OK)
+        subprocess.run(["bash", "-n", script], check=True)
+    run_script = RUN_SCRIPT.read_text()
+    read_by_name = set(re.findall(r"bashio::config(?:\.\w+)? '(\w+)'", run_script))
+    assert read_by_name <= set(CONFIG["schema"]), "the run script reads an option the schema lacks"
+    unused = [option for option in CONFIG["schema"] if not re.search(rf"\b{option}\b", run_script)]
+    assert unused == [], "options the run script ignores"
+
+
+# --- the run script, options in, command line out -------------------------------------------
+
+STANDIN_SERVER = """#!{python}
+import json, os, sys
+if sys.argv[1:] == ["--help"]:
+    print(os.environ.get("STANDIN_HELP", ""))
+    sys.exit(0)
+print(json.dumps({{"argv": sys.argv[1:], "env": {{k: os.environ[k] for k in {variables!r} if k in os.environ}}}}))
+"""
+
+
+@pytest.fixture
+def addon_root(tmp_path: Path) -> Path:
+    (tmp_path / "data").mkdir()
+    return tmp_path
+
+
+def write_options(root: Path, **overrides: Any) -> None:
+    options = {**CONFIG["options"], **overrides}
+    (root / "data" / "options.json").write_text(json.dumps({k: v for k, v in options.items() if v is not None}))
+
+
+def standin_bin(root: Path) -> Path:
+    """A `wyoming-indextts` that prints the command line and credentials it was started with."""
+    bin_dir = root / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    server = bin_dir / "wyoming-indextts"
+    server.write_text(STANDIN_SERVER.format(python=sys.executable, variables=CREDENTIAL_VARIABLES))
+    server.chmod(0o755)
+    return bin_dir
+
+
+def run_addon(root: Path, bin_dir: Path, port: int = 10200, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "ADDON_ROOT": str(root),
+        "ADDON_CONFIG": str(root / "data" / "options.json"),
+        "WYOMING_INDEXTTS_PORT": str(port),
+        **env,
+    }
+    return subprocess.run([BASHIO, RUN_SCRIPT], capture_output=True, text=True, timeout=60, env=environ)
+
+
+def started_with(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_default_options_start_the_bundled_voice(addon_root):
+    write_options(addon_root)
+    started = started_with(run_addon(addon_root, standin_bin(addon_root)))
+    assert started["argv"] == [
+        "--uri", "tcp://0.0.0.0:10200", "--data-dir", f"{addon_root}/data",
+        "--voice", "en_US-joe-medium", "--deadline", "10",
+        "--cache-memory-mb", "64", "--cache-disk-mb", "512",
+    ]
+    assert started["env"] == {}
+    assert (addon_root / "share" / "wyoming-indextts" / "voices").is_dir()
+    assert (addon_root / "share" / "wyoming-indextts" / "models").is_dir()
+    assert parse_args(started["argv"], {}).voice == "en_US-joe-medium"  # the real parser accepts it
+
+
+def test_every_option_reaches_its_flag_and_credentials_stay_off_the_command_line(addon_root):
+    share = addon_root / "share" / "wyoming-indextts"
+    (share / "voices").mkdir(parents=True)
+    (share / "voices" / "grandma.wav").write_bytes(b"RIFF")
+    (share / "models" / "indextts2").mkdir(parents=True)
+    (share / "models" / "indextts2" / "manifest.json").write_text("{}")
+    (share / "announcements.txt").write_text("grandma: Dinner is ready.\n")
+    write_options(
+        addon_root, voice="grandma", int8=True, deadline=7.5, cache_memory_mb=0, cache_disk_mb=2048,
+        prerender_file="announcements.txt", debug_logging=True,
+        sambert_access_key_id="LTAI5tKeyId", sambert_access_key_secret="s3cret value", sambert_appkey="appkey1",
+    )
+    result = run_addon(addon_root, standin_bin(addon_root), STANDIN_HELP="  --prerender FILE  announcements to render ahead")
+    started = started_with(result)
+    assert started["argv"] == [
+        "--uri", "tcp://0.0.0.0:10200", "--data-dir", f"{addon_root}/data",
+        "--voice", "grandma", "--deadline", "7.5",
+        "--cache-memory-mb", "0", "--cache-disk-mb", "2048",
+        "--indextts-model-dir", f"{share}/models/indextts2", "--voices-dir", f"{share}/voices", "--indextts-int8",
+        "--prerender", f"{share}/announcements.txt",
+        "--debug",
+    ]
+    assert started["env"] == dict(zip(CREDENTIAL_VARIABLES, ("LTAI5tKeyId", "s3cret value", "appkey1")))
+    assert "s3cret" not in result.stderr
+    known = [arg for arg in started["argv"] if arg not in ("--prerender", f"{share}/announcements.txt")]
+    assert parse_args(known, {}).indextts_int8  # every flag but the pre-render one (another branch adds it) is real
+
+
+@pytest.mark.parametrize(
+    ("options", "files", "option", "complaint"),
+    [
+        ({"voice": ""}, [], "voice", "must name a voice"),
+        ({"deadline": 0}, [], "deadline", "above 0, got '0'"),
+        ({"deadline": -3}, [], "deadline", "above 0, got '-3'"),
+        ({"cache_memory_mb": -1}, [], "cache_memory_mb", "whole number of MiB"),
+        ({"cache_disk_mb": 1.5}, [], "cache_disk_mb", "got '1.5'"),
+        ({"voice": "grandma"}, ["voices/grandma.wav"], "model", "the voice 'grandma' needs an exported model"),
+        ({"int8": True}, [], "int8", "needs an exported model"),
+        ({"prerender_file": "announcements.txt"}, [], "prerender_file", "no file"),
+        ({"prerender_file": "announcements.txt"}, ["announcements.txt"], "prerender_file", "cannot pre-render"),
+        ({"sambert_access_key_id": "LTAI5tKeyId"}, [], "sambert_access_key_secret", "needs all three"),
+        ({"sambert_appkey": "appkey1", "sambert_access_key_secret": "x"}, [], "sambert_access_key_id", "needs all three"),
+    ],
+)
+def test_a_bad_option_stops_the_add_on_with_its_name(addon_root, options, files, option, complaint):
+    share = addon_root / "share" / "wyoming-indextts"
+    for name in files:
+        (share / name).parent.mkdir(parents=True, exist_ok=True)
+        (share / name).write_bytes(b"x")
+    write_options(addon_root, **options)
+    result = run_addon(addon_root, standin_bin(addon_root))
+    assert result.returncode == 1
+    assert result.stdout == "", "the server was started anyway"
+    fatal = [line for line in result.stderr.splitlines() if "FATAL:" in line]
+    assert len(fatal) == 1 and f"FATAL: Option '{option}': " in fatal[0] and complaint in fatal[0], result.stderr
+
+
+def test_clips_without_a_model_warn_and_the_bundled_voice_still_starts(addon_root):
+    voices = addon_root / "share" / "wyoming-indextts" / "voices"
+    voices.mkdir(parents=True)
+    (voices / "grandma.wav").write_bytes(b"RIFF")
+    write_options(addon_root)
+    result = run_addon(addon_root, standin_bin(addon_root))
+    assert "--voices-dir" not in started_with(result)["argv"]
+    assert "WARNING: Option 'model': no exported model" in result.stderr
+
+
+# --- with the real server --------------------------------------------------------------------
+
+
+def real_bin(root: Path) -> Path:
+    """`wyoming-indextts` and `python3` as in the image, running this checkout's code."""
+    bin_dir = root / "real-bin"
+    bin_dir.mkdir()
+    (bin_dir / "wyoming-indextts").write_text(f'#!/bin/sh\ncd "{ROOT}" && exec "{sys.executable}" -m wyoming_indextts "$@"\n')
+    # A wrapper, not a symlink: a symlinked venv python outside the venv loses its packages.
+    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    return bin_dir
+
+
+async def test_discovery_waits_for_describe_then_announces_the_running_server(addon_root):
+    write_options(addon_root)
+    bin_dir = real_bin(addon_root)
+    port = free_port()
+    discovered = addon_root / "discovered"
+    environ = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "ADDON_ROOT": str(addon_root),
+        "ADDON_CONFIG": str(addon_root / "data" / "options.json"),
+        "WYOMING_INDEXTTS_PORT": str(port),
+        "BASHIO_STANDIN_DISCOVERY": str(discovered),
+    }
+    discovery = subprocess.Popen([BASHIO, DISCOVERY_SCRIPT], cwd=ROOT, env=environ, stderr=subprocess.PIPE, text=True)
+    server = None
+    try:
+        await asyncio.sleep(3)
+        assert discovery.poll() is None and not discovered.exists(), "discovery did not wait for the server"
+        server = subprocess.Popen([BASHIO, RUN_SCRIPT], cwd=ROOT, env=environ, stderr=subprocess.PIPE, text=True)
+        assert discovery.wait(timeout=120) == 0
+        assert discovered.read_text() == f'wyoming {{"uri":"tcp://{socket.gethostname()}:{port}"}}\n'
+        # The container's health check, against the same server.
+        health = subprocess.run(
+            [bin_dir / "python3", "-m", "wyoming_indextts.healthcheck", "--uri", f"tcp://127.0.0.1:{port}"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )
+        assert health.returncode == 0 and health.stdout.startswith("healthy: "), health.stderr
+    finally:
+        discovery.kill()
+        if server is not None:
+            server.terminate()  # the run script exec'd into the server: this is the server
+            _, server_log = server.communicate(timeout=30)
+    assert "Starting wyoming-indextts" in server_log
+    assert f"Ready on tcp://0.0.0.0:{port}" in server_log and "Server stopped" in server_log
+    assert (addon_root / "data" / "cache").is_dir(), "the cache is not in the add-on's /data"
