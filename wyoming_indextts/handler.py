@@ -83,6 +83,8 @@ class IndexTTSEventHandler(AsyncEventHandler):
                 except BrokenStream as err:
                     _LOGGER.debug("Closing connection: %s", err)
                     break
+                except ConnectionError:
+                    break  # the client reset the connection in the middle of an event
                 await self.handle_event(event)
         finally:
             if self._stream is not None:

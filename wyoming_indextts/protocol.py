@@ -125,8 +125,9 @@ def _length(value: object) -> int:
     return max(int(value), 0)
 
 
-# Lone surrogates come from JSON escapes ("\ud800") and cannot be encoded or spoken.
-_SURROGATES = re.compile("[\ud800-\udfff]")
+# Lone surrogates come from JSON escapes ("\ud800") and cannot be encoded or spoken; control
+# characters (NUL makes the phonemizer raise) say nothing either. Whitespace controls stay.
+_UNSPEAKABLE = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass
@@ -138,13 +139,13 @@ class TextRequest:
 
 
 def text_field(event: Event, required: bool = True) -> str:
-    """The event's `text`, a string with lone surrogates removed."""
+    """The event's `text`, a string, with lone surrogates and control characters removed."""
     text = event.data.get("text")
     if text is None and not required:
         return ""
     if not isinstance(text, str):
         raise BadRequest(f"{event.type} needs 'text' to be a string, got {_kind(text)}")
-    return _SURROGATES.sub("", text)
+    return _UNSPEAKABLE.sub("", text)
 
 
 def voice_field(event: Event) -> str | None:
@@ -160,7 +161,7 @@ def voice_field(event: Event) -> str | None:
         return None
     if not isinstance(name, str):
         raise BadRequest(f"{event.type} needs 'voice.name' to be a string, got {_kind(name)}")
-    return _SURROGATES.sub("", name)
+    return _UNSPEAKABLE.sub("", name)
 
 
 def text_request(event: Event, text_required: bool = True) -> TextRequest:
