@@ -275,3 +275,25 @@ async def test_after_a_missed_deadline_the_rest_of_the_response_does_not_wait_ag
         primary.release.set()
     assert response.types == ["audio-start", "audio-chunk", "audio-stop"]
     assert_speech(response.audio, 22050, " ".join(sentences))
+
+
+async def test_a_reply_switches_voice_at_most_once(piper, tmp_path, caplog):
+    """The last sentence is cached in the cloned voice, but the first missed its deadline: the
+    whole reply stays with the fallback instead of switching back for one sentence."""
+    primary = clone(piper, "en")
+    engines = {"indextts": primary, "piper": piper}
+    sentences = ["Timer finished.", "The dishwasher is done.", "Motion detected in the backyard."]
+    settings = chain(default_deadline=1.0, late_renders=2)
+    async with running_server(engines, "clone-en", cache=make_cache(tmp_path), chain=settings) as harness:
+        voice = harness.catalogue.find("clone-en")
+        assert await harness.synthesizer.render_for_cache(sentences[2], voice) == "rendered"
+        primary.hang.set()
+        caplog.set_level(logging.DEBUG)
+        caplog.clear()
+        response = await ask(harness, " ".join(sentences), "clone-en")
+        primary.release.set()
+    assert spoken_by(caplog) == ["Spoken by piper voice en_US-joe-medium"] * 3
+    assert "Cache hit: indextts" not in caplog.text
+    assert response.types == ["audio-start", "audio-chunk", "audio-stop"]
+    # The cached sentence was not rendered again in the background.
+    assert primary.calls.count(sentences[2]) == 1

@@ -84,3 +84,21 @@ async def test_pinned_entries_survive_eviction_and_a_failing_text_is_reported_on
         await asyncio.sleep(0.1)
     assert progress.failed == 1
     assert caplog.text.count("Cannot pre-render 'A sentence the engine fails on.'") == 1
+
+
+def test_prerender_command_fills_the_cache_once_and_names_a_missing_file(tmp_path):
+    import subprocess
+    import sys
+
+    listed = tmp_path / "list.txt"
+    listed.write_text("The dishwasher is done.\n# not spoken\nGood morning.\n", encoding="utf-8")
+    command = [sys.executable, "-m", "wyoming_indextts", "prerender", "--data-dir", str(tmp_path / "data"), str(listed)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "2 sentences, 0 already cached, 2 rendered, 0 failed" in first.stderr
+    assert len(list((tmp_path / "data" / "cache").glob("*/*.pcm"))) == 2
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert "2 sentences, 2 already cached, 0 rendered" in again.stderr
+    missing = subprocess.run([*command[:-1], str(tmp_path / "nope.txt")], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[-1].endswith(f"no such file: '{tmp_path / 'nope.txt'}'")

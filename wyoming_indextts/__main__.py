@@ -13,6 +13,7 @@ import os
 import shlex
 import signal
 import sys
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import NoReturn
@@ -28,6 +29,7 @@ from .engines.piper import BUNDLED_VOICE, PiperEngine, PiperOptions
 from .engines.sessions import use_shared_thread_pool
 from .engines.sambert import ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_APPKEY, SambertEngine, SambertSettings
 from .handler import HandlerSettings, IndexTTSEventHandler
+from .prerender import Prerenderer, PrerenderList
 from .sentences import SplitterSettings
 from .synthesizer import ChainSettings, Synthesizer
 from .voices import VoiceCatalogue
@@ -112,6 +114,16 @@ def _deadline(text: str) -> tuple[str | None, float]:
     return (engine.strip() if sep else None), _positive_float(seconds)
 
 
+def _prerender_list(text: str) -> PrerenderList:
+    """`FILE` for the default voice, `grandma=FILE` for one voice."""
+    voice, sep, path = text.partition("=")
+    if not sep:
+        voice, path = "", text
+    if not Path(path).is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {path!r}")
+    return PrerenderList(voice.strip() or None, Path(path))
+
+
 def build_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="wyoming-indextts",
@@ -119,7 +131,8 @@ def build_parser() -> OneLineParser:
         epilog=f"Flags can also come from the environment variable {ENV_ARGS} (e.g. {ENV_ARGS}='--voice grandma "
         "--deadline 8'); a flag given on the command line wins over the same flag there. "
         "`wyoming-indextts export --help`: turn official IndexTTS2 checkpoints into the ONNX model folder "
-        "(needs the [export] extra).",
+        "(needs the [export] extra). `wyoming-indextts prerender [--voice NAME] FILE`: render announcements "
+        "into the cache once and exit.",
     )
     parser.add_argument("--uri", default="tcp://0.0.0.0:10200", help="tcp://HOST:PORT, unix://PATH or stdio:// (default: tcp://0.0.0.0:10200)")
     parser.add_argument("--voice", default=BUNDLED_VOICE, help=f"default voice when a request names none (default: {BUNDLED_VOICE})")
@@ -155,7 +168,7 @@ def build_parser() -> OneLineParser:
 
     chain = parser.add_argument_group("fallback chain")
     chain.add_argument("--fallback", default="sambert,piper", help="engines tried after a voice's own, comma-separated; piper always ends the chain (default: sambert,piper; sambert only when configured)")
-    chain.add_argument("--deadline", type=_deadline, action="append", default=[], metavar="[ENGINE=]SECONDS", help="time to first audio before the next engine takes over; repeat for per-engine values (default: 10)")
+    chain.add_argument("--deadline", type=_deadline, action="append", default=[], metavar="[ENGINE=]SECONDS", help="time to first audio before the next engine takes over; repeat for per-engine values (default: 2, so a satellite that gives up after 5 s hears the fallback in time)")
     chain.add_argument("--sentence-cap", type=_positive_float, default=60.0, help="seconds an engine may take for a whole sentence (default: 60)")
     chain.add_argument("--breaker-failures", type=_positive_int, default=3, help="consecutive failures that make the chain skip an engine (default: 3)")
     chain.add_argument("--breaker-cooldown", type=_positive_float, default=30.0, help="seconds a failing engine is skipped before one trial request (default: 30)")
@@ -163,6 +176,7 @@ def build_parser() -> OneLineParser:
     chain.add_argument("--fallback-voice", type=_key_value, action="append", default=[], metavar="LANG=VOICE", help="voice a fallback engine uses for a language, e.g. zh=sambert-zhichu")
     chain.add_argument("--sambert-credentials", type=Path, help=f"file with {ENV_ACCESS_KEY_ID}, {ENV_ACCESS_KEY_SECRET} and {ENV_APPKEY} (KEY=VALUE lines or JSON); the environment variables of the same names work too")
 
+    parser.add_argument("--prerender", type=_prerender_list, action="append", default=[], metavar="[VOICE=]FILE", help="texts (one a line) to render in idle time into the cache, pinned there, in VOICE (default: --voice); repeatable")
     parser.add_argument("--debug", action="store_true", help="log DEBUG messages")
     parser.add_argument("--log-format", default=logging.BASIC_FORMAT, help="format for log messages")
     parser.add_argument("--version", action="version", version=__version__, help="print the version and exit")
@@ -179,8 +193,10 @@ def env_arguments(value: str) -> list[str]:
     return words
 
 
-def parse_args(argv: list[str], environ: dict[str, str] | os._Environ[str] = os.environ) -> argparse.Namespace:
-    parser = build_parser()
+def parse_args(
+    argv: list[str], environ: dict[str, str] | os._Environ[str] = os.environ, parser: OneLineParser | None = None
+) -> argparse.Namespace:
+    parser = parser or build_parser()
     env_args = environ.get(ENV_ARGS)
     try:
         env_argv = env_arguments(env_args) if env_args else []
@@ -282,11 +298,22 @@ def build_cache(args: argparse.Namespace) -> AudioCache | None:
     return AudioCache(args.cache_memory_mb * 1024 * 1024, disk)
 
 
-async def main(argv: list[str]) -> None:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format=args.log_format)
-    _LOGGER.debug(args)
+@dataclass
+class Service:
+    """Everything a server process runs on, built once from the command line."""
 
+    engines: dict[str, Engine]
+    catalogue: VoiceCatalogue
+    synthesizer: Synthesizer
+    settings: HandlerSettings
+
+    def close(self) -> None:
+        for engine in self.engines.values():
+            engine.close()
+
+
+def build_service(args: argparse.Namespace) -> Service:
+    """Engines, voices, cache and chain; a problem the user can fix ends in a one-line error."""
     try:
         args.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -302,12 +329,24 @@ async def main(argv: list[str]) -> None:
         catalogue = VoiceCatalogue(engines, args.voice, fallback_voices)
     except ValueError as err:
         args.parser.error(f"--voice: {err}")
+    for listed in args.prerender:
+        if listed.voice is not None and catalogue.find(listed.voice) is None:
+            args.parser.error(f"--prerender: no voice named {listed.voice!r}")
 
     synthesizer = Synthesizer(catalogue, build_cache(args), args.max_concurrent, chain_settings(args, engines))
     settings = HandlerSettings(
         samples_per_chunk=args.samples_per_chunk,
         splitter=SplitterSettings(first_clause_weight=args.first_clause_chars, max_unit_weight=args.max_sentence_chars),
     )
+    return Service(engines, catalogue, synthesizer, settings)
+
+
+async def main(argv: list[str]) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format=args.log_format)
+    _LOGGER.debug(args)
+    service = build_service(args)
+    catalogue, synthesizer, settings, engines = service.catalogue, service.synthesizer, service.settings, service.engines
 
     server = AsyncServer.from_uri(args.uri)
     if args.zeroconf:
@@ -325,6 +364,9 @@ async def main(argv: list[str]) -> None:
     voices = ", ".join(voice.name for voice in catalogue.voices())
     _LOGGER.info("Ready on %s; default voice %s; voices: %s", args.uri, args.voice, voices)
     server_task = asyncio.create_task(server.run(partial(IndexTTSEventHandler, catalogue, synthesizer, settings)))
+    prerendering = (
+        asyncio.create_task(Prerenderer(synthesizer, settings.splitter).run(args.prerender)) if args.prerender else None
+    )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, server_task.cancel)
@@ -335,9 +377,31 @@ async def main(argv: list[str]) -> None:
             await server_task
         _LOGGER.info("Server stopped")
     finally:
+        if prerendering is not None:
+            prerendering.cancel()
         await synthesizer.drain()
-        for engine in engines.values():
-            engine.close()
+        service.close()
+
+
+async def prerender_main(argv: list[str]) -> int:
+    """`wyoming-indextts prerender [--voice NAME] [server flags] FILE...`: render the files'
+    texts into the cache the server uses, then exit (1 when a text could not be spoken)."""
+    parser = build_parser()
+    parser.prog = "wyoming-indextts prerender"
+    parser.add_argument("files", type=Path, nargs="+", metavar="FILE", help="texts to render, one a line")
+    args = parse_args(argv, parser=parser)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format=args.log_format)
+    for path in args.files:
+        if not path.is_file():
+            parser.error(f"no such file: {str(path)!r}")
+    args.prerender = [PrerenderList(None, path) for path in args.files]
+    service = build_service(args)
+    try:
+        progress = await Prerenderer(service.synthesizer, service.settings.splitter).run(args.prerender)
+        await service.synthesizer.drain()
+    finally:
+        service.close()
+    return 1 if progress.failed else 0
 
 
 def run() -> None:
@@ -346,6 +410,8 @@ def run() -> None:
         from .export.cli import main as export_main
 
         sys.exit(export_main(argv[1:]))
+    if argv[:1] == ["prerender"]:
+        sys.exit(asyncio.run(prerender_main(argv[1:])))
     asyncio.run(main(argv))
 
 

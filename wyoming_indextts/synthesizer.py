@@ -42,9 +42,16 @@ class ChainSettings:
     fallbacks: Sequence[str] = ()
     """Engines tried after a voice's own engine, in order; the bundled voice always ends the chain."""
 
-    default_deadline: float = 10.0
+    default_deadline: float = 2.0
     """Seconds a step may take to its first audio, waiting for a render slot included. The
-    chain's last step has none: it is given the sentence cap, since nothing comes after it."""
+    chain's last step has none: it is given the sentence cap, since nothing comes after it.
+
+    2 s because a Voice PE satellite abandons TTS when no audio arrived within about 5 s (and
+    ESPHome media players in some set-ups give up after 2 s of waiting to start playback):
+    the bundled voice's first audio takes about 0.05 s on 2 cores, so after a missed 2 s
+    deadline the fallback still starts well inside both. A cloned voice on a CPU needs 17-40 s
+    for a fresh sentence, so no deadline a satellite tolerates saves it; its render goes on in
+    the background into the cache instead."""
 
     deadlines: Mapping[str, float] = field(default_factory=dict)
     """Per-engine overrides of `default_deadline`."""
@@ -317,16 +324,20 @@ class Synthesizer:
         steps = self.chain(voice)
         for index, (engine, step_voice) in enumerate(steps):
             key = self.key_for(step_voice, fmt, text)
+            if engine.name in late_engines:
+                # A reply switches voice at most once: after its voice missed a deadline the
+                # rest stays with the fallback, even sentences cached in the voice, because
+                # switching back and forth inside one reply is worse than one switch. The
+                # voice renders what it lacks in the background, for the next time.
+                if step_voice is voice and (self.cache is None or key not in self.cache):
+                    self._render_late(engine, step_voice, text, key)
+                failures.append(f"{engine.name}: skipped, too slow earlier in this response")
+                continue
             cached = await self._cached(key)
             if cached is not None:
                 _LOGGER.debug("Cache hit: %s voice %s: %r", engine.name, step_voice.name, text)
                 yield cached
                 return
-            if engine.name in late_engines:
-                if step_voice is voice:
-                    self._render_late(engine, step_voice, text, key)
-                failures.append(f"{engine.name}: skipped, too slow earlier in this response")
-                continue
             breaker = self.breakers[engine.name]
             # The last step is never skipped, and it has no deadline for its first audio (only
             # the sentence cap): nothing comes after it, so giving up early means silence.
@@ -448,10 +459,12 @@ class Synthesizer:
                 try:
                     kind, value = await render.next_event(limit)
                 except asyncio.TimeoutError:
-                    what = "first audio" if first and not last else "the whole sentence"
-                    seconds = deadline if first and not last else self.settings.sentence_cap
+                    if first and not last:
+                        why = f"no first audio within {deadline:g} s"
+                    else:
+                        why = f"the whole sentence took longer than {self.settings.sentence_cap:g} s"
                     self._abandon(render, own_voice, key)
-                    raise StepFailed(f"no {what} within {seconds:g} s", timed_out=True) from None
+                    raise StepFailed(why, timed_out=True) from None
                 if kind == "error":
                     raise StepFailed(_describe(value))
                 if kind == "done":

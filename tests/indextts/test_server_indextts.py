@@ -84,3 +84,33 @@ async def test_missed_deadline_falls_back_and_the_late_render_serves_the_next_re
     # Served from the cache in the cloned voice, not the fallback's audio again.
     assert again.audio == cache.get(own_key)
     assert again.audio != fallback.audio
+
+
+async def test_a_satellite_never_gives_up_at_the_default_settings(indextts, piper, tmp_path):
+    """A client that behaves like a Voice PE satellite (abandons TTS when no audio arrived
+    within 5 s) against the real tiny IndexTTS engine slowed past that on purpose, with the
+    server's default chain settings: every reply starts in time (in the fallback voice), and
+    the cloned voice's renders land in the cache for next time."""
+    from tests.conftest import CountingEngine
+
+    slowed = CountingEngine(indextts, name="indextts", delay=6.0)  # slower than a satellite waits
+    engines = {"indextts": slowed, "piper": piper}
+    cache = make_cache(tmp_path)
+    texts = ["欢迎回家。", "晚安。"]
+    async with running_server(engines, "nainai", cache=cache, chain=ChainSettings()) as harness:
+        for text in texts:
+            async with harness.client() as client:
+                started = asyncio.get_running_loop().time()
+                await client.write_event(Synthesize(text=text, voice=SynthesizeVoice(name="nainai")).event())
+                async with asyncio.timeout(5.0):  # the satellite's patience
+                    while (event := await client.read_event()) is not None and event.type != "audio-chunk":
+                        pass
+                assert event is not None, "the satellite gave up: no audio within 5 s"
+                first_audio = asyncio.get_running_loop().time() - started
+                assert first_audio < ChainSettings().default_deadline + 2.0
+                await read_until(client, "audio-stop", timeout=60)
+        voice = harness.catalogue.find("nainai")
+        keys = [harness.synthesizer.key_for(voice, AudioFormat(rate=22050), text) for text in texts]
+        async with asyncio.timeout(180):
+            while not all(key in cache for key in keys):
+                await asyncio.sleep(0.1)
