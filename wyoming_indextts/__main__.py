@@ -23,6 +23,7 @@ from .cache import AudioCache, DiskCache
 from .engines.base import Engine, EngineError
 from .engines.indextts import EMOTIONS, IndexTTSEngine, IndexTTSOptions, ModelError
 from .engines.piper import BUNDLED_VOICE, PiperEngine, PiperOptions
+from .engines.remote import RemoteEngine, parse_remote_uri
 from .engines.sessions import use_shared_thread_pool
 from .engines.sambert import ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_APPKEY, SambertEngine, SambertSettings
 from .handler import HandlerSettings, IndexTTSEventHandler
@@ -89,6 +90,18 @@ def _emotion(text: str) -> tuple[float, ...]:
     return weights
 
 
+def _remote_uri(text: str) -> str:
+    try:
+        parse_remote_uri(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def remote_names(args: argparse.Namespace) -> list[str]:
+    return ["remote" if index == 0 else f"remote{index + 1}" for index in range(len(args.remote))]
+
+
 def _deadline(text: str) -> tuple[str | None, float]:
     """`10` sets every engine's deadline; `indextts=20` one engine's."""
     engine, sep, seconds = text.rpartition("=")
@@ -136,6 +149,7 @@ def build_parser() -> OneLineParser:
     chain.add_argument("--breaker-cooldown", type=_positive_float, default=30.0, help="seconds a failing engine is skipped before one trial request (default: 30)")
     chain.add_argument("--late-renders", type=_non_negative_int, default=2, help="timed-out renders allowed to finish in the background for the cache (default: 2)")
     chain.add_argument("--fallback-voice", type=_key_value, action="append", default=[], metavar="LANG=VOICE", help="voice a fallback engine uses for a language, e.g. zh=sambert-zhichu")
+    chain.add_argument("--remote", type=_remote_uri, action="append", default=[], metavar="tcp://HOST:PORT", help="another Wyoming TTS server (e.g. this one on a GPU machine) that speaks its voices first, the local chain as fallback; repeatable, engines named remote, remote2, ...")
     chain.add_argument("--sambert-credentials", type=Path, help=f"file with {ENV_ACCESS_KEY_ID}, {ENV_ACCESS_KEY_SECRET} and {ENV_APPKEY} (KEY=VALUE lines or JSON); the environment variables of the same names work too")
 
     parser.add_argument("--debug", action="store_true", help="log DEBUG messages")
@@ -183,7 +197,18 @@ def load_engines(args: argparse.Namespace) -> dict[str, Engine]:
             # Still chained: the cloud may be back by the time a sentence needs it.
             _LOGGER.warning("Sambert is configured but not reachable yet: %s", err)
         engines["sambert"] = sambert
-    return engines
+    # Remotes first: a voice both have is asked of the remote, the local copy next.
+    return {**load_remotes(args), **engines}
+
+
+def load_remotes(args: argparse.Namespace) -> dict[str, Engine]:
+    remotes: dict[str, Engine] = {}
+    for name, uri in zip(remote_names(args), args.remote):
+        remote = RemoteEngine(uri, name)
+        if not remote.start():
+            _LOGGER.warning("Remote %s (%s) does not answer yet; its voices appear when it does", name, uri)
+        remotes[name] = remote
+    return remotes
 
 
 def load_indextts(args: argparse.Namespace) -> IndexTTSEngine | None:
@@ -213,7 +238,7 @@ def load_indextts(args: argparse.Namespace) -> IndexTTSEngine | None:
 
 def chain_settings(args: argparse.Namespace, engines: dict[str, Engine]) -> ChainSettings:
     fallbacks = [name.strip() for name in args.fallback.split(",") if name.strip()]
-    known = {"indextts", "sambert", "piper"}
+    known = {"indextts", "sambert", "piper", *remote_names(args)}
     unknown = [name for name in fallbacks if name not in known]
     if unknown:
         args.parser.error(f"--fallback: unknown engine {unknown[0]!r}; choose from {', '.join(sorted(known))}")

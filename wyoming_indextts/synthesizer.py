@@ -197,7 +197,9 @@ class Synthesizer:
     def chain(self, voice: Voice) -> list[tuple[Engine, Voice]]:
         """The steps that may speak a sentence for `voice`, in order."""
         language = voice.languages[0] if voice.languages else "en"
-        names = [voice.engine, *self.settings.fallbacks, LAST_RESORT]
+        # Engines with a voice of the same name (the local copy of a remote voice) come first.
+        twins = [name for name in self.catalogue.engines if self.catalogue.twin(name, voice) is not None]
+        names = [voice.engine, *twins, *self.settings.fallbacks, LAST_RESORT]
         steps: list[tuple[Engine, Voice]] = []
         seen: set[str] = set()
         for name in names:
@@ -207,7 +209,8 @@ class Synthesizer:
             step_voice = (
                 voice
                 if name == voice.engine
-                else self.catalogue.fallback_voice(name, language, last_resort=name == LAST_RESORT)
+                else self.catalogue.twin(name, voice)
+                or self.catalogue.fallback_voice(name, language, last_resort=name == LAST_RESORT)
             )
             if step_voice is not None:
                 steps.append((self.catalogue.engines[name], step_voice))
