@@ -28,6 +28,7 @@ from .engines.sessions import use_shared_thread_pool
 from .engines.sambert import ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_APPKEY, SambertEngine, SambertSettings
 from .handler import HandlerSettings, IndexTTSEventHandler
 from .sentences import SplitterSettings
+from .shared_cache import RedisCache
 from .synthesizer import ChainSettings, Synthesizer
 from .voices import VoiceCatalogue
 
@@ -35,6 +36,7 @@ _LOGGER = logging.getLogger(__name__)
 
 ENV_ARGS = "WYOMING_INDEXTTS_ARGS"
 URI_SCHEMES = ("tcp://", "unix://", "stdio://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 # English falls back to the bundled local voice (fast, no cloud); other languages ask the
 # fallback engines for a voice of their own language. `--fallback-voice` overrides.
 DEFAULT_FALLBACK_VOICES = {"en": BUNDLED_VOICE}
@@ -98,6 +100,12 @@ def _remote_uri(text: str) -> str:
     return text
 
 
+def _redis_url(text: str) -> str:
+    if not text.startswith(REDIS_SCHEMES):
+        raise argparse.ArgumentTypeError(f"expected a URL starting with one of {', '.join(REDIS_SCHEMES)}, got {text!r}")
+    return text
+
+
 def remote_names(args: argparse.Namespace) -> list[str]:
     return ["remote" if index == 0 else f"remote{index + 1}" for index in range(len(args.remote))]
 
@@ -119,6 +127,7 @@ def build_parser() -> OneLineParser:
     cache.add_argument("--cache-dir", type=Path, help="disk cache folder (default: DATA_DIR/cache)")
     cache.add_argument("--cache-memory-mb", type=_non_negative_int, default=64, help="in-memory cache size in MiB (default: 64)")
     cache.add_argument("--cache-disk-mb", type=_non_negative_int, default=512, help="disk cache size in MiB (default: 512)")
+    cache.add_argument("--cache-redis", type=_redis_url, metavar="redis://HOST:PORT/DB", help="share the cache between instances on Redis or Valkey instead of the disk (needs the [redis] extra; memory cache still in front)")
     cache.add_argument("--no-cache", action="store_true", help="turn both cache levels off")
 
     speech = parser.add_argument_group("synthesis")
@@ -261,6 +270,8 @@ def chain_settings(args: argparse.Namespace, engines: dict[str, Engine]) -> Chai
 def build_cache(args: argparse.Namespace) -> AudioCache | None:
     if args.no_cache:
         return None
+    if args.cache_redis:
+        return AudioCache(args.cache_memory_mb * 1024 * 1024, shared_cache(args))
     disk = None
     if args.cache_disk_mb > 0:
         cache_dir = args.cache_dir or (args.data_dir / "cache")
@@ -269,6 +280,21 @@ def build_cache(args: argparse.Namespace) -> AudioCache | None:
         except OSError as err:
             args.parser.error(f"cannot use cache folder {cache_dir}: {err.strerror or err}")
     return AudioCache(args.cache_memory_mb * 1024 * 1024, disk)
+
+
+def shared_cache(args: argparse.Namespace) -> RedisCache:
+    try:
+        store = RedisCache(args.cache_redis)
+    except ImportError:
+        args.parser.error("--cache-redis needs the redis client: pip install 'wyoming-indextts[redis]'")
+    except ValueError as err:
+        args.parser.error(f"--cache-redis: {err}")
+    if store.check():
+        _LOGGER.info("Shared cache on %s", args.cache_redis)
+    else:
+        # Still used: it is tried again every `retry` seconds, and renders go on meanwhile.
+        _LOGGER.warning("Shared cache on %s does not answer yet", args.cache_redis)
+    return store
 
 
 async def main(argv: list[str]) -> None:

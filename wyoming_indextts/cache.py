@@ -20,8 +20,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cachetools import LRUCache
+
+if TYPE_CHECKING:
+    from .shared_cache import RedisCache
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -193,9 +197,9 @@ class DiskCache:
 
 
 class AudioCache:
-    """L1 in memory in front of an optional L2 on disk. Thread-safe."""
+    """L1 in memory in front of an optional L2 on disk (or shared, `shared_cache`). Thread-safe."""
 
-    def __init__(self, memory_bytes: int, disk: DiskCache | None) -> None:
+    def __init__(self, memory_bytes: int, disk: DiskCache | RedisCache | None) -> None:
         self._memory: LRUCache[str, bytes] = LRUCache(maxsize=max(memory_bytes, 1), getsizeof=len)
         self._memory_lock = threading.Lock()
         self.disk = disk
