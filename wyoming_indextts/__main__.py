@@ -24,7 +24,7 @@ from .engines.base import Engine, EngineError
 from .engines.indextts import EMOTIONS, IndexTTSEngine, IndexTTSOptions, ModelError
 from .engines.piper import BUNDLED_VOICE, PiperEngine, PiperOptions
 from .engines.remote import RemoteEngine, parse_remote_uri
-from .engines.sessions import use_shared_thread_pool
+from .engines.sessions import PROVIDERS, use_provider, use_shared_thread_pool
 from .engines.sambert import ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_APPKEY, SambertEngine, SambertSettings
 from .handler import HandlerSettings, IndexTTSEventHandler
 from .sentences import SplitterSettings
@@ -133,6 +133,7 @@ def build_parser() -> OneLineParser:
     speech = parser.add_argument_group("synthesis")
     speech.add_argument("--max-concurrent", type=_positive_int, default=os.cpu_count() or 1, help="sentences rendered at once; the rest wait (default: number of cores)")
     speech.add_argument("--threads", type=_non_negative_int, default=0, help="ONNX Runtime threads, one pool shared by every voice; 0: one per core (default)")
+    speech.add_argument("--provider", choices=sorted(PROVIDERS), default="cpu", help="where ONNX Runtime runs every voice: cpu, cuda (needs onnxruntime-gpu) or openvino (Intel iGPU/NPU, needs onnxruntime-openvino); falls back to the CPU when missing (default: cpu)")
     speech.add_argument("--samples-per-chunk", type=_positive_int, default=1024, help="samples per audio-chunk event (default: 1024)")
     speech.add_argument("--first-clause-chars", type=_non_negative_int, default=SplitterSettings.first_clause_weight, help="send a response's first clause alone once it is this long, for faster first audio; CJK characters count 3; 0 turns it off (default: %(default)s)")
     speech.add_argument("--max-sentence-chars", type=_positive_int, default=SplitterSettings.max_unit_weight, help="longer sentences are cut at a clause or a space (default: %(default)s)")
@@ -308,6 +309,7 @@ async def main(argv: list[str]) -> None:
         args.parser.error(f"cannot create data folder {args.data_dir}: {err.strerror or err}")
 
     use_shared_thread_pool(args.threads)
+    use_provider(args.provider)
     try:
         engines = load_engines(args)
     except EngineError as err:
