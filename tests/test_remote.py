@@ -178,6 +178,29 @@ async def test_a_back_that_stops_answering_costs_one_deadline_not_the_read_timeo
         assert elapsed < SETTINGS.read_timeout, f"{elapsed:.1f} s"
 
 
+async def test_a_front_started_while_the_back_is_away_keeps_its_last_voices(piper, back, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    saved = tmp_path / "front" / "remote-voices.json"
+    earlier = RemoteEngine(back.uri, settings=SETTINGS, voices_file=saved)
+    assert earlier.start()
+    earlier.close()
+    back.kill()
+    later = RemoteEngine(back.uri, settings=SETTINGS, voices_file=saved)
+    try:
+        assert not later.start()
+        assert later.voices() == earlier.voices() and [v.name for v in later.voices()] == [VOICE]
+        # Its voice may be the default; its sentences go straight to the local copy meanwhile.
+        async with running_server({"remote": later, "piper": piper}, VOICE) as front:
+            assert front.catalogue.default_voice.engine == "remote"
+            response = await ask(front.port, FIRST)
+            assert_speech(response.audio, 22050, FIRST)
+            assert spoken_by(caplog) == [f"Spoken by piper voice {VOICE}"]
+            await back.start()
+            await wait_until(lambda: later.reachable)
+    finally:
+        later.close()
+
+
 async def test_the_cli_front_advertises_and_speaks_the_backs_voices(back, tmp_path):
     port = free_port()
     with open(tmp_path / "front.log", "w") as log:
@@ -203,6 +226,7 @@ async def test_the_cli_front_advertises_and_speaks_the_backs_voices(back, tmp_pa
     assert f"Remote remote ({back.uri}) answers" in (tmp_path / "front.log").read_text()
     assert f"Spoken by remote voice {VOICE}" in (tmp_path / "front.log").read_text()
     assert back.spoken() == 1
+    assert (tmp_path / "front" / "remotes" / f"127.0.0.1_{back.port}.json").is_file()
 
 
 @pytest.mark.parametrize("uri", ["http://host:10200", "tcp://host", "host:10200", "tcp://:10200", "tcp://host:1/path"])

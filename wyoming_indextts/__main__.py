@@ -214,7 +214,8 @@ def load_engines(args: argparse.Namespace) -> dict[str, Engine]:
 def load_remotes(args: argparse.Namespace) -> dict[str, Engine]:
     remotes: dict[str, Engine] = {}
     for name, uri in zip(remote_names(args), args.remote):
-        remote = RemoteEngine(uri, name)
+        host, port = parse_remote_uri(uri)
+        remote = RemoteEngine(uri, name, voices_file=args.data_dir / "remotes" / f"{host}_{port}.json")
         if not remote.start():
             _LOGGER.warning("Remote %s (%s) does not answer yet; its voices appear when it does", name, uri)
         remotes[name] = remote

@@ -4,6 +4,8 @@ Its voices are learned with `describe` and refreshed in a thread of its own, whi
 when the server goes away and comes back (one log line each way). The last voices it knew stay
 advertised while it is away, so requests for them still reach the fallback chain; a sentence
 asked of a server known to be away fails at once instead of waiting for a connect timeout.
+They are kept in a file too, so a server started while the remote is off (the house's mini PC
+booting before the desktop) still knows them, and its default voice may be one of them.
 
 Each sentence is one short connection (what Home Assistant does too): `synthesize-start`,
 one `synthesize-chunk` and `synthesize-stop` when the server streams, else `synthesize`; the
@@ -21,10 +23,11 @@ import hashlib
 import json
 import logging
 import socket
+import os
 import threading
-import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
@@ -89,10 +92,14 @@ class _BoundedReader:
 
 
 class RemoteEngine:
-    def __init__(self, uri: str, name: str = "remote", settings: RemoteSettings | None = None) -> None:
+    def __init__(
+        self, uri: str, name: str = "remote", settings: RemoteSettings | None = None, voices_file: Path | None = None
+    ) -> None:
+        """`voices_file` keeps the last voices the remote told, for a start while it is away."""
         self.uri = uri
         self.name = name
         self.settings = settings or RemoteSettings()
+        self.voices_file = voices_file
         self._address = parse_remote_uri(uri)
         self._lock = threading.Lock()
         self._voices: list[Voice] = []
@@ -106,6 +113,8 @@ class RemoteEngine:
         """Ask for the voices once now, then keep them fresh in the background. True when the
         remote answered; when not, its voices appear as soon as it does."""
         reachable = self.refresh()
+        if not reachable:
+            self._voices = self._load_voices()
         self._thread = threading.Thread(target=self._refresh_loop, name=f"{self.name}-describe", daemon=True)
         self._thread.start()
         return reachable
@@ -134,6 +143,8 @@ class RemoteEngine:
             changed = voices != self._voices
             self._voices = voices
             self._reachable = True
+        if changed:
+            self._save_voices(voices)
         if came_back or changed:
             _LOGGER.info("Remote %s (%s) answers; voices: %s", self.name, self.uri, ", ".join(v.name for v in voices) or "none")
         return True
@@ -238,6 +249,29 @@ class RemoteEngine:
                         extra={"streaming": streaming},
                     )
                 )
+        return voices
+
+    def _save_voices(self, voices: list[Voice]) -> None:
+        if self.voices_file is None:
+            return
+        temporary = self.voices_file.with_name(self.voices_file.name + ".tmp")
+        try:
+            self.voices_file.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps([asdict(voice) for voice in voices], ensure_ascii=False), encoding="utf-8")
+            os.replace(temporary, self.voices_file)
+        except OSError as err:
+            _LOGGER.warning("Cannot keep the voices of remote %s in %s: %s", self.uri, self.voices_file, err)
+
+    def _load_voices(self) -> list[Voice]:
+        if self.voices_file is None or not self.voices_file.is_file():
+            return []
+        try:
+            saved = json.loads(self.voices_file.read_text(encoding="utf-8"))
+            voices = [Voice(**{**fields, "languages": tuple(fields["languages"]), "engine": self.name}) for fields in saved]
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            _LOGGER.warning("Ignoring the saved voices of remote %s in %s: %s", self.uri, self.voices_file, err)
+            return []
+        _LOGGER.info("Remote %s (%s) is away; serving its last known voices: %s", self.name, self.uri, ", ".join(v.name for v in voices))
         return voices
 
     def _mark_down(self, err: BaseException) -> None:
