@@ -10,6 +10,7 @@ import logging
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,10 @@ async def test_front_speaks_through_the_back_caches_it_and_falls_back_when_it_di
         assert response.audio == direct.audio and response.rate == 22050
         assert_speech(response.audio, 22050, FIRST)
         local = b"".join(piper.synthesize(FIRST, piper.voices()[0]))
+        # A remote that does not stream is asked with a plain `synthesize`: the same audio.
+        plain = replace(remote.voices()[0], extra={"streaming": "false"})
+        assert await asyncio.to_thread(lambda: b"".join(remote.synthesize(FIRST, plain))) == response.audio
+        assert back.spoken() == 1
         assert len(response.audio) > 1.2 * len(local), "not the back's slower voice"
 
         # Cached here: the back is not asked again, and answers survive its death.
