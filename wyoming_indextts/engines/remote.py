@@ -56,9 +56,11 @@ class RemoteSettings:
     connect_timeout: float = 2.0
     """Seconds to open a connection: a machine that is off must cost little."""
 
-    read_timeout: float = 30.0
-    """Seconds of silence on an open connection before it is given up (the synthesizer's
-    deadlines end the wait for the response much sooner; this frees the thread)."""
+    read_timeout: float = 60.0
+    """Seconds of silence on an open connection before it is given up: the synthesizer's
+    deadlines end the response's wait much sooner, and a render that goes on past them is kept
+    for the cache, so this only frees the thread of a remote that stopped answering (the
+    default sentence cap)."""
 
     refresh: float = 30.0
     """Seconds between `describe` calls while the remote answers."""
