@@ -49,6 +49,9 @@ response format must be known before the first audio: IndexTTS2 and the bundled 
 
 _MAX_LINE = 1 << 20
 """Longest event header accepted from the remote: a broken server must not fill memory."""
+_MAX_BODY = 16 << 20
+"""Largest event data or payload accepted (an audio chunk is a few KiB): a read allocates its
+whole size up front."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,8 @@ def parse_remote_uri(uri: str) -> tuple[str, int]:
 
 
 class _BoundedReader:
-    """A socket file whose `readline` stops at `_MAX_LINE` (wyoming's reader asks for no limit)."""
+    """A socket file that refuses headers over `_MAX_LINE` and bodies over `_MAX_BODY`
+    (wyoming's reader asks for whatever sizes the remote announces)."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
@@ -90,6 +94,8 @@ class _BoundedReader:
         return line
 
     def read(self, size: int) -> bytes:
+        if size > _MAX_BODY:
+            raise EngineError(f"the remote announced an event body of {size} bytes, over {_MAX_BODY}")
         return self._stream.read(size)
 
 
