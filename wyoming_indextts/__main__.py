@@ -310,7 +310,7 @@ async def main(argv: list[str]) -> None:
         args.parser.error(f"cannot create data folder {args.data_dir}: {err.strerror or err}")
 
     use_shared_thread_pool(args.threads)
-    use_provider(args.provider)
+    provider = use_provider(args.provider)
     try:
         engines = load_engines(args)
     except EngineError as err:
@@ -337,7 +337,7 @@ async def main(argv: list[str]) -> None:
         _LOGGER.debug("Zeroconf discovery enabled as %s", args.zeroconf)
 
     voices = ", ".join(voice.name for voice in catalogue.voices())
-    _LOGGER.info("Ready on %s; default voice %s; voices: %s", args.uri, args.voice, voices)
+    _LOGGER.info("Ready on %s; default voice %s; voices: %s; ONNX Runtime on %s", args.uri, args.voice, voices, PROVIDERS[provider])
     server_task = asyncio.create_task(server.run(partial(IndexTTSEventHandler, catalogue, synthesizer, settings)))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -76,7 +76,9 @@ def providers() -> list[str]:
 
 def use_provider(name: str) -> str:
     """Run every later session on provider `name` (a key of PROVIDERS); returns the key of the
-    provider actually in use, "cpu" when the wanted one is missing or does not start."""
+    provider actually in use, "cpu" when the wanted one is missing or does not start (with a
+    warning). The caller reports the result once the server is ready, so that a start-up
+    error stays the only line on stderr."""
     global _providers
     wanted = PROVIDERS[name]
     if name != "cpu":
@@ -94,7 +96,6 @@ def use_provider(name: str) -> str:
                 name, wanted = "cpu", CPU
     with _lock:
         _providers = [wanted] if wanted == CPU else [wanted, CPU]
-    _LOGGER.info("ONNX Runtime %s runs on %s", onnxruntime.__version__, wanted)
     return name
 
 
