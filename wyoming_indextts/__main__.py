@@ -26,11 +26,13 @@ from .discovery import advertised_address, is_ipv4_address
 from .engines.base import Engine, EngineError
 from .engines.indextts import EMOTIONS, IndexTTSEngine, IndexTTSOptions, ModelError
 from .engines.piper import BUNDLED_VOICE, PiperEngine, PiperOptions
-from .engines.sessions import use_shared_thread_pool
+from .engines.remote import RemoteEngine, parse_remote_uri
+from .engines.sessions import PROVIDERS, use_provider, use_shared_thread_pool
 from .engines.sambert import ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_APPKEY, SambertEngine, SambertSettings
 from .handler import HandlerSettings, IndexTTSEventHandler
 from .prerender import Prerenderer, PrerenderList
 from .sentences import SplitterSettings
+from .shared_cache import RedisCache
 from .synthesizer import ChainSettings, Synthesizer
 from .voices import VoiceCatalogue
 
@@ -38,6 +40,7 @@ _LOGGER = logging.getLogger(__name__)
 
 ENV_ARGS = "WYOMING_INDEXTTS_ARGS"
 URI_SCHEMES = ("tcp://", "unix://", "stdio://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 # English falls back to the bundled local voice (fast, no cloud); other languages ask the
 # fallback engines for a voice of their own language. `--fallback-voice` overrides.
 DEFAULT_FALLBACK_VOICES = {"en": BUNDLED_VOICE}
@@ -108,6 +111,24 @@ def _emotion(text: str) -> tuple[float, ...]:
     return weights
 
 
+def _remote_uri(text: str) -> str:
+    try:
+        parse_remote_uri(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def _redis_url(text: str) -> str:
+    if not text.startswith(REDIS_SCHEMES):
+        raise argparse.ArgumentTypeError(f"expected a URL starting with one of {', '.join(REDIS_SCHEMES)}, got {text!r}")
+    return text
+
+
+def remote_names(args: argparse.Namespace) -> list[str]:
+    return ["remote" if index == 0 else f"remote{index + 1}" for index in range(len(args.remote))]
+
+
 def _deadline(text: str) -> tuple[str | None, float]:
     """`10` sets every engine's deadline; `indextts=20` one engine's."""
     engine, sep, seconds = text.rpartition("=")
@@ -144,11 +165,13 @@ def build_parser() -> OneLineParser:
     cache.add_argument("--cache-dir", type=Path, help="disk cache folder (default: DATA_DIR/cache)")
     cache.add_argument("--cache-memory-mb", type=_non_negative_int, default=64, help="in-memory cache size in MiB (default: 64)")
     cache.add_argument("--cache-disk-mb", type=_non_negative_int, default=512, help="disk cache size in MiB (default: 512)")
+    cache.add_argument("--cache-redis", type=_redis_url, metavar="redis://HOST:PORT/DB", help="share the cache between instances on Redis or Valkey instead of the disk (needs the [redis] extra; memory cache still in front)")
     cache.add_argument("--no-cache", action="store_true", help="turn both cache levels off")
 
     speech = parser.add_argument_group("synthesis")
     speech.add_argument("--max-concurrent", type=_positive_int, default=os.cpu_count() or 1, help="sentences rendered at once; the rest wait (default: number of cores)")
     speech.add_argument("--threads", type=_non_negative_int, default=0, help="ONNX Runtime threads, one pool shared by every voice; 0: one per core (default)")
+    speech.add_argument("--provider", choices=sorted(PROVIDERS), default="cpu", help="where ONNX Runtime runs every voice: cpu, cuda (needs onnxruntime-gpu) or openvino (Intel iGPU/NPU, needs onnxruntime-openvino); falls back to the CPU when missing (default: cpu)")
     speech.add_argument("--samples-per-chunk", type=_positive_int, default=1024, help="samples per audio-chunk event (default: 1024)")
     speech.add_argument("--first-clause-chars", type=_non_negative_int, default=SplitterSettings.first_clause_weight, help="send a response's first clause alone once it is this long, for faster first audio; CJK characters count 3; 0 turns it off (default: %(default)s)")
     speech.add_argument("--max-sentence-chars", type=_positive_int, default=SplitterSettings.max_unit_weight, help="longer sentences are cut at a clause or a space (default: %(default)s)")
@@ -174,6 +197,7 @@ def build_parser() -> OneLineParser:
     chain.add_argument("--breaker-cooldown", type=_positive_float, default=30.0, help="seconds a failing engine is skipped before one trial request (default: 30)")
     chain.add_argument("--late-renders", type=_non_negative_int, default=2, help="timed-out renders allowed to finish in the background for the cache (default: 2)")
     chain.add_argument("--fallback-voice", type=_key_value, action="append", default=[], metavar="LANG=VOICE", help="voice a fallback engine uses for a language, e.g. zh=sambert-zhichu")
+    chain.add_argument("--remote", type=_remote_uri, action="append", default=[], metavar="tcp://HOST:PORT", help="another Wyoming TTS server (e.g. this one on a GPU machine) that speaks its voices first, the local chain as fallback; repeatable, engines named remote, remote2, ...")
     chain.add_argument("--sambert-credentials", type=Path, help=f"file with {ENV_ACCESS_KEY_ID}, {ENV_ACCESS_KEY_SECRET} and {ENV_APPKEY} (KEY=VALUE lines or JSON); the environment variables of the same names work too")
 
     parser.add_argument("--prerender", type=_prerender_list, action="append", default=[], metavar="[VOICE=]FILE", help="texts (one a line) to render in idle time into the cache, pinned there, in VOICE (default: --voice); repeatable")
@@ -235,7 +259,19 @@ def load_engines(args: argparse.Namespace) -> dict[str, Engine]:
             # Still chained: the cloud may be back by the time a sentence needs it.
             _LOGGER.warning("Sambert is configured but not reachable yet: %s", err)
         engines["sambert"] = sambert
-    return engines
+    # Remotes first: a voice both have is asked of the remote, the local copy next.
+    return {**load_remotes(args), **engines}
+
+
+def load_remotes(args: argparse.Namespace) -> dict[str, Engine]:
+    remotes: dict[str, Engine] = {}
+    for name, uri in zip(remote_names(args), args.remote):
+        host, port = parse_remote_uri(uri)
+        remote = RemoteEngine(uri, name, voices_file=args.data_dir / "remotes" / f"{host}_{port}.json")
+        if not remote.start():
+            _LOGGER.warning("Remote %s (%s) does not answer yet; its voices appear when it does", name, uri)
+        remotes[name] = remote
+    return remotes
 
 
 def load_indextts(args: argparse.Namespace) -> IndexTTSEngine | None:
@@ -265,7 +301,7 @@ def load_indextts(args: argparse.Namespace) -> IndexTTSEngine | None:
 
 def chain_settings(args: argparse.Namespace, engines: dict[str, Engine]) -> ChainSettings:
     fallbacks = [name.strip() for name in args.fallback.split(",") if name.strip()]
-    known = {"indextts", "sambert", "piper"}
+    known = {"indextts", "sambert", "piper", *remote_names(args)}
     unknown = [name for name in fallbacks if name not in known]
     if unknown:
         args.parser.error(f"--fallback: unknown engine {unknown[0]!r}; choose from {', '.join(sorted(known))}")
@@ -288,6 +324,8 @@ def chain_settings(args: argparse.Namespace, engines: dict[str, Engine]) -> Chai
 def build_cache(args: argparse.Namespace) -> AudioCache | None:
     if args.no_cache:
         return None
+    if args.cache_redis:
+        return AudioCache(args.cache_memory_mb * 1024 * 1024, shared_cache(args))
     disk = None
     if args.cache_disk_mb > 0:
         cache_dir = args.cache_dir or (args.data_dir / "cache")
@@ -298,6 +336,21 @@ def build_cache(args: argparse.Namespace) -> AudioCache | None:
     return AudioCache(args.cache_memory_mb * 1024 * 1024, disk)
 
 
+def shared_cache(args: argparse.Namespace) -> RedisCache:
+    try:
+        store = RedisCache(args.cache_redis)
+    except ImportError:
+        args.parser.error("--cache-redis needs the redis client: pip install 'wyoming-indextts[redis]'")
+    except ValueError as err:
+        args.parser.error(f"--cache-redis: {err}")
+    if store.check():
+        _LOGGER.info("Shared cache on %s", args.cache_redis)
+    else:
+        # Still used: it is tried again every `retry` seconds, and renders go on meanwhile.
+        _LOGGER.warning("Shared cache on %s does not answer yet", args.cache_redis)
+    return store
+
+
 @dataclass
 class Service:
     """Everything a server process runs on, built once from the command line."""
@@ -306,6 +359,8 @@ class Service:
     catalogue: VoiceCatalogue
     synthesizer: Synthesizer
     settings: HandlerSettings
+    provider: str
+    """The ONNX Runtime execution provider in use (after any fallback to the CPU)."""
 
     def close(self) -> None:
         for engine in self.engines.values():
@@ -320,6 +375,7 @@ def build_service(args: argparse.Namespace) -> Service:
         args.parser.error(f"cannot create data folder {args.data_dir}: {err.strerror or err}")
 
     use_shared_thread_pool(args.threads)
+    provider = use_provider(args.provider)
     try:
         engines = load_engines(args)
     except EngineError as err:
@@ -338,7 +394,7 @@ def build_service(args: argparse.Namespace) -> Service:
         samples_per_chunk=args.samples_per_chunk,
         splitter=SplitterSettings(first_clause_weight=args.first_clause_chars, max_unit_weight=args.max_sentence_chars),
     )
-    return Service(engines, catalogue, synthesizer, settings)
+    return Service(engines, catalogue, synthesizer, settings, provider)
 
 
 async def main(argv: list[str]) -> None:
@@ -362,7 +418,7 @@ async def main(argv: list[str]) -> None:
         _LOGGER.info("Announced over zeroconf as %s at %s:%s", args.zeroconf, address, server.port)
 
     voices = ", ".join(voice.name for voice in catalogue.voices())
-    _LOGGER.info("Ready on %s; default voice %s; voices: %s", args.uri, args.voice, voices)
+    _LOGGER.info("Ready on %s; default voice %s; voices: %s; ONNX Runtime on %s", args.uri, args.voice, voices, PROVIDERS[service.provider])
     server_task = asyncio.create_task(server.run(partial(IndexTTSEventHandler, catalogue, synthesizer, settings)))
     prerendering = (
         asyncio.create_task(Prerenderer(synthesizer, settings.splitter).run(args.prerender)) if args.prerender else None

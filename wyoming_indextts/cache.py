@@ -21,8 +21,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cachetools import LRUCache
+
+if TYPE_CHECKING:
+    from .shared_cache import RedisCache
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -86,6 +90,9 @@ class DiskCache:
     def pin(self, keys: list[str]) -> None:
         """Entries eviction must keep (pre-rendered announcements), replacing the previous set."""
         self._pinned = frozenset(keys)
+
+    def contains(self, key: str) -> bool:
+        return self.path_for(key).exists()
 
     def path_for(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}{_SUFFIX}"
@@ -209,9 +216,9 @@ class DiskCache:
 
 
 class AudioCache:
-    """L1 in memory in front of an optional L2 on disk. Thread-safe."""
+    """L1 in memory in front of an optional L2 on disk (or shared, `shared_cache`). Thread-safe."""
 
-    def __init__(self, memory_bytes: int, disk: DiskCache | None) -> None:
+    def __init__(self, memory_bytes: int, disk: DiskCache | RedisCache | None) -> None:
         self._memory: LRUCache[str, bytes] = LRUCache(maxsize=max(memory_bytes, 1), getsizeof=len)
         self._memory_lock = threading.Lock()
         self.disk = disk
@@ -255,7 +262,7 @@ class AudioCache:
         with self._memory_lock:
             if key in self._memory:
                 return True
-        return self.disk is not None and self.disk.path_for(key).exists()
+        return self.disk is not None and self.disk.contains(key)
 
     def remember(self, key: str, payload: bytes) -> None:
         """L1 only: the caller writes L2 itself when it wants that off its own path."""

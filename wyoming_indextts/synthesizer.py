@@ -277,7 +277,9 @@ class Synthesizer:
     def chain(self, voice: Voice) -> list[tuple[Engine, Voice]]:
         """The steps that may speak a sentence for `voice`, in order."""
         language = voice.languages[0] if voice.languages else "en"
-        names = [voice.engine, *self.settings.fallbacks, LAST_RESORT]
+        # Engines with a voice of the same name (the local copy of a remote voice) come first.
+        twins = [name for name in self.catalogue.engines if self.catalogue.twin(name, voice) is not None]
+        names = [voice.engine, *twins, *self.settings.fallbacks, LAST_RESORT]
         steps: list[tuple[Engine, Voice]] = []
         seen: set[str] = set()
         for name in names:
@@ -287,7 +289,8 @@ class Synthesizer:
             step_voice = (
                 voice
                 if name == voice.engine
-                else self.catalogue.fallback_voice(name, language, last_resort=name == LAST_RESORT)
+                else self.catalogue.twin(name, voice)
+                or self.catalogue.fallback_voice(name, language, last_resort=name == LAST_RESORT)
             )
             if step_voice is not None:
                 steps.append((self.catalogue.engines[name], step_voice))
@@ -329,7 +332,8 @@ class Synthesizer:
                 # rest stays with the fallback, even sentences cached in the voice, because
                 # switching back and forth inside one reply is worse than one switch. The
                 # voice renders what it lacks in the background, for the next time.
-                if step_voice is voice and (self.cache is None or key not in self.cache):
+                cache = self.cache
+                if step_voice is voice and not (cache is not None and await asyncio.to_thread(cache.__contains__, key)):
                     self._render_late(engine, step_voice, text, key)
                 failures.append(f"{engine.name}: skipped, too slow earlier in this response")
                 continue

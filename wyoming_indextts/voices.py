@@ -39,7 +39,20 @@ class VoiceCatalogue:
 
     def voices(self) -> list[Voice]:
         # Asked anew each time: a voices folder may gain or lose clips while the server runs.
-        return [voice for engine in self.engines.values() for voice in engine.voices()]
+        # A name two engines offer (a remote server's copy of a local voice) is the first
+        # engine's; `twin` finds the others' for the chain.
+        voices: dict[str, Voice] = {}
+        for engine in self.engines.values():
+            for voice in engine.voices():
+                voices.setdefault(voice.name, voice)
+        return list(voices.values())
+
+    def twin(self, engine_name: str, voice: Voice) -> Voice | None:
+        """Another engine's voice of the same name, e.g. the local copy of a remote voice."""
+        engine = self.engines.get(engine_name)
+        if engine is None or engine_name == voice.engine:
+            return None
+        return next((v for v in engine.voices() if v.name == voice.name), None)
 
     def find(self, name: str) -> Voice | None:
         for voice in self.voices():

@@ -26,6 +26,7 @@ from piper import PiperConfig, PiperVoice, SynthesisConfig
 
 from ..audio import float_to_pcm
 from .base import EngineError, Voice
+from .sessions import providers
 from .sessions import session_options as default_session_options
 from .vits_stream import StreamingVits
 
@@ -120,7 +121,7 @@ class PiperEngine:
         session = (
             streaming.front
             if streaming is not None
-            else onnxruntime.InferenceSession(str(model_path), sess_options=session_options, providers=["CPUExecutionProvider"])
+            else onnxruntime.InferenceSession(str(model_path), sess_options=session_options, providers=providers())
         )
         name = model_path.name.removesuffix(".onnx")
         language = config_dict.get("language", {}).get("code", config.espeak_voice)

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
+from .sessions import providers as session_providers
+
 _LOGGER = logging.getLogger(__name__)
 
 DECODER_PREFIX = "/dec/"
@@ -79,7 +81,7 @@ class StreamingVits:
         extractor = Extractor(model)
         front = extractor.extract_model(inputs, [latent_name])
         decoder = extractor.extract_model([latent_name], outputs[:1])
-        providers = ["CPUExecutionProvider"]
+        providers = session_providers()
         return cls(
             front=onnxruntime.InferenceSession(front.SerializeToString(), session_options, providers=providers),
             decoder=onnxruntime.InferenceSession(decoder.SerializeToString(), session_options, providers=providers),

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from wyoming_indextts.engines.sessions import session_options
+from wyoming_indextts.engines.sessions import providers, session_options
 from wyoming_indextts.engines.indextts.features import (
     MelSettings,
     campplus_features,
@@ -52,7 +52,7 @@ def directory_sessions(model_dir: Path, threads: int = 0) -> SessionFor:
             if not path.is_file():
                 raise FileNotFoundError(f"{path} is missing: export the model folder again (wyoming-indextts export)")
             options = session_options(threads)
-            cache[name] = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+            cache[name] = ort.InferenceSession(str(path), sess_options=options, providers=providers())
         return cache[name]
 
     return session_for

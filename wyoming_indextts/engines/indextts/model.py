@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..base import EngineError
+from ..sessions import providers as session_providers
 from ..sessions import session_options as new_session_options
 
 ARENA_GRAPHS = frozenset({"gpt", "gpt_int8"})
@@ -145,7 +146,7 @@ class IndexTTSModel:
         self._sessions: dict[str, Any] = dict(sessions or {})
         self._injected = set(self._sessions)
         self._threads = threads
-        self._providers = providers or ["CPUExecutionProvider"]
+        self._providers = providers or session_providers()
         self._session_options = session_options
         self._lock = threading.Lock()
         self.created: list[str] = []
