@@ -138,6 +138,10 @@ def build_parser() -> OneLineParser:
     chain.add_argument("--fallback-voice", type=_key_value, action="append", default=[], metavar="LANG=VOICE", help="voice a fallback engine uses for a language, e.g. zh=sambert-zhichu")
     chain.add_argument("--sambert-credentials", type=Path, help=f"file with {ENV_ACCESS_KEY_ID}, {ENV_ACCESS_KEY_SECRET} and {ENV_APPKEY} (KEY=VALUE lines or JSON); the environment variables of the same names work too")
 
+    web = parser.add_argument_group("HTTP API and web page (needs the [http] extra)")
+    web.add_argument("--http-uri", help="also serve the HTTP API (/tts, OpenAI's /v1/audio/speech) and the web page on http://HOST:PORT (default: off)")
+    web.add_argument("--http-token", help="token (Authorization: Bearer) for requests that change anything, and for every request when --http-uri is not a loopback address")
+
     parser.add_argument("--debug", action="store_true", help="log DEBUG messages")
     parser.add_argument("--log-format", default=logging.BASIC_FORMAT, help="format for log messages")
     parser.add_argument("--version", action="version", version=__version__, help="print the version and exit")
@@ -160,8 +164,23 @@ def parse_args(argv: list[str], environ: dict[str, str] | os._Environ[str] = os.
         parser.error("--zeroconf needs a tcp:// --uri")
     if (args.indextts_model_dir is None) != (args.voices_dir is None):
         parser.error("IndexTTS voices need both --indextts-model-dir and --voices-dir")
+    args.http_address = _http_address(parser, args) if args.http_uri else None
     args.parser = parser
     return args
+
+
+def _http_address(parser: OneLineParser, args: argparse.Namespace):  # noqa: ANN202 - HttpAddress (optional extra)
+    try:
+        from .http import parse_http_uri
+    except ImportError as err:
+        parser.error(f"--http-uri needs the http extra ({err.name} is missing): pip install 'wyoming-indextts[http]'")
+    try:
+        address = parse_http_uri(args.http_uri)
+    except ValueError as err:
+        parser.error(f"--http-uri: {err}")
+    if not address.loopback and not args.http_token:
+        parser.error(f"--http-uri {args.http_uri} listens beyond this machine: set --http-token so only you can use it")
+    return address
 
 
 def load_engines(args: argparse.Namespace) -> dict[str, Engine]:
@@ -282,6 +301,7 @@ async def main(argv: list[str]) -> None:
         await zeroconf.register_server()
         _LOGGER.debug("Zeroconf discovery enabled as %s", args.zeroconf)
 
+    http_server = await start_http(args, catalogue, synthesizer, settings) if args.http_address else None
     voices = ", ".join(voice.name for voice in catalogue.voices())
     _LOGGER.info("Ready on %s; default voice %s; voices: %s", args.uri, args.voice, voices)
     server_task = asyncio.create_task(server.run(partial(IndexTTSEventHandler, catalogue, synthesizer, settings)))
@@ -293,9 +313,29 @@ async def main(argv: list[str]) -> None:
     except asyncio.CancelledError:
         _LOGGER.info("Server stopped")
     finally:
+        if http_server is not None:
+            await http_server.stop()
         await synthesizer.drain()
         for engine in engines.values():
             engine.close()
+
+
+async def start_http(args: argparse.Namespace, catalogue: VoiceCatalogue, synthesizer: Synthesizer, settings: HandlerSettings):  # noqa: ANN201
+    from .http import HttpServer, HttpSettings, create_app
+
+    http_settings = HttpSettings(
+        token=args.http_token,
+        protect_reads=not args.http_address.loopback,
+        max_text_bytes=settings.max_event_bytes,
+        splitter=settings.splitter,
+    )
+    server = HttpServer(create_app(catalogue, synthesizer, http_settings), args.http_address)
+    try:
+        await server.start()
+    except OSError as err:
+        args.parser.error(f"--http-uri: {err}")
+    _LOGGER.info("HTTP API and web page on %s", args.http_uri)
+    return server
 
 
 def run() -> None:

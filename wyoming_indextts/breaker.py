@@ -38,6 +38,8 @@ class Breaker:
         self._lock = threading.Lock()
         self._state = BreakerState.CLOSED
         self._failures = 0
+        self.failures_total = 0
+        """Every failure since start (for metrics); `_failures` counts consecutive ones."""
         self._opened_at = 0.0
         self._trial_running = False
 
@@ -69,6 +71,7 @@ class Breaker:
     def record_failure(self, reason: str) -> None:
         with self._lock:
             self._failures += 1
+            self.failures_total += 1
             self._trial_running = False
             if self._state is BreakerState.HALF_OPEN:
                 self._open(f"trial request failed: {reason}")
