@@ -140,6 +140,7 @@ def build_parser() -> OneLineParser:
 
     web = parser.add_argument_group("HTTP API and web page (needs the [http] extra)")
     web.add_argument("--http-uri", help="also serve the HTTP API (/tts, OpenAI's /v1/audio/speech) and the web page on http://HOST:PORT (default: off)")
+    web.add_argument("--http-max-upload-mb", type=_positive_int, default=20, help="largest voice clip upload in MiB (default: 20)")
     web.add_argument("--http-token", help="token (Authorization: Bearer) for requests that change anything, and for every request when --http-uri is not a loopback address")
 
     parser.add_argument("--debug", action="store_true", help="log DEBUG messages")
@@ -222,7 +223,10 @@ def load_indextts(args: argparse.Namespace) -> IndexTTSEngine | None:
     if not args.voices_dir.is_dir():
         args.parser.error(f"--voices-dir {args.voices_dir} is not a folder: create it and put NAME.wav clips in it")
     try:
-        return IndexTTSEngine.load(args.indextts_model_dir, args.voices_dir, args.data_dir / "indextts-voices", options)
+        # With the web page a user can upload the first voice, so an empty folder is no error.
+        return IndexTTSEngine.load(
+            args.indextts_model_dir, args.voices_dir, args.data_dir / "indextts-voices", options, allow_empty=bool(args.http_uri)
+        )
     except ModelError as err:
         args.parser.error(str(err))
     except EngineError as err:
@@ -322,14 +326,21 @@ async def main(argv: list[str]) -> None:
 
 async def start_http(args: argparse.Namespace, catalogue: VoiceCatalogue, synthesizer: Synthesizer, settings: HandlerSettings):  # noqa: ANN201
     from .http import HttpServer, HttpSettings, create_app
+    from .http.library import UploadLimits, VoiceLibrary
 
+    indextts = catalogue.engines.get("indextts")
+    library = (
+        VoiceLibrary(indextts, catalogue, UploadLimits(max_bytes=args.http_max_upload_mb << 20))
+        if isinstance(indextts, IndexTTSEngine)
+        else None
+    )
     http_settings = HttpSettings(
         token=args.http_token,
         protect_reads=not args.http_address.loopback,
         max_text_bytes=settings.max_event_bytes,
         splitter=settings.splitter,
     )
-    server = HttpServer(create_app(catalogue, synthesizer, http_settings), args.http_address)
+    server = HttpServer(create_app(catalogue, synthesizer, http_settings, library), args.http_address)
     try:
         await server.start()
     except OSError as err:

@@ -16,6 +16,7 @@ from wyoming.tts import Synthesize, SynthesizeVoice
 from wyoming_indextts.cache import AudioCache
 from wyoming_indextts.engines.base import Engine
 from wyoming_indextts.http import HttpAddress, HttpServer, HttpSettings, create_app
+from wyoming_indextts.http.library import UploadLimits, VoiceLibrary
 from wyoming_indextts.synthesizer import ChainSettings
 
 from tests.conftest import Harness, Response, read_until, running_server
@@ -28,6 +29,7 @@ WAV_HEADER_BYTES = 44
 class LiveServer:
     harness: Harness
     http: HttpServer
+    library: VoiceLibrary | None
     loop: asyncio.AbstractEventLoop
 
     @property
@@ -54,26 +56,30 @@ def live_server(
     cache: AudioCache | None = None,
     chain: ChainSettings | None = None,
     settings: HttpSettings | None = None,
-    app_options: dict[str, Any] | None = None,
+    uploads: UploadLimits | None = None,
 ) -> Iterator[LiveServer]:
+    """`uploads`: voice uploads on, into the voices folder of the `indextts` engine."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="live-server", daemon=True)
     thread.start()
     wyoming = running_server(engines, default_voice, cache=cache, chain=chain)
 
-    async def start() -> tuple[Harness, HttpServer]:
+    async def start() -> tuple[Harness, HttpServer, VoiceLibrary | None]:
         harness = await wyoming.__aenter__()
-        app = create_app(harness.catalogue, harness.synthesizer, settings or HttpSettings(), **(app_options or {}))
+        library = None if uploads is None else VoiceLibrary(engines["indextts"], harness.catalogue, uploads)  # type: ignore[arg-type]
+        app = create_app(harness.catalogue, harness.synthesizer, settings or HttpSettings(), library)
         http = HttpServer(app, HttpAddress("127.0.0.1", 0))
         await http.start()
-        return harness, http
+        return harness, http, library
 
-    harness, http = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
-    live = LiveServer(harness, http, loop)
+    harness, http, library = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
+    live = LiveServer(harness, http, library, loop)
     try:
         yield live
     finally:
         live.run(http.stop())
+        if library is not None:
+            live.run(library.drain())
         live.run(wyoming.__aexit__(None, None, None))
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)

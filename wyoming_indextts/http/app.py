@@ -4,11 +4,12 @@ metrics. Protocol only, like the Wyoming handler: speaking goes through the shar
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Literal
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI, Form, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,8 +21,14 @@ from ..voices import VoiceCatalogue
 from .errors import ApiError, install_error_handlers
 from .formats import FORMATS, OPENAI_PCM_RATE, OutputFormat
 from .guard import AccessPolicy, BodyLimit, RequestCounter, TokenGuard
+from .library import VoiceLibrary
 from .metrics import Metrics
 from .speech import speech_response
+
+PAGE_DIR = Path(__file__).parent / "page"
+PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
+UPLOAD_FORM_BYTES = 64 << 10
+"""Room for an upload's name, description and multipart framing beside the clip."""
 
 FormatName = Literal["wav", "pcm", "flac", "mp3", "opus", "aac"]
 
@@ -63,17 +70,32 @@ class ServerParts:
     synthesizer: Synthesizer
     settings: HttpSettings
     metrics: Metrics
+    library: VoiceLibrary | None
 
 
-def create_app(catalogue: VoiceCatalogue, synthesizer: Synthesizer, settings: HttpSettings) -> FastAPI:
+def create_app(
+    catalogue: VoiceCatalogue, synthesizer: Synthesizer, settings: HttpSettings, library: VoiceLibrary | None = None
+) -> FastAPI:
     app = FastAPI(title="wyoming-indextts", version=__version__, docs_url="/docs", redoc_url=None)
-    parts = ServerParts(catalogue, synthesizer, settings, Metrics(synthesizer))
+    metrics = Metrics(synthesizer, library.counts if library is not None else None)
+    parts = ServerParts(catalogue, synthesizer, settings, metrics, library)
     app.state.parts = parts
     install_error_handlers(app)
     _add_speech_routes(app, parts)
     _add_info_routes(app, parts)
-    policy = AccessPolicy(settings.token, settings.protect_reads, public_paths=lambda path: path == "/")
-    app.add_middleware(BodyLimit, limit_for=lambda _method, _path: settings.max_text_bytes)
+    _add_library_routes(app, parts)
+    _add_page_routes(app)
+
+    def limit_for(method: str, path: str) -> int:
+        if method == "POST" and path == "/v1/voices" and library is not None:
+            return library.limits.max_bytes + UPLOAD_FORM_BYTES
+        return settings.max_text_bytes
+
+    def public(path: str) -> bool:
+        return path == "/" or path.removeprefix("/page/") in PAGE_FILES
+
+    policy = AccessPolicy(settings.token, settings.protect_reads, public_paths=public)
+    app.add_middleware(BodyLimit, limit_for=limit_for)
     app.add_middleware(TokenGuard, policy=policy)
     app.add_middleware(RequestCounter, metrics=parts.metrics)
     return app
@@ -153,6 +175,7 @@ def _add_info_routes(app: FastAPI, parts: ServerParts) -> None:
                 }
                 for voice in parts.catalogue.voices()
             ],
+            "uploads": None if parts.library is None else [job.public() for job in parts.library.preparations.values()],
         }
 
     @app.get("/health")
@@ -181,6 +204,63 @@ def _add_info_routes(app: FastAPI, parts: ServerParts) -> None:
         # The disk cache's size is a folder scan: off the event loop.
         text = await asyncio.to_thread(generate_latest, parts.metrics.registry)
         return Response(text, media_type=CONTENT_TYPE_LATEST)
+
+
+def _add_library_routes(app: FastAPI, parts: ServerParts) -> None:
+    def library() -> VoiceLibrary:
+        if parts.library is None:
+            raise ApiError(
+                409,
+                "voice uploads need IndexTTS: start the server with --indextts-model-dir and --voices-dir",
+                "uploads_off",
+            )
+        return parts.library
+
+    @app.post("/v1/voices", status_code=202)
+    async def upload_voice(
+        name: str = Form(..., description="1-48 letters, digits, '-' or '_'"),
+        file: UploadFile = Form(..., description="WAV, FLAC, OGG or MP3; 3-15 s of one speaker"),
+        description: str = Form(""),
+        languages: str = Form("zh, en", description="comma-separated language codes"),
+    ) -> dict:
+        """Add a voice from a clip: checked, trimmed, resampled and stored now; prepared in the
+        background (poll /v1/voices/NAME/preparation)."""
+        job = await library().add(name, description, languages, file.file)
+        return job.public()
+
+    @app.get("/v1/voices/{name}/preparation")
+    async def preparation(name: str) -> dict:
+        job = library().preparations.get(name)
+        if job is None:
+            raise ApiError(404, f"no upload named {name!r} since the server started", "no_such_upload")
+        return job.public()
+
+    @app.delete("/v1/voices/{name}")
+    async def delete_voice(name: str) -> dict:
+        """Remove a voice of the voices folder (its clip and settings)."""
+        await library().delete(name)
+        return {"deleted": name}
+
+
+def _add_page_routes(app: FastAPI) -> None:
+    # Relative links only, so the page works behind Home Assistant's ingress prefix too.
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(PAGE_DIR / "index.html", media_type="text/html", headers=_PAGE_HEADERS)
+
+    @app.get("/page/{file}", include_in_schema=False)
+    async def page_file(file: str) -> FileResponse:
+        if file not in PAGE_FILES:
+            raise ApiError(404, f"no page file {file!r}", "not_found")
+        return FileResponse(PAGE_DIR / file, media_type=PAGE_FILES[file], headers=_PAGE_HEADERS)
+
+
+_PAGE_HEADERS = {
+    # The page runs only its own script and shows user text as text (see app.js).
+    "Content-Security-Policy": "default-src 'self'; media-src 'self' blob:; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
 
 
 def _cache_status(synthesizer: Synthesizer) -> dict:
