@@ -211,3 +211,12 @@ def test_health_and_metrics(piper, tmp_path):
     assert 'wyoming_indextts_engine_failures_total{engine="piper"} 1.0' in metrics
     assert 'wyoming_indextts_breaker_state{engine="piper",state="open"} 1.0' in metrics
     assert "wyoming_indextts_late_renders 0.0" in metrics
+
+
+def test_a_voice_named_in_any_script_is_served(piper):
+    grandma = CountingEngine(piper, name="piper", voice_name="奶奶")
+    with live_server({"piper": grandma}, default_voice="奶奶") as live:
+        response = httpx.post(f"{live.base_url}/tts", json={"text": TEXT, "voice": "奶奶"}, timeout=60)
+        voices = httpx.get(f"{live.base_url}/v1/voices").json()["voices"]
+    assert response.status_code == 200 and response.headers["x-voice"] == "%E5%A5%B6%E5%A5%B6"
+    assert [voice["name"] for voice in voices] == ["奶奶"]

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from fastapi.responses import StreamingResponse
 
@@ -89,5 +90,6 @@ async def speech_response(
 
     rate = synthesizer.output_format(voice).rate
     out_rate = fmt.fixed_rate or (pcm_rate if fmt.name == "pcm" and pcm_rate else rate)
-    headers = {"X-Voice": voice.name, "X-Sample-Rate": str(out_rate)}
+    # Percent-encoded: a clip in the voices folder may have a name in any script (奶奶.wav).
+    headers = {"X-Voice": quote(voice.name), "X-Sample-Rate": str(out_rate)}
     return StreamingResponse(encode(audio(), rate, fmt, pcm_rate), media_type=fmt.media_type, headers=headers)
