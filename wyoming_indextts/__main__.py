@@ -14,7 +14,7 @@ import signal
 import sys
 from functools import partial
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from wyoming.server import AsyncServer, AsyncTcpServer
 
@@ -29,6 +29,9 @@ from .handler import HandlerSettings, IndexTTSEventHandler
 from .sentences import SplitterSettings
 from .synthesizer import ChainSettings, Synthesizer
 from .voices import VoiceCatalogue
+
+if TYPE_CHECKING:  # the [http] extra is imported only when --http-uri asks for it
+    from .http import HttpAddress, HttpServer
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -170,7 +173,7 @@ def parse_args(argv: list[str], environ: dict[str, str] | os._Environ[str] = os.
     return args
 
 
-def _http_address(parser: OneLineParser, args: argparse.Namespace):  # noqa: ANN202 - HttpAddress (optional extra)
+def _http_address(parser: OneLineParser, args: argparse.Namespace) -> HttpAddress:
     try:
         from .http import parse_http_uri
     except ImportError as err:
@@ -324,7 +327,10 @@ async def main(argv: list[str]) -> None:
             engine.close()
 
 
-async def start_http(args: argparse.Namespace, catalogue: VoiceCatalogue, synthesizer: Synthesizer, settings: HandlerSettings):  # noqa: ANN201
+async def start_http(
+    args: argparse.Namespace, catalogue: VoiceCatalogue, synthesizer: Synthesizer, settings: HandlerSettings
+) -> HttpServer:
+    """The HTTP API and page on the same loop, synthesizer and cache; uploads when IndexTTS is on."""
     from .http import HttpServer, HttpSettings, create_app
     from .http.library import UploadLimits, VoiceLibrary
 

@@ -4,7 +4,6 @@ and through a stand-in of Home Assistant's ingress proxy, whose prefix the page 
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 

@@ -4,8 +4,8 @@ metrics. Protocol only, like the Wyoming handler: speaking goes through the shar
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from fastapi import FastAPI, Form, UploadFile
@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import __version__
+from ..engines.base import Voice
 from ..handler import HandlerSettings
 from ..sentences import SplitterSettings
 from ..synthesizer import Synthesizer
@@ -150,7 +151,8 @@ def _add_speech_routes(app: FastAPI, parts: ServerParts) -> None:
         )
 
 
-def _voice(parts: ServerParts, name: str | None):  # noqa: ANN202 - Voice, resolved like Wyoming's
+def _voice(parts: ServerParts, name: str | None) -> Voice:
+    """Resolved as Wyoming resolves it: none or an unknown name gives the default voice."""
     try:
         return parts.catalogue.resolve(name)
     except LookupError as err:
