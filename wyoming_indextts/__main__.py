@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from wyoming.server import AsyncServer, AsyncTcpServer
 
@@ -35,6 +35,9 @@ from .sentences import SplitterSettings
 from .shared_cache import RedisCache
 from .synthesizer import ChainSettings, Synthesizer
 from .voices import VoiceCatalogue
+
+if TYPE_CHECKING:  # the [http] extra is imported only when --http-uri asks for it
+    from .http import HttpAddress, HttpServer
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -201,6 +204,12 @@ def build_parser() -> OneLineParser:
     chain.add_argument("--sambert-credentials", type=Path, help=f"file with {ENV_ACCESS_KEY_ID}, {ENV_ACCESS_KEY_SECRET} and {ENV_APPKEY} (KEY=VALUE lines or JSON); the environment variables of the same names work too")
 
     parser.add_argument("--prerender", type=_prerender_list, action="append", default=[], metavar="[VOICE=]FILE", help="texts (one a line) to render in idle time into the cache, pinned there, in VOICE (default: --voice); repeatable")
+
+    web = parser.add_argument_group("HTTP API and web page (needs the [http] extra)")
+    web.add_argument("--http-uri", help="also serve the HTTP API (/tts, OpenAI's /v1/audio/speech) and the web page on http://HOST:PORT (default: off)")
+    web.add_argument("--http-max-upload-mb", type=_positive_int, default=20, help="largest voice clip upload in MiB (default: 20)")
+    web.add_argument("--http-token", help="token (Authorization: Bearer) for requests that change anything, and for every request when --http-uri is not a loopback address")
+
     parser.add_argument("--debug", action="store_true", help="log DEBUG messages")
     parser.add_argument("--log-format", default=logging.BASIC_FORMAT, help="format for log messages")
     parser.add_argument("--version", action="version", version=__version__, help="print the version and exit")
@@ -236,8 +245,23 @@ def parse_args(
         parser.error(f"--zeroconf-host must be an IPv4 address, got {args.zeroconf_host!r}")
     if (args.indextts_model_dir is None) != (args.voices_dir is None):
         parser.error("IndexTTS voices need both --indextts-model-dir and --voices-dir")
+    args.http_address = _http_address(parser, args) if args.http_uri else None
     args.parser = parser
     return args
+
+
+def _http_address(parser: OneLineParser, args: argparse.Namespace) -> HttpAddress:
+    try:
+        from .http import parse_http_uri
+    except ImportError as err:
+        parser.error(f"--http-uri needs the http extra ({err.name} is missing): pip install 'wyoming-indextts[http]'")
+    try:
+        address = parse_http_uri(args.http_uri)
+    except ValueError as err:
+        parser.error(f"--http-uri: {err}")
+    if not address.loopback and not args.http_token:
+        parser.error(f"--http-uri {args.http_uri} listens beyond this machine: set --http-token so only you can use it")
+    return address
 
 
 def load_engines(args: argparse.Namespace) -> dict[str, Engine]:
@@ -291,7 +315,10 @@ def load_indextts(args: argparse.Namespace) -> IndexTTSEngine | None:
     if not args.voices_dir.is_dir():
         args.parser.error(f"--voices-dir {args.voices_dir} is not a folder: create it and put NAME.wav clips in it")
     try:
-        return IndexTTSEngine.load(args.indextts_model_dir, args.voices_dir, args.data_dir / "indextts-voices", options)
+        # With the web page a user can upload the first voice, so an empty folder is no error.
+        return IndexTTSEngine.load(
+            args.indextts_model_dir, args.voices_dir, args.data_dir / "indextts-voices", options, allow_empty=bool(args.http_uri)
+        )
     except ModelError as err:
         args.parser.error(str(err))
     except EngineError as err:
@@ -417,6 +444,7 @@ async def main(argv: list[str]) -> None:
         await zeroconf.register_server()
         _LOGGER.info("Announced over zeroconf as %s at %s:%s", args.zeroconf, address, server.port)
 
+    http_server = await start_http(args, catalogue, synthesizer, settings) if args.http_address else None
     voices = ", ".join(voice.name for voice in catalogue.voices())
     _LOGGER.info("Ready on %s; default voice %s; voices: %s; ONNX Runtime on %s", args.uri, args.voice, voices, PROVIDERS[service.provider])
     server_task = asyncio.create_task(server.run(partial(IndexTTSEventHandler, catalogue, synthesizer, settings)))
@@ -435,6 +463,8 @@ async def main(argv: list[str]) -> None:
     finally:
         if prerendering is not None:
             prerendering.cancel()
+        if http_server is not None:
+            await http_server.stop()
         await synthesizer.drain()
         service.close()
 
@@ -458,6 +488,34 @@ async def prerender_main(argv: list[str]) -> int:
     finally:
         service.close()
     return 1 if progress.failed else 0
+
+
+async def start_http(
+    args: argparse.Namespace, catalogue: VoiceCatalogue, synthesizer: Synthesizer, settings: HandlerSettings
+) -> HttpServer:
+    """The HTTP API and page on the same loop, synthesizer and cache; uploads when IndexTTS is on."""
+    from .http import HttpServer, HttpSettings, create_app
+    from .http.library import UploadLimits, VoiceLibrary
+
+    indextts = catalogue.engines.get("indextts")
+    library = (
+        VoiceLibrary(indextts, catalogue, UploadLimits(max_bytes=args.http_max_upload_mb << 20))
+        if isinstance(indextts, IndexTTSEngine)
+        else None
+    )
+    http_settings = HttpSettings(
+        token=args.http_token,
+        protect_reads=not args.http_address.loopback,
+        max_text_bytes=settings.limits.max_event_bytes,
+        splitter=settings.splitter,
+    )
+    server = HttpServer(create_app(catalogue, synthesizer, http_settings, library), args.http_address)
+    try:
+        await server.start()
+    except OSError as err:
+        args.parser.error(f"--http-uri: {err}")
+    _LOGGER.info("HTTP API and web page on %s", args.http_uri)
+    return server
 
 
 def run() -> None:

@@ -49,6 +49,8 @@ class Breaker:
         self._lock = threading.Lock()
         self._state = BreakerState.CLOSED
         self._failures = 0
+        self.failures_total = 0
+        """Every failure since start (for metrics); `_failures` counts consecutive ones."""
         self._opened_at = 0.0
         self._trial: Permit | None = None
 
@@ -90,6 +92,7 @@ class Breaker:
         with self._lock:
             self._failures += 1
             self._trial = None
+            self.failures_total += 1
             if self._state is BreakerState.HALF_OPEN:
                 self._open(f"trial request failed: {reason}")
             elif self._state is BreakerState.CLOSED and self._failures >= self.failure_threshold:

@@ -17,15 +17,11 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from .audio import AudioFormat
 from .engines.base import Voice
 from .protocol import BadEvent, BadRequest, BrokenStream, EventReader, ReaderLimits, text_field, text_request
-from .sentences import SentenceSplitter, SplitterSettings, has_speakable
+from .sentences import SentenceSplitter, SplitterSettings, has_speakable, split_units
 from .synthesizer import NoAudioError, Synthesizer
 from .voices import VoiceCatalogue
 
 _LOGGER = logging.getLogger(__name__)
-
-
-# Text longer than this is split in a worker thread, so the loop keeps answering others.
-_SPLIT_OFF_LOOP_CHARS = 4096
 
 
 @dataclass
@@ -150,7 +146,7 @@ class IndexTTSEventHandler(AsyncEventHandler):
         await self._wait_previous()
         response = _Response(self, voice, streaming=False)
         splitter = SentenceSplitter(self.settings.splitter)
-        for unit in await _split(splitter, text, finish=True):
+        for unit in await split_units(splitter, text, finish=True):
             response.add(unit)
         response.close()
         self._response = response
@@ -167,7 +163,7 @@ class IndexTTSEventHandler(AsyncEventHandler):
         if self._stream is None:
             await self._send_error("synthesize-chunk outside a stream: send synthesize-start first", "out-of-order")
             return
-        for unit in await _split(self._splitter, text):
+        for unit in await split_units(self._splitter, text):
             self._stream.add(unit)
 
     async def _stream_stop(self) -> None:
@@ -202,18 +198,6 @@ class IndexTTSEventHandler(AsyncEventHandler):
             await self.write_event(Error(text=text, code=code).event())
         except ConnectionError:
             pass
-
-
-async def _split(splitter: SentenceSplitter, text: str, finish: bool = False) -> list[str]:
-    """The units completed by `text`; a long text is split in a worker thread."""
-
-    def split() -> list[str]:
-        units = splitter.add(text)
-        return [*units, *splitter.finish()] if finish else units
-
-    if len(text) > _SPLIT_OFF_LOOP_CHARS:
-        return await asyncio.to_thread(split)
-    return split()
 
 
 class _Response:

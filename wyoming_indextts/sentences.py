@@ -7,6 +7,7 @@ at a clause boundary or a space. Chinese and English punctuation both count.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -238,3 +239,20 @@ class SentenceSplitter:
             if cut > start:
                 return cut
         return start + 1  # one character heavier than the whole limit
+
+
+# Text longer than this is split in a worker thread, so the event loop keeps answering others.
+SPLIT_OFF_LOOP_CHARS = 4096
+
+
+async def split_units(splitter: SentenceSplitter, text: str, finish: bool = False) -> list[str]:
+    """The units `text` completes (all that is left too, with `finish`); long text is split in
+    a worker thread. The caller must not use the splitter until this returns."""
+
+    def split() -> list[str]:
+        units = splitter.add(text)
+        return [*units, *splitter.finish()] if finish else units
+
+    if len(text) > SPLIT_OFF_LOOP_CHARS:
+        return await asyncio.to_thread(split)
+    return split()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -214,6 +215,10 @@ class IndexTTSEngine:
         self.frontend = frontend
         self.problems = list(problems)
         self._voices = {v.voice.name: v for v in voices}
+        self.voices_dir: Path | None = None
+        """Set by `load`: the folder `reload_voices` reads again."""
+        self._store: ConditioningStore | None = None
+        self._reload_lock = threading.Lock()
         cfg = model.config
         graphs = serving_graphs(options)
         core, _front, estimator, _vocoder = graphs
@@ -245,10 +250,12 @@ class IndexTTSEngine:
         options: IndexTTSOptions | None = None,
         *,
         sessions: dict[str, Any] | None = None,
+        allow_empty: bool = False,
     ) -> IndexTTSEngine:
         """Open and verify the model folder, prepare (or reuse) every voice, keep only the
         sessions synthesis needs. Raises ModelError for a bad model folder and EngineError
-        when no voice is usable; a bad clip only skips its voice (logged)."""
+        when no voice is usable (unless `allow_empty`: voices may be uploaded later); a bad
+        clip only skips its voice (logged)."""
         options = options or IndexTTSOptions()
         model = IndexTTSModel.open(model_dir, verify=options.verify_model, sessions=sessions, threads=options.threads)
         if not model.config.get("speaks", False):
@@ -266,15 +273,40 @@ class IndexTTSEngine:
         store = ConditioningStore(Path(conditioning_dir), model.fingerprint)
         voices, more = prepare_voices(model, specs, store, options)
         problems += more
-        if not voices:
+        if not voices and not allow_empty:
             model.close()
             detail = "; ".join(problems) if problems else f"no NAME.wav in {voices_dir}"
             raise EngineError(f"IndexTTS has no usable voice ({detail})")
         try:
-            return cls(model, voices, options, frontend, problems)
+            engine = cls(model, voices, options, frontend, problems)
         except ModelError:
             model.close()
             raise
+        engine.voices_dir = Path(voices_dir)
+        engine._store = store
+        return engine
+
+    def reload_voices(self) -> list[str]:
+        """Read the voices folder again (a clip was added, changed or removed while serving):
+        prepare new and changed clips, drop removed ones, keep the rest as they are. Returns
+        the problems found (one message per skipped clip). Slow when a clip needs preparing:
+        call it from a worker thread; synthesis goes on meanwhile with the voices it had."""
+        if self.voices_dir is None or self._store is None:
+            raise EngineError("this IndexTTS engine was not loaded from a voices folder")
+        with self._reload_lock:
+            specs, problems = discover_voices(self.voices_dir)
+            kept = {
+                spec.name: self._voices[spec.name]
+                for spec in specs
+                if spec.name in self._voices and self._voices[spec.name].spec == spec
+            }
+            changed = [spec for spec in specs if spec.name not in kept]
+            prepared, more = prepare_voices(self.model, changed, self._store, self.options)
+            voices = {**kept, **{loaded.voice.name: loaded for loaded in prepared}}
+            # One assignment: a request sees the old set or the new one, never half of each.
+            self._voices = {name: voices[name] for name in sorted(voices)}
+            self.problems = problems + more
+            return self.problems
 
     # -- Engine protocol --------------------------------------------------------------------
 

@@ -1,0 +1,281 @@
+"""The HTTP API: the seed's `/tts`, OpenAI's `/v1/audio/speech`, the voice list, health and
+metrics. Protocol only, like the Wyoming handler: speaking goes through the shared synthesizer."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from fastapi import FastAPI, Form, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+
+from .. import __version__
+from ..engines.base import Voice
+from ..protocol import ReaderLimits
+from ..sentences import SplitterSettings
+from ..synthesizer import Synthesizer
+from ..voices import VoiceCatalogue
+from .errors import ApiError, install_error_handlers
+from .formats import FORMATS, OPENAI_PCM_RATE, OutputFormat
+from .guard import AccessPolicy, BodyLimit, RequestCounter, TokenGuard
+from .library import VoiceLibrary
+from .metrics import Metrics
+from .speech import speech_response
+
+PAGE_DIR = Path(__file__).parent / "page"
+PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
+UPLOAD_FORM_BYTES = 64 << 10
+"""Room for an upload's name, description and multipart framing beside the clip."""
+
+FormatName = Literal["wav", "pcm", "flac", "mp3", "opus", "aac"]
+
+
+@dataclass
+class HttpSettings:
+    token: str | None = None
+    protect_reads: bool = False
+    """True when listening beyond loopback: then every API request needs the token."""
+    max_text_bytes: int = ReaderLimits.max_event_bytes
+    """A speech request's body: the same limit as one Wyoming event."""
+    splitter: SplitterSettings = field(default_factory=SplitterSettings)
+
+
+class TtsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="What to say; split into sentences as Wyoming does")
+    voice: str | None = Field(None, description="A voice name from /v1/voices; none or unknown: the default voice")
+    format: FormatName = Field("wav", description="wav and pcm stream as sentences render; pcm is at the voice's rate")
+
+
+class SpeechRequest(BaseModel):
+    """OpenAI's request body; unknown fields are ignored as OpenAI-compatible servers do."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field("indextts", description="Accepted and ignored: the voice decides the engine")
+    input: str
+    voice: str | None = None
+    response_format: FormatName = "mp3"
+    speed: float = Field(1.0, ge=0.25, le=4.0)
+    stream_format: Literal["audio", "sse"] = "audio"
+
+
+@dataclass
+class ServerParts:
+    catalogue: VoiceCatalogue
+    synthesizer: Synthesizer
+    settings: HttpSettings
+    metrics: Metrics
+    library: VoiceLibrary | None
+
+
+def create_app(
+    catalogue: VoiceCatalogue, synthesizer: Synthesizer, settings: HttpSettings, library: VoiceLibrary | None = None
+) -> FastAPI:
+    app = FastAPI(title="wyoming-indextts", version=__version__, docs_url="/docs", redoc_url=None)
+    metrics = Metrics(synthesizer, library.counts if library is not None else None)
+    parts = ServerParts(catalogue, synthesizer, settings, metrics, library)
+    app.state.parts = parts
+    install_error_handlers(app)
+    _add_speech_routes(app, parts)
+    _add_info_routes(app, parts)
+    _add_library_routes(app, parts)
+    _add_page_routes(app)
+
+    def limit_for(method: str, path: str) -> int:
+        if method == "POST" and path == "/v1/voices" and library is not None:
+            return library.limits.max_bytes + UPLOAD_FORM_BYTES
+        return settings.max_text_bytes
+
+    def public(path: str) -> bool:
+        return path == "/" or path.removeprefix("/page/") in PAGE_FILES
+
+    policy = AccessPolicy(settings.token, settings.protect_reads, public_paths=public)
+    app.add_middleware(BodyLimit, limit_for=limit_for)
+    app.add_middleware(TokenGuard, policy=policy)
+    app.add_middleware(RequestCounter, metrics=parts.metrics)
+    return app
+
+
+def _format(name: str) -> OutputFormat:
+    fmt = FORMATS.get(name)
+    if fmt is None:
+        raise ApiError(400, f"response format {name!r} is not supported; use one of {', '.join(FORMATS)}", "unsupported_format")
+    return fmt
+
+
+def _check_text_size(text: str, settings: HttpSettings) -> None:
+    if len(text.encode("utf-8")) > settings.max_text_bytes:
+        raise ApiError(413, f"text is longer than {settings.max_text_bytes} bytes; send it in parts", "too_large")
+
+
+def _add_speech_routes(app: FastAPI, parts: ServerParts) -> None:
+    settings = parts.settings
+
+    @app.post("/tts", response_class=Response, responses={200: {"content": {f.media_type: {} for f in FORMATS.values()}}})
+    async def tts(request: TtsRequest) -> Response:
+        """Text and voice in, audio out (WAV by default), streamed as sentences render."""
+        _check_text_size(request.text, settings)
+        voice = _voice(parts, request.voice)
+        return await speech_response(
+            parts.synthesizer, voice, request.text, _format(request.format), settings.splitter, parts.metrics, "tts"
+        )
+
+    @app.post("/v1/audio/speech", response_class=Response)
+    async def openai_speech(request: SpeechRequest) -> Response:
+        """OpenAI's text-to-speech endpoint. `pcm` is 24 kHz 16-bit mono, as OpenAI's."""
+        if request.speed != 1.0:
+            raise ApiError(
+                400,
+                "speed other than 1.0 is not supported per request; the bundled voice's pace is set with --length-scale",
+                "unsupported_speed",
+            )
+        if request.stream_format != "audio":
+            raise ApiError(400, "stream_format 'sse' is not supported; use 'audio'", "unsupported_stream_format")
+        _check_text_size(request.input, settings)
+        voice = _voice(parts, request.voice)
+        return await speech_response(
+            parts.synthesizer,
+            voice,
+            request.input,
+            _format(request.response_format),
+            settings.splitter,
+            parts.metrics,
+            "openai",
+            pcm_rate=OPENAI_PCM_RATE,
+        )
+
+
+def _voice(parts: ServerParts, name: str | None) -> Voice:
+    """Resolved as Wyoming resolves it: none or an unknown name gives the default voice."""
+    try:
+        return parts.catalogue.resolve(name)
+    except LookupError as err:
+        raise ApiError(503, f"{err}; start the server with another --voice", "no_default_voice") from None
+
+
+def _add_info_routes(app: FastAPI, parts: ServerParts) -> None:
+    @app.get("/v1/voices")
+    async def voices() -> dict:
+        """Every voice, as Home Assistant sees them in `describe`."""
+        default = parts.catalogue.default_voice_name
+        return {
+            "default": default,
+            "voices": [
+                {
+                    "name": voice.name,
+                    "engine": voice.engine,
+                    "languages": list(voice.languages),
+                    "description": voice.description,
+                    "sample_rate": voice.sample_rate,
+                    "default": voice.name == default,
+                }
+                for voice in parts.catalogue.voices()
+            ],
+            "uploads": None if parts.library is None else [job.public() for job in parts.library.preparations.values()],
+        }
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        """200 when the default voice can speak; 503 otherwise, with the reason."""
+        synthesizer = parts.synthesizer
+        engines = {
+            name: {"voices": len(engine.voices()), "breaker": synthesizer.breakers[name].state.value}
+            for name, engine in parts.catalogue.engines.items()
+        }
+        body: dict = {"status": "ready", "engines": engines, "cache": _cache_status(synthesizer)}
+        try:
+            default = parts.catalogue.default_voice
+        except LookupError as err:
+            body.update(status="unavailable", reason=str(err))
+            return JSONResponse(body, status_code=503)
+        chain = synthesizer.chain(default)
+        if not any(synthesizer.breakers[engine.name].state.value != "open" for engine, _ in chain):
+            body.update(status="unavailable", reason="every engine of the default voice's chain is failing")
+            return JSONResponse(body, status_code=503)
+        return JSONResponse(body)
+
+    @app.get("/metrics", response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus text format."""
+        # The disk cache's size is a folder scan: off the event loop.
+        text = await asyncio.to_thread(generate_latest, parts.metrics.registry)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
+
+
+def _add_library_routes(app: FastAPI, parts: ServerParts) -> None:
+    def library() -> VoiceLibrary:
+        if parts.library is None:
+            raise ApiError(
+                409,
+                "voice uploads need IndexTTS: start the server with --indextts-model-dir and --voices-dir",
+                "uploads_off",
+            )
+        return parts.library
+
+    @app.post("/v1/voices", status_code=202)
+    async def upload_voice(
+        name: str = Form(..., description="1-48 letters, digits, '-' or '_'"),
+        file: UploadFile = Form(..., description="WAV, FLAC, OGG or MP3; 3-15 s of one speaker"),
+        description: str = Form(""),
+        languages: str = Form("zh, en", description="comma-separated language codes"),
+    ) -> dict:
+        """Add a voice from a clip: checked, trimmed, resampled and stored now; prepared in the
+        background (poll /v1/voices/NAME/preparation)."""
+        job = await library().add(name, description, languages, file.file)
+        return job.public()
+
+    @app.get("/v1/voices/{name}/preparation")
+    async def preparation(name: str) -> dict:
+        job = library().preparations.get(name)
+        if job is None:
+            raise ApiError(404, f"no upload named {name!r} since the server started", "no_such_upload")
+        return job.public()
+
+    @app.delete("/v1/voices/{name}")
+    async def delete_voice(name: str) -> dict:
+        """Remove a voice of the voices folder (its clip and settings)."""
+        await library().delete(name)
+        return {"deleted": name}
+
+
+def _add_page_routes(app: FastAPI) -> None:
+    # Relative links only, so the page works behind Home Assistant's ingress prefix too.
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(PAGE_DIR / "index.html", media_type="text/html", headers=_PAGE_HEADERS)
+
+    @app.get("/page/{file}", include_in_schema=False)
+    async def page_file(file: str) -> FileResponse:
+        if file not in PAGE_FILES:
+            raise ApiError(404, f"no page file {file!r}", "not_found")
+        return FileResponse(PAGE_DIR / file, media_type=PAGE_FILES[file], headers=_PAGE_HEADERS)
+
+
+_PAGE_HEADERS = {
+    # The page runs only its own script and shows user text as text (see app.js).
+    "Content-Security-Policy": "default-src 'self'; media-src 'self' blob:; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+
+
+def _cache_status(synthesizer: Synthesizer) -> dict:
+    cache = synthesizer.cache
+    if cache is None:
+        return {"enabled": False}
+    stats = cache.stats
+    lookups = stats.memory_hits + stats.disk_hits + stats.misses
+    return {
+        "enabled": True,
+        "memory_bytes": cache.memory_bytes(),
+        "memory_hits": stats.memory_hits,
+        "disk_hits": stats.disk_hits,
+        "misses": stats.misses,
+        "hit_rate": round((stats.memory_hits + stats.disk_hits) / lookups, 4) if lookups else None,
+    }

@@ -1,0 +1,55 @@
+"""Every HTTP error is JSON in OpenAI's shape, `{"error": {"message", "type", "code"}}`, so the
+official clients show the message; the message says what to do about it."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.headers = headers
+
+
+def error_response(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return JSONResponse({"error": {"message": message, "type": kind, "code": code}}, status_code=status, headers=headers)
+
+
+def _describe_validation(err: RequestValidationError) -> str:
+    parts = []
+    for problem in err.errors()[:5]:
+        where = ".".join(str(p) for p in problem.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {problem.get('msg', 'invalid')}")
+    return "Invalid request: " + "; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def api_error(_request: Request, err: Exception) -> JSONResponse:
+        assert isinstance(err, ApiError)
+        return error_response(err.status, err.message, err.code, err.headers)
+
+    async def validation_error(_request: Request, err: Exception) -> JSONResponse:
+        assert isinstance(err, RequestValidationError)
+        return error_response(422, _describe_validation(err), "invalid_request")
+
+    async def http_error(_request: Request, err: Exception) -> JSONResponse:
+        assert isinstance(err, HTTPException)
+        if err.status_code == 404:
+            message = "Not found: see /docs for the endpoints this server offers"
+        elif err.status_code == 405:
+            message = "Method not allowed on this path: see /docs"
+        else:
+            message = str(err.detail)
+        return error_response(err.status_code, message, "http_error", getattr(err, "headers", None))
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)

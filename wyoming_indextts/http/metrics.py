@@ -1,0 +1,81 @@
+"""Prometheus metrics for `GET /metrics`: what the HTTP side counts itself (requests, time to
+first audio) and what it reads from the shared parts at scrape time (cache, breakers, late
+renders, voice preparations). One registry per app, so several servers in one process (tests)
+never share counters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ..breaker import BreakerState
+from ..synthesizer import Synthesizer
+
+# A cache hit answers in milliseconds, a cloned voice on a small CPU in tens of seconds.
+FIRST_AUDIO_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80)
+
+
+class Metrics:
+    def __init__(self, synthesizer: Synthesizer, preparations: Callable[[], dict[str, int]] | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "wyoming_indextts_http_requests",
+            "HTTP requests by route and status code",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.time_to_first_audio = Histogram(
+            "wyoming_indextts_http_time_to_first_audio_seconds",
+            "Seconds from an HTTP speech request to its first audio",
+            ["endpoint"],
+            buckets=FIRST_AUDIO_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_SharedStateCollector(synthesizer, preparations))
+
+
+class _SharedStateCollector(Collector):
+    def __init__(self, synthesizer: Synthesizer, preparations: Callable[[], dict[str, int]] | None) -> None:
+        self.synthesizer = synthesizer
+        self.preparations = preparations
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        cache = self.synthesizer.cache
+        lookups = CounterMetricFamily(
+            "wyoming_indextts_cache_lookups", "Cache lookups (Wyoming and HTTP) by result", labels=["result"]
+        )
+        if cache is not None:
+            lookups.add_metric(["memory_hit"], cache.stats.memory_hits)
+            lookups.add_metric(["disk_hit"], cache.stats.disk_hits)
+            lookups.add_metric(["miss"], cache.stats.misses)
+        yield lookups
+        size = GaugeMetricFamily("wyoming_indextts_cache_bytes", "Bytes held by each cache level", labels=["level"])
+        if cache is not None:
+            size.add_metric(["memory"], cache.memory_bytes())
+            if cache.disk is not None:
+                size.add_metric(["disk"], cache.disk.total_bytes())
+        yield size
+        failures = CounterMetricFamily(
+            "wyoming_indextts_engine_failures", "Sentences an engine failed or missed its deadline on", labels=["engine"]
+        )
+        state = GaugeMetricFamily(
+            "wyoming_indextts_breaker_state", "1 for each engine's current breaker state", labels=["engine", "state"]
+        )
+        for name, breaker in self.synthesizer.breakers.items():
+            failures.add_metric([name], breaker.failures_total)
+            current = breaker.state
+            for option in BreakerState:
+                state.add_metric([name, option.value], 1.0 if option is current else 0.0)
+        yield failures
+        yield state
+        yield GaugeMetricFamily(
+            "wyoming_indextts_late_renders", "Timed-out renders finishing in the background", value=self.synthesizer.late_render_count()
+        )
+        if self.preparations is not None:
+            jobs = GaugeMetricFamily("wyoming_indextts_voice_preparations", "Uploaded voices by preparation state", labels=["state"])
+            for name, count in self.preparations().items():
+                jobs.add_metric([name], count)
+            yield jobs
