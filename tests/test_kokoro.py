@@ -211,3 +211,18 @@ async def test_text_no_configured_voice_speaks_gets_an_error_naming_its_language
     assert "no configured voice speaks Chinese (zh)" in response.errors[0]
     assert response.audio == b""  # not "Chinese letter" read aloud
     assert english.audio  # the server keeps serving
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("价格¥1,299", "价格一千二百九十九元"),  # wetext alone: 一元,两百九十九
+        ("人口1,234,567", "人口一百二十三万四千五百六十七"),
+        ("下午2点开会", "下午两点开会"),  # wetext alone: 二点
+        ("第2个房间", "第二个房间"),  # wetext alone: 第两个
+        ("2个房间", "两个房间"),
+        ("2.5点", "二点五点"),
+    ],
+)
+def test_readings_wetext_gets_wrong_are_fixed_around_it(kokoro, text, reading):
+    assert kokoro._g2p.normalise(text) == reading

@@ -25,6 +25,10 @@ from wetext import Normalizer
 
 HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 LATIN_WORDS = re.compile(r"[A-Za-z][A-Za-z'’-]*(?: +[A-Za-z][A-Za-z'’-]*)*")
+# Where wetext 0.1.8 reads wrong, fixed around it (each shown by a test): "1,234" fell apart
+# into 一,两百三十四; "2点" was 二点 and "第2" 第两.
+THOUSANDS_SEPARATOR = re.compile(r"(?<=[0-9]),(?=[0-9]{3}(?![0-9]))")
+TWO_OCLOCK = re.compile(r"(?<![0-9.])2(?=点(?![0-9]))")
 PUNCTUATION_SPACING = re.compile(r" *([,.!?;:]) *")
 ENGLISH_VOICE = "en-us"
 
@@ -87,8 +91,11 @@ class MandarinG2P:
 
     def normalise(self, text: str) -> str:
         language = "zh" if has_han(text) else "en"
+        if language == "zh":
+            text = TWO_OCLOCK.sub("两", THOUSANDS_SEPARATOR.sub("", text))
         with self._lock:
-            return self._normalisers[language].normalize(text)
+            written = self._normalisers[language].normalize(text)
+        return written.replace("第两", "第二") if language == "zh" else written
 
     def phonemes(self, text: str) -> str:
         """Kokoro phonemes for `text`; characters the model has no token for are dropped."""
