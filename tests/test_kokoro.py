@@ -36,7 +36,7 @@ PATIENT = ChainSettings(default_deadline=120.0, sentence_cap=300.0)
 def syllables(kokoro, text: str) -> int:
     """Spoken syllables: one per Han character once numbers are written out, about two per
     English word."""
-    written = kokoro._g2p.normalise(text)
+    written = kokoro.normalise(text)
     return len(re.findall(r"[\u4e00-\u9fff]", written)) + 2 * len(LATIN_WORD.findall(written))
 
 
@@ -225,4 +225,4 @@ async def test_text_no_configured_voice_speaks_gets_an_error_naming_its_language
     ],
 )
 def test_readings_wetext_gets_wrong_are_fixed_around_it(kokoro, text, reading):
-    assert kokoro._g2p.normalise(text) == reading
+    assert kokoro.normalise(text) == reading

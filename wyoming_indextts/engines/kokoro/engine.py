@@ -35,17 +35,6 @@ FIRST_CLAUSE_MIN = 12
 """An opening clause shorter than this many phonemes is not worth a call of its own."""
 CLAUSE_END = re.compile(r"(?<=[,.!?;:—…]) ")
 
-DESCRIPTIONS = {
-    "zf_xiaobei": "晓蓓",
-    "zf_xiaoni": "晓妮",
-    "zf_xiaoxiao": "晓晓",
-    "zf_xiaoyi": "晓伊",
-    "zm_yunjian": "云健",
-    "zm_yunxi": "云希",
-    "zm_yunxia": "云夏",
-    "zm_yunyang": "云扬",
-}
-
 
 def split_phonemes(phonemes: str, opening: bool) -> list[str]:
     """Pieces of at most MAX_PHONEMES, cut at clause ends where possible, else at spaces,
@@ -78,7 +67,7 @@ class KokoroEngine:
         self._styles = styles
         self._g2p = g2p
         versions = "|".join(f"{package}={version(package)}" for package in ("misaki", "wetext", "jieba", "pypinyin", "piper-tts"))
-        self._voices = {}
+        self._voices: dict[str, Voice] = {}
         for short, style_hash in VOICE_SHA256.items():
             fingerprint = hashlib.sha256("|".join([model.sha256, style_hash, versions, RENDER_VERSION]).encode()).hexdigest()
             gender = "female" if short.startswith("zf_") else "male"
@@ -87,7 +76,7 @@ class KokoroEngine:
                 engine=self.name,
                 sample_rate=SAMPLE_RATE,
                 languages=("zh",),
-                description=f"Kokoro {DESCRIPTIONS[short]} ({short}): {gender} Mandarin voice, bundled and offline; reads English words too",
+                description=f"Kokoro {short.split('_')[1].capitalize()} ({short}): {gender} Mandarin voice, bundled and offline; reads English words too",
                 version="1.0",
                 attribution_name="hexgrad (Kokoro-82M)",
                 attribution_url="https://huggingface.co/hexgrad/Kokoro-82M",
@@ -110,6 +99,10 @@ class KokoroEngine:
 
     def voice_for_language(self, language: str) -> Voice | None:
         return self._voices[VOICE_PREFIX + DEFAULT_MANDARIN_VOICE] if language == "zh" else None
+
+    def normalise(self, text: str) -> str:
+        """The text as it will be read: numbers, dates, times and units written out."""
+        return self._g2p.normalise(text)
 
     def phonemes(self, text: str) -> str:
         return self._g2p.phonemes(text)
