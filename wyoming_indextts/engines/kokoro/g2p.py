@@ -23,7 +23,8 @@ from misaki.zh import ZHG2P
 from piper.phonemize_espeak import EspeakPhonemizer
 from wetext import Normalizer
 
-HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+from ...voices import HAN
+
 LATIN_WORDS = re.compile(r"[A-Za-z][A-Za-z'’-]*(?: +[A-Za-z][A-Za-z'’-]*)*")
 # Where wetext 0.1.8 reads wrong, fixed around it (each shown by a test): "1,234" fell apart
 # into 一,两百三十四; "2点" was 二点 and "第2" 第两.
