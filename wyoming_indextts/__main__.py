@@ -22,7 +22,6 @@ from . import __version__
 from .cache import AudioCache, DiskCache
 from .engines.base import Engine, EngineError
 from .engines.indextts import EMOTIONS, IndexTTSEngine, IndexTTSOptions, ModelError
-from .engines.kokoro import KokoroEngine
 from .engines.piper import BUNDLED_VOICE, PiperEngine, PiperOptions
 from .engines.sessions import use_shared_thread_pool
 from .engines.sambert import ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_APPKEY, SambertEngine, SambertSettings
@@ -168,6 +167,10 @@ def parse_args(argv: list[str], environ: dict[str, str] | os._Environ[str] = os.
 def load_engines(args: argparse.Namespace) -> dict[str, Engine]:
     piper_options = PiperOptions(length_scale=args.length_scale, noise_scale=args.noise_scale, noise_w_scale=args.noise_w_scale)
     engines: dict[str, Engine] = {"piper": PiperEngine.load(options=piper_options)}
+    # Imported here: jieba, misaki and wetext take seconds to import, which `--version` and a
+    # bad argument should not wait for.
+    from .engines.kokoro import KokoroEngine
+
     try:
         engines["kokoro"] = KokoroEngine.load()
     except EngineError as err:
