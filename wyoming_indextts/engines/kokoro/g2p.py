@@ -66,9 +66,6 @@ ESPEAK_TO_KOKORO: tuple[tuple[str, str], ...] = (
     ("ʔ", "t"),
 )
 
-_LOGGER = logging.getLogger(__name__)
-
-
 def has_han(text: str) -> bool:
     return HAN.search(text) is not None
 
