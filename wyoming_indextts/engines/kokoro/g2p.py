@@ -66,6 +66,7 @@ ESPEAK_TO_KOKORO: tuple[tuple[str, str], ...] = (
     ("ʔ", "t"),
 )
 
+
 def has_han(text: str) -> bool:
     return HAN.search(text) is not None
 
