@@ -20,6 +20,7 @@ from wyoming.server import AsyncTcpServer
 
 from wyoming_indextts.cache import AudioCache, DiskCache
 from wyoming_indextts.engines.base import Engine, Voice
+from wyoming_indextts.engines.kokoro import KokoroEngine
 from wyoming_indextts.engines.piper import PiperEngine
 from wyoming_indextts.handler import HandlerSettings, IndexTTSEventHandler
 from wyoming_indextts.synthesizer import ChainSettings, Synthesizer
@@ -32,6 +33,12 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 @pytest.fixture(scope="session")
 def piper() -> PiperEngine:
     return PiperEngine.load()
+
+
+@pytest.fixture(scope="session")
+def kokoro() -> KokoroEngine:
+    """The bundled Mandarin voices (a few seconds to load: the model, jieba's dictionary)."""
+    return KokoroEngine.load()
 
 
 class CountingEngine:

@@ -147,31 +147,31 @@ async def test_late_renders_beyond_the_bound_are_dropped(piper, tmp_path, caplog
     assert any("Dropping late render" in r.getMessage() for r in caplog.records)
 
 
-async def test_sambert_unreachable_ends_with_the_bundled_voice(piper, nls, caplog):
+async def test_sambert_unreachable_ends_with_the_bundled_mandarin_voice(piper, kokoro, nls, caplog):
     settings = nls.settings()
     nls.close()  # nothing listens on its port any more
     sambert = SambertEngine(settings)
     primary = clone(piper, "zh")
     primary.fail_with = EngineError("broken")
-    engines = {"indextts": primary, "sambert": sambert, "piper": piper}
+    engines = {"indextts": primary, "sambert": sambert, "kokoro": kokoro, "piper": piper}
     caplog.set_level(logging.INFO)
-    async with running_server(engines, "clone-zh", chain=chain()) as harness:
+    async with running_server(engines, "clone-zh", chain=chain(default_deadline=120.0, sentence_cap=300.0)) as harness:
         response = await ask(harness, ZH_TEXT, "clone-zh")
     assert response.types == ["audio-start", "audio-chunk", "audio-stop"]
-    assert len(response.audio) > 22050  # the bundled voice read it: not silence
-    assert spoken_by(caplog) == ["Spoken by piper voice en_US-joe-medium"]
+    assert len(response.audio) > 22050  # the bundled Mandarin voice read it: not silence
+    assert spoken_by(caplog) == ["Spoken by kokoro voice kokoro-zf_xiaoxiao"]
 
 
-async def test_sambert_throttled_ends_with_the_bundled_voice(piper, sambert, nls, caplog):
+async def test_sambert_throttled_ends_with_the_bundled_mandarin_voice(piper, kokoro, sambert, nls, caplog):
     nls.throttle_tts()
-    engines = {"sambert": sambert, "piper": piper}
+    engines = {"sambert": sambert, "kokoro": kokoro, "piper": piper}
     caplog.set_level(logging.INFO)
-    async with running_server(engines, "sambert-xiaoyun", chain=chain()) as harness:
+    async with running_server(engines, "sambert-xiaoyun", chain=chain(default_deadline=120.0, sentence_cap=300.0)) as harness:
         response = await ask(harness, ZH_TEXT, "sambert-xiaoyun")
     assert response.types == ["audio-start", "audio-chunk", "audio-stop"]
-    assert response.rate == 16000  # the requested Sambert voice's format, kept for piper's audio
+    assert response.rate == 16000  # the requested Sambert voice's format, kept for Kokoro's audio
     assert len(response.audio) > 16000
-    assert spoken_by(caplog) == ["Spoken by piper voice en_US-joe-medium"]
+    assert spoken_by(caplog) == ["Spoken by kokoro voice kokoro-zf_xiaoxiao"]
     assert any("40000005" in r.getMessage() or "many requests" in r.getMessage().lower() for r in caplog.records)
 
 

@@ -130,7 +130,7 @@ def test_sambert_voices_are_advertised_only_when_configured(tmp_path, monkeypatc
     for key in ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "NLS_APPKEY"):
         monkeypatch.delenv(key, raising=False)
     args = parse_args(["--data-dir", str(tmp_path)], environ={})
-    assert set(load_engines(args)) == {"piper"}
+    assert set(load_engines(args)) == {"piper", "kokoro"}
 
     # Configured, but nothing answers on loopback: advertised anyway (the cloud may come back),
     # with a warning that says so, and no traffic leaves this machine.
@@ -142,7 +142,7 @@ def test_sambert_voices_are_advertised_only_when_configured(tmp_path, monkeypatc
     args = parse_args(["--data-dir", str(tmp_path), "--sambert-credentials", str(credentials)], environ={})
     with caplog.at_level("WARNING"):
         engines = load_engines(args)
-    assert set(engines) == {"piper", "sambert"}
+    assert set(engines) == {"piper", "kokoro", "sambert"}
     names = {voice.name for voice in VoiceCatalogue(engines, "en_US-joe-medium").info().tts[0].voices}
     assert {"sambert-xiaoyun", "sambert-harry", "en_US-joe-medium"} <= names
     assert "not reachable yet" in caplog.text

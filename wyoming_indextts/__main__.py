@@ -193,7 +193,7 @@ def build_parser() -> OneLineParser:
     clone.add_argument("--indextts-int8", action="store_true", help="use the int8 GPT and diffusion graphs (export with --int8): about 2x faster synthesis on CPUs with VNNI/AMX, slightly different audio")
 
     chain = parser.add_argument_group("fallback chain")
-    chain.add_argument("--fallback", default="sambert,piper", help="engines tried after a voice's own, comma-separated; piper always ends the chain (default: sambert,piper; sambert only when configured)")
+    chain.add_argument("--fallback", default="sambert,piper", help="engines tried after a voice's own, comma-separated; the bundled voices (kokoro for Mandarin, piper) always end the chain (default: sambert,piper; sambert only when configured)")
     chain.add_argument("--deadline", type=_deadline, action="append", default=[], metavar="[ENGINE=]SECONDS", help="time to first audio before the next engine takes over; repeat for per-engine values (default: 2, so a satellite that gives up after 5 s hears the fallback in time)")
     chain.add_argument("--sentence-cap", type=_positive_float, default=60.0, help="seconds an engine may take for a whole sentence (default: 60)")
     chain.add_argument("--breaker-failures", type=_positive_int, default=3, help="consecutive failures that make the chain skip an engine (default: 3)")
@@ -267,6 +267,15 @@ def _http_address(parser: OneLineParser, args: argparse.Namespace) -> HttpAddres
 def load_engines(args: argparse.Namespace) -> dict[str, Engine]:
     piper_options = PiperOptions(length_scale=args.length_scale, noise_scale=args.noise_scale, noise_w_scale=args.noise_w_scale)
     engines: dict[str, Engine] = {"piper": PiperEngine.load(options=piper_options)}
+    # Imported here: jieba, misaki and wetext take seconds to import, which `--version` and a
+    # bad argument should not wait for.
+    from .engines.kokoro import KokoroEngine
+
+    try:
+        engines["kokoro"] = KokoroEngine.load()
+    except EngineError as err:
+        # The server still speaks English; Chinese text then gets an error naming the language.
+        _LOGGER.error("The bundled Mandarin voices are off: %s", err)
     if args.indextts_model_dir is not None:
         indextts = load_indextts(args)
         if indextts is not None:
@@ -328,7 +337,7 @@ def load_indextts(args: argparse.Namespace) -> IndexTTSEngine | None:
 
 def chain_settings(args: argparse.Namespace, engines: dict[str, Engine]) -> ChainSettings:
     fallbacks = [name.strip() for name in args.fallback.split(",") if name.strip()]
-    known = {"indextts", "sambert", "piper", *remote_names(args)}
+    known = {"indextts", "sambert", "kokoro", "piper", *remote_names(args)}
     unknown = [name for name in fallbacks if name not in known]
     if unknown:
         args.parser.error(f"--fallback: unknown engine {unknown[0]!r}; choose from {', '.join(sorted(known))}")

@@ -25,11 +25,13 @@ from .audio import AudioFormat, StreamResampler
 from .breaker import Breaker
 from .cache import AudioCache, cache_key
 from .engines.base import Engine, EngineError, Voice
-from .voices import VoiceCatalogue
+from .voices import VoiceCatalogue, language_name, script_language, speaks
 
 _LOGGER = logging.getLogger(__name__)
 
 LAST_RESORT = "piper"
+BUNDLED_ENGINES = ("kokoro", LAST_RESORT)
+"""Local voices that end every chain: the bundled Mandarin voices, then the English one."""
 
 LAST_STEP_SLOT_WAIT = 1.0
 """Seconds the chain's last step waits for a render slot before it renders over the
@@ -274,12 +276,16 @@ class Synthesizer:
         """A response keeps the requested voice's format, whichever engine ends up speaking."""
         return AudioFormat(rate=voice.sample_rate)
 
-    def chain(self, voice: Voice) -> list[tuple[Engine, Voice]]:
-        """The steps that may speak a sentence for `voice`, in order."""
-        language = voice.languages[0] if voice.languages else "en"
+    def chain(self, voice: Voice, text: str = "") -> list[tuple[Engine, Voice]]:
+        """The steps that may speak `text` for `voice`, in order. Text in a script that gives
+        its language away (Han, kana, Hangul) goes only to voices of that language: the
+        requested voice when it speaks it, else each engine's voice for it."""
+        script = script_language(text)
+        language = script or (voice.languages[0] if voice.languages else "en")
+        own = script is None or speaks(voice, script)
         # Engines with a voice of the same name (the local copy of a remote voice) come first.
-        twins = [name for name in self.catalogue.engines if self.catalogue.twin(name, voice) is not None]
-        names = [voice.engine, *twins, *self.settings.fallbacks, LAST_RESORT]
+        twins = [name for name in self.catalogue.engines if own and self.catalogue.twin(name, voice) is not None]
+        names = [voice.engine, *twins, *self.settings.fallbacks, *BUNDLED_ENGINES]
         steps: list[tuple[Engine, Voice]] = []
         seen: set[str] = set()
         for name in names:
@@ -288,9 +294,9 @@ class Synthesizer:
             seen.add(name)
             step_voice = (
                 voice
-                if name == voice.engine
-                else self.catalogue.twin(name, voice)
-                or self.catalogue.fallback_voice(name, language, last_resort=name == LAST_RESORT)
+                if name == voice.engine and own
+                else (self.catalogue.twin(name, voice) if own else None)
+                or self.catalogue.fallback_voice(name, language, last_resort=name == LAST_RESORT and script is None)
             )
             if step_voice is not None:
                 steps.append((self.catalogue.engines[name], step_voice))
@@ -324,7 +330,10 @@ class Synthesizer:
         sentence of a response (see `Engine.synthesize`)."""
         late_engines = late_engines if late_engines is not None else set()
         failures: list[str] = []
-        steps = self.chain(voice)
+        steps = self.chain(voice, text)
+        if not steps:
+            language = script_language(text) or "?"
+            raise NoAudioError(f"no configured voice speaks {language_name(language)}")
         for index, (engine, step_voice) in enumerate(steps):
             key = self.key_for(step_voice, fmt, text)
             if engine.name in late_engines:

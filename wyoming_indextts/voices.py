@@ -4,6 +4,7 @@ each fallback engine speaks in for a given language."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 
 from wyoming.info import Attribution, Info, TtsProgram, TtsVoice
@@ -16,9 +17,34 @@ _LOGGER = logging.getLogger(__name__)
 PROGRAM_NAME = "indextts"
 
 
+LANGUAGE_NAMES = {"zh": "Chinese", "ja": "Japanese", "ko": "Korean", "en": "English"}
+
+HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# Kana before Han: Japanese text is full of Han characters too.
+_SCRIPTS = (
+    ("ja", re.compile(r"[\u3040-\u30ff]")),
+    ("ko", re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")),
+    ("zh", HAN),
+)
+
+
 def base_language(code: str) -> str:
     """`zh_CN` → `zh`, `en-US` → `en`."""
     return code.replace("-", "_").split("_")[0].lower()
+
+
+def script_language(text: str) -> str | None:
+    """The language a text's script gives away (`zh`, `ja`, `ko`), or None for Latin and
+    other text, which any voice can at least pronounce."""
+    return next((language for language, script in _SCRIPTS if script.search(text)), None)
+
+
+def language_name(code: str) -> str:
+    return f"{LANGUAGE_NAMES.get(code, code)} ({code})"
+
+
+def speaks(voice: Voice, language: str) -> bool:
+    return any(base_language(code) == language for code in voice.languages)
 
 
 class VoiceCatalogue:
@@ -82,9 +108,11 @@ class VoiceCatalogue:
         A voice mapped to the language (`fallback_voices`) routes the fallback: engines other
         than the mapped voice's own are skipped, so by default English goes straight to the
         bundled English voice while Chinese asks Sambert. Without a mapping, the engine's own
-        choice for the language, else its first voice of that language. The last resort always
-        answers: an English voice reading Chinese is better than silence in a house waiting
-        for its announcement."""
+        choice for the language, else its first voice of that language. With `last_resort`,
+        the engine's first voice of any language: a voice with an accent is better than
+        silence in a house waiting for its announcement. The chain does not set it for text in
+        a script the voice cannot read (an English voice reads each Han character as "Chinese
+        letter")."""
         engine = self.engines.get(engine_name)
         if engine is None:
             return None
@@ -99,7 +127,7 @@ class VoiceCatalogue:
         chooser = getattr(engine, "voice_for_language", None)
         chosen = chooser(lang) if chooser is not None else None
         if chosen is None:
-            chosen = next((v for v in voices if any(base_language(c) == lang for c in v.languages)), None)
+            chosen = next((v for v in voices if speaks(v, lang)), None)
         if chosen is None and last_resort and voices:
             chosen = voices[0]
         return chosen

