@@ -1,6 +1,6 @@
 """A stand-in for Alibaba Cloud NLS on 127.0.0.1: CreateToken and the RESTful TTS gateway.
 
-It follows /work/shared/sambert/NLS_PROTOCOL.md byte for byte where the document is sure, so
+It follows shared/sambert/NLS_PROTOCOL.md (beside the repository) byte for byte where the document is sure, so
 the real aliyun-python-sdk-core and a real HTTP client can talk to it over real sockets. One
 ThreadingHTTPServer serves both: CreateToken at `/` (POP RPC style, parameters in the query),
 synthesis at `/stream/v1/tts` (GET with a query or POST with a JSON body).

@@ -34,7 +34,9 @@ from wyoming_indextts.engines.indextts.text import (
     split_segments,
 )
 
-SHARED_TEXTS = Path("/work/shared/texts")
+from tests.conftest import SHARED
+
+SHARED_TEXTS = SHARED / "texts"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -1,6 +1,6 @@
 """Alibaba Cloud Intelligent Speech Interaction (NLS) short-text synthesis, the "sambert" engine.
 
-Two services are involved (see docs in /work/shared/sambert/NLS_PROTOCOL.md):
+Two services are involved (see shared/sambert/NLS_PROTOCOL.md beside the repository):
 
 * CreateToken (POP API, `nls-meta.cn-shanghai.aliyuncs.com`) turns an AccessKey into a token.
   It goes through aliyun-python-sdk-core's `CommonRequest`, which does the HMAC-SHA1 signing.
