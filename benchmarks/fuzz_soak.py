@@ -194,7 +194,8 @@ async def run(args: argparse.Namespace) -> str:
         f"- Fuzz: **{fuzzed.events:,} events** over {fuzzed.connections:,} connections in {fuzz_minutes:.1f} min; "
         f"health checks {fuzzed.health_checks}, **failed {len(fuzzed.failed_health_checks)}**"
         + (f" ({'; '.join(fuzzed.failed_health_checks[:3])})" if fuzzed.failed_health_checks else "")
-        + f"; describe during checks max {max(fuzzed.describe_seconds, default=float('nan')) * 1000:.0f} ms; "
+        + f"; describe during checks max {max(fuzzed.describe_seconds, default=float('nan')) * 1000:.0f} ms, "
+        f"fresh sentence max {max(fuzzed.sentence_seconds, default=float('nan')):.1f} s; "
         f"server crashed: **{'yes' if crashed_in_fuzz else 'no'}**; tracebacks in its log: {tracebacks}; "
         f"RSS {started_rss:.0f} MiB at start, {max(fuzzed.rss_mib, default=0):.0f} MiB max, "
         f"{fuzzed.rss_mib[-1] if fuzzed.rss_mib else 0:.0f} MiB at the end.",

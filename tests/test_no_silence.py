@@ -9,6 +9,7 @@ import gc
 import json
 import logging
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -170,6 +171,48 @@ async def test_waiting_for_a_render_slot_counts_against_the_deadline(piper):
             assert waited < 30  # long before the hung render's own deadline ends
             # Waiting for a slot is nobody's fault: no breaker counted it.
             assert harness.synthesizer.breakers["indextts"]._failures == 0
+            slow.release.set()
+            await hung
+    finally:
+        slow.release.set()
+
+
+class ConcurrencyCounter(CountingEngine):
+    """Counts how many renders run at the same moment."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.running = 0
+        self.most = 0
+        self._lock = threading.Lock()
+
+    def synthesize(self, text, voice, *, opening=True):
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            yield from super().synthesize(text, voice, opening=opening)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+async def test_the_last_step_beyond_the_limit_takes_one_spare_slot_not_one_per_client(piper):
+    """While the only slot hangs, the bundled voice still speaks, but a crowd of requests gets
+    one render beyond the limit at a time, not one each."""
+    slow = CountingEngine(piper, name="slow", voice_name="slowpoke", languages=("en",))
+    slow.hang.set()
+    bundled = ConcurrencyCounter(piper, delay=0.5)
+    chain = ChainSettings(default_deadline=2.0, deadlines={"slow": 60.0}, sentence_cap=90)
+    try:
+        async with running_server({"slow": slow, "piper": bundled}, "slowpoke", max_concurrent=1, chain=chain) as harness:
+            hung = asyncio.create_task(speak(harness, "This one hangs.", "slowpoke", timeout=120))
+            await wait_for(lambda: slow.calls, 10, "the hanging render holds the slot")
+            texts = [f"Crowd member number {n} asks." for n in range(4)]
+            responses = await asyncio.gather(*(speak(harness, text, "en_US-joe-medium", timeout=90) for text in texts))
+            for text, response in zip(texts, responses):
+                assert_speech(response.audio, response.rate, text)
+            assert bundled.most == 1
             slow.release.set()
             await hung
     finally:

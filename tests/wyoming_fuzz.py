@@ -98,6 +98,7 @@ class FuzzReport:
     health_checks: int = 0
     failed_health_checks: list[str] = field(default_factory=list)
     describe_seconds: list[float] = field(default_factory=list)
+    sentence_seconds: list[float] = field(default_factory=list)
     rss_mib: list[float] = field(default_factory=list)
 
 
@@ -133,23 +134,28 @@ async def health_check(port: int, number: int, report: FuzzReport) -> None:
     """Describe within 1 s (Home Assistant's timeout) and a sentence never heard before spoken."""
     report.health_checks += 1
     started = time.monotonic()
+    step = "connect"
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
+            step = "describe within 1 s"
             writer.write(b'{"type": "describe"}\n')
             await writer.drain()
             await asyncio.wait_for(_read_until(reader, "info"), 1.0)
             report.describe_seconds.append(time.monotonic() - started)
+            step = "a fresh sentence spoken within 30 s"
+            spoken = time.monotonic()
             text = f"Health check number {number}."
             writer.write(json.dumps({"type": "synthesize", "data": {"text": text}}).encode() + b"\n")
             await writer.drain()
             audio = await asyncio.wait_for(_read_until(reader, "audio-stop"), 30.0)
+            report.sentence_seconds.append(time.monotonic() - spoken)
             if audio < 8000:
                 report.failed_health_checks.append(f"check {number}: only {audio} bytes of audio")
         finally:
             writer.transport.abort()
     except (asyncio.TimeoutError, ConnectionError, ValueError) as err:
-        report.failed_health_checks.append(f"check {number}: {type(err).__name__} {err}")
+        report.failed_health_checks.append(f"check {number}: {step}: {type(err).__name__} {err}".strip())
 
 
 async def _read_until(reader: asyncio.StreamReader, last: str) -> int:

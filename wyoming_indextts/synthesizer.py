@@ -34,9 +34,10 @@ BUNDLED_ENGINES = ("kokoro", LAST_RESORT)
 """Local voices that end every chain: the bundled Mandarin voices, then the English one."""
 
 LAST_STEP_SLOT_WAIT = 1.0
-"""Seconds the chain's last step waits for a render slot before it renders over the
-`max_concurrent` limit: the bundled voice needs a fraction of a core for a moment, and a house
-that hears nothing because every slot renders a slow cloned voice is worse."""
+"""Seconds the chain's last step waits for a render slot before it may take the one spare
+slot beyond `max_concurrent`: the bundled voice needs a fraction of a core for a moment, and a
+house that hears nothing because every slot renders a slow cloned voice is worse. One spare,
+not one per request, or a crowd of clients could start any number of renders at once."""
 
 
 @dataclass
@@ -112,10 +113,11 @@ class PriorityGate:
 
 
 class _Slot:
-    """What a live render holds: one of the `max_concurrent` render slots, and its place among
-    the live renders that background renders yield to. Given back exactly once, from any thread."""
+    """What a live render holds: one of the `max_concurrent` render slots (or the last step's
+    spare), and its place among the live renders that background renders yield to. Given back
+    exactly once, from any thread."""
 
-    def __init__(self, semaphore: asyncio.Semaphore | None, gate: PriorityGate) -> None:
+    def __init__(self, semaphore: asyncio.Semaphore, gate: PriorityGate) -> None:
         self._semaphore = semaphore
         self._gate = gate
         self._loop = asyncio.get_running_loop()
@@ -129,8 +131,6 @@ class _Slot:
                 return
             self._released = True
         self._gate.leave_live()
-        if self._semaphore is None:
-            return  # rendering over the limit: there is no slot to give back
         try:
             self._loop.call_soon_threadsafe(self._semaphore.release)
         except RuntimeError:
@@ -262,6 +262,7 @@ class Synthesizer:
         self.cache = cache
         self.settings = settings or ChainSettings()
         self._slots = asyncio.Semaphore(max_concurrent)
+        self._spare = asyncio.Semaphore(1)
         self._gate = PriorityGate()
         self._late: set[_Render] = set()
         self._late_lock = threading.Lock()
@@ -448,14 +449,17 @@ class Synthesizer:
         step_started = time.monotonic()
         # Waiting for a slot counts against the deadline, so a busy server still hands the
         # sentence on in time instead of leaving the listener with nothing.
-        semaphore: asyncio.Semaphore | None = self._slots
+        semaphore = self._slots
         try:
             await asyncio.wait_for(self._slots.acquire(), min(deadline, LAST_STEP_SLOT_WAIT) if last else deadline)
         except asyncio.TimeoutError:
             if not last:
                 raise StepFailed(f"no free render slot within {deadline:g} s", engine_fault=False) from None
-            _LOGGER.warning("Every render slot is busy: %s speaks %r over the limit", engine.name, text)
-            semaphore = None
+            _LOGGER.warning("Every render slot is busy: %s waits for the spare one for %r", engine.name, text)
+            try:
+                semaphore = await asyncio.wait_for(self._first_free(self._slots, self._spare), self.settings.sentence_cap)
+            except asyncio.TimeoutError:
+                raise StepFailed(f"no free render slot within {self.settings.sentence_cap:g} s", engine_fault=False) from None
         render = _Render(engine, text, voice, self._gate, opening, _Slot(semaphore, self._gate))
         resampler = StreamResampler(voice.sample_rate, fmt.rate)
         try:
@@ -497,6 +501,24 @@ class Synthesizer:
             if not render.background.is_set():
                 render.cancel()
             raise
+
+    @staticmethod
+    async def _first_free(*semaphores: asyncio.Semaphore) -> asyncio.Semaphore:
+        """Acquire whichever of the semaphores frees first; the others are left untouched."""
+        waits = {asyncio.ensure_future(semaphore.acquire()): semaphore for semaphore in semaphores}
+        winner: asyncio.Future[bool] | None = None
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            winner = next(iter(done))
+            return waits[winner]
+        finally:
+            for wait, semaphore in waits.items():
+                if wait is winner:
+                    continue
+                if wait.done() and not wait.cancelled():
+                    semaphore.release()  # acquired in the same moment, or as we were cancelled
+                else:
+                    wait.cancel()
 
     def _abandon(self, render: _Render, own_voice: bool, key: str) -> None:
         """A step ran out of time. Keep the voice's own render going in the background, so the
