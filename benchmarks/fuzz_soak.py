@@ -169,6 +169,10 @@ async def run(args: argparse.Namespace) -> str:
     port = free_port()
     data = Path(tempfile.mkdtemp(prefix="fuzz-soak-"))
     env = {**os.environ}
+    if args.malloc_arena_max:
+        # glibc gives each thread that allocates its own arena (up to 8 per core); one thread
+        # per render makes many. Capping them tells allocator growth from a leak.
+        env["MALLOC_ARENA_MAX"] = str(args.malloc_arena_max)
     server = subprocess.Popen(
         [sys.executable, "-m", "wyoming_indextts", "--uri", f"tcp://127.0.0.1:{port}", "--data-dir", str(data)],
         env=env,
@@ -182,7 +186,8 @@ async def run(args: argparse.Namespace) -> str:
         fuzzed: FuzzReport = await fuzz(port, args.events, seed=args.seed, rss=lambda: rss_mib(server.pid))
         fuzz_minutes = (time.monotonic() - fuzz_started) / 60
         crashed_in_fuzz = server.poll() is not None
-        soaked = await soak(port, server.pid, args.soak_minutes, args.seed) if not crashed_in_fuzz else SoakReport()
+        run_soak = args.soak_minutes > 0 and not crashed_in_fuzz
+        soaked = await soak(port, server.pid, args.soak_minutes, args.seed) if run_soak else SoakReport()
         crashed = server.poll() is not None
     finally:
         server.terminate()
@@ -222,16 +227,19 @@ def main() -> None:
     parser.add_argument("--soak-minutes", type=float, default=10.0)
     parser.add_argument("--warmup-minutes", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--malloc-arena-max", type=int, default=0, help="MALLOC_ARENA_MAX for the server (0: glibc's default)")
+    parser.add_argument("--section", default="fuzz_soak", help="RESULTS.md section to write")
     args = parser.parse_args()
     with LoadMonitor() as load:
         started = time.monotonic()
         body = asyncio.run(run(args))
         minutes = (time.monotonic() - started) / 60
+    arena = f"MALLOC_ARENA_MAX={args.malloc_arena_max}" if args.malloc_arena_max else "glibc's default malloc arenas"
     write_section(
-        "fuzz_soak",
+        args.section,
         f"""## No client can silence the house: fuzz and soak (server process, bundled voice)
 
-Run {timestamp()}, {minutes:.1f} min: `{command_line()}`. Machine: {machine_description()}.  
+Run {timestamp()}, {minutes:.1f} min: `{command_line()}`, server with {arena}. Machine: {machine_description()}.  
 {load.summary()}.
 
 Reference: the issue's targets: 0 crashes and 0 failed health checks in ≥ 100,000 fuzzed events;
