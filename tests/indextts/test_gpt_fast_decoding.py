@@ -111,23 +111,42 @@ CHI2_P = 1e-4  # a correct decoder fails 1 in 10000 seeds sets; the seeds are fi
 
 class _Memoised(GPTRuntime):
     """A runtime that runs each distinct pass once: the statistical test decodes the same
-    prompt thousands of times, and a pass is a deterministic function of its inputs (the
-    embeddings fed and the KV cache they extend), so both are the key."""
+    prompt thousands of times, and a pass is a deterministic function of the embeddings fed
+    and of the KV cache they extend (told apart here by its newest positions: every run
+    shares the prompt, and the codes after it differ)."""
 
     def __init__(self, runtime: GPTRuntime) -> None:
         self.__dict__.update(runtime.__dict__)
+        self._inner = runtime
         self._passes: dict[bytes, tuple] = {}
 
     def run_masked(self, embeds, past=None, mask=None, logit_positions=()):
         digest = hashlib.blake2b(np.ascontiguousarray(embeds).tobytes(), digest_size=16)
         for name in sorted(past or {}):
-            digest.update(np.ascontiguousarray(past[name]).tobytes())
+            digest.update(repr(past[name].shape).encode())
+            digest.update(np.ascontiguousarray(past[name][:, :, -4:]).tobytes())
         digest.update(repr((None if mask is None else mask.tolist(), list(logit_positions))).encode())
         key = digest.digest()
         if key not in self._passes:
-            self._passes[key] = super().run_masked(embeds, past, mask, logit_positions)
+            self._passes[key] = self._inner.run_masked(embeds, past, mask, logit_positions)
         hidden, logits, present, position_logits = self._passes[key]
         return hidden, logits, dict(present), position_logits
+
+
+class _Sharpened(GPTRuntime):
+    """A draft that is too sure of itself (its logits scaled up): it overlaps the fp32
+    distribution partly, so drafts are often kept and often rejected, and a wrong rejection
+    step shifts the result far more than with a draft that is almost always rejected."""
+
+    def __init__(self, runtime: GPTRuntime, factor: float) -> None:
+        self.__dict__.update(runtime.__dict__)
+        self._inner = runtime
+        self._factor = np.float32(factor)
+
+    def run_masked(self, embeds, past=None, mask=None, logit_positions=()):
+        hidden, logits, present, position_logits = self._inner.run_masked(embeds, past, mask, logit_positions)
+        scaled = None if position_logits is None else position_logits * self._factor
+        return hidden, logits * self._factor, present, scaled
 
 
 def exact_second_code_distribution(fp32: GPTRuntime, prefix, text) -> np.ndarray:
@@ -172,9 +191,9 @@ def speculative_second_codes(fp32: GPTRuntime, draft: GPTRuntime, prefix, text) 
 
 
 @pytest.fixture(scope="module")
-def memoised(fp32: GPTRuntime, poor_draft: GPTRuntime) -> tuple[GPTRuntime, GPTRuntime]:
-    """fp32 and the poor draft, each pass run once for both statistical tests."""
-    return _Memoised(fp32), _Memoised(poor_draft)
+def memoised(fp32: GPTRuntime, int8: GPTRuntime) -> tuple[GPTRuntime, GPTRuntime]:
+    """fp32 and a sharpened int8 draft, each pass run once for both statistical tests."""
+    return _Memoised(fp32), _Memoised(_Sharpened(int8, 2.5))
 
 
 @pytest.fixture(scope="module")
@@ -189,9 +208,9 @@ def test_speculative_sampling_follows_the_fp32_distribution(memoised, distributi
     prefix, text, exact = distribution_case
     assert (exact > 0.02).sum() >= 5  # a spread distribution, not one likely code
     counts, stats = speculative_second_codes(fp32, poor_draft, prefix, text)
-    assert 0.05 < stats.acceptance_rate < 0.95  # both the acceptance and the rejection path ran
+    assert 0.2 < stats.acceptance_rate < 0.9  # both the acceptance and the rejection path ran often
     assert chi_square_p_value(counts, exact) > CHI2_P
-    assert 0.5 * np.abs(counts / counts.sum() - exact).sum() < 0.08  # total variation
+    assert 0.5 * np.abs(counts / counts.sum() - exact).sum() < 0.1  # total variation (0.14 with the planted bug)
 
 
 def test_statistical_test_catches_a_wrong_rejection_step(memoised, distribution_case, monkeypatch) -> None:
