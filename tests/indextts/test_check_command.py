@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tests.indextts.conftest import voiced_clip, write_clip  # noqa: E402
+from tests.indextts.conftest import copy_model_dir, voiced_clip, write_clip  # noqa: E402
 from wyoming_indextts.check import main  # noqa: E402
 from wyoming_indextts.engines.indextts.quality import dtw_mean_distance, mel_distance  # noqa: E402
 
@@ -62,16 +63,19 @@ def test_greedy_check_prints_every_path_and_exact_paths_measure_zero(tiny_model_
     for path in ("int8 GPT + diffusion", "2 diffusion steps"):
         assert -1.0 <= table[path]["ref_min"] <= table[path]["ref"] <= 1.0
         assert table[path]["mel"] > 0.0  # a different render: a distance above zero
-    assert table["2 diffusion steps"]["ref"] < 0.9999  # two steps instead of 25 are audibly different
     assert all(-1.0 <= row["clip"] <= 1.0 for row in table.values())
 
 
 def test_sampling_check_shows_the_seed_floor(tiny_model_dir: Path, clip: Path, tmp_path: Path) -> None:
-    plain = tmp_path / "plain"  # a folder exported without --int8
-    plain.mkdir()
-    for item in tiny_model_dir.iterdir():
-        if not item.name.startswith(("gpt_int8", "s2mel_estimator_int8")):
-            (plain / item.name).symlink_to(item)
+    plain = copy_model_dir(tiny_model_dir, tmp_path / "plain")  # as exported without --int8
+    manifest = json.loads((plain / "manifest.json").read_text())
+    for graph in ("gpt_int8", "s2mel_estimator_int8"):
+        del manifest["graphs"][graph]
+        for name in [n for n in manifest["files"] if n.startswith(f"{graph}.onnx")]:
+            del manifest["files"][name]
+            (plain / name).unlink()
+    (plain / "manifest.json").unlink()
+    (plain / "manifest.json").write_text(json.dumps(manifest))
     code, output, errors = run_check(
         ["--indextts-model-dir", str(plain), "--voice", str(clip), "--text", "Hello there.", "--fast-diffusion-steps", "2"]
     )
