@@ -351,6 +351,8 @@ class IndexTTSEngine:
         loaded = self._voices.get(voice.name)
         if loaded is None:
             raise EngineError(f"IndexTTS has no voice {voice.name!r}; it has {', '.join(self._voices) or 'none'}")
+        if not self.gpt.maskable:
+            raise ModelError(f"{self.model.path}: {REEXPORT_HINT}")
         results: list[bytes | EngineError] = []
         segments: list[list[list[int]]] = []
         for text in texts:
