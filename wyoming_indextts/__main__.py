@@ -1,6 +1,7 @@
 """Command line: settings → engines, voices, cache → Wyoming server (+ zeroconf).
 
-`wyoming-indextts export ...` runs the ONNX exporter instead (needs the `[export]` extra).
+`wyoming-indextts export ...` runs the ONNX exporter instead (needs the `[export]` extra);
+`wyoming-indextts check ...` measures the IndexTTS fast paths on a voice (`check.py`).
 """
 
 from __future__ import annotations
@@ -156,7 +157,8 @@ def build_parser() -> OneLineParser:
         "--deadline 8'); a flag given on the command line wins over the same flag there. "
         "`wyoming-indextts export --help`: turn official IndexTTS2 checkpoints into the ONNX model folder "
         "(needs the [export] extra). `wyoming-indextts prerender [--voice NAME] FILE`: render announcements "
-        "into the cache once and exit.",
+        "into the cache once and exit. `wyoming-indextts check --help`: measure each IndexTTS fast path against fp32 "
+        "on your own voice.",
     )
     parser.add_argument("--uri", default="tcp://0.0.0.0:10200", help="tcp://HOST:PORT, unix://PATH or stdio:// (default: tcp://0.0.0.0:10200)")
     parser.add_argument("--voice", default=BUNDLED_VOICE, help=f"default voice when a request names none (default: {BUNDLED_VOICE})")
@@ -191,6 +193,7 @@ def build_parser() -> OneLineParser:
     clone.add_argument("--indextts-emotion", type=_emotion, metavar="W,W,W,W,W,W,W,W", help=f"8 emotion weights ({', '.join(EMOTIONS)}); default: the clip's own emotion")
     clone.add_argument("--indextts-emotion-strength", type=float, default=IndexTTSOptions.emotion_strength, help="how strongly --indextts-emotion applies, 0..1 (default: %(default)s)")
     clone.add_argument("--indextts-int8", action="store_true", help="use the int8 GPT and diffusion graphs (export with --int8): about 2x faster synthesis on CPUs with VNNI/AMX, slightly different audio")
+    clone.add_argument("--indextts-speculative", type=_non_negative_int, default=0, metavar="K", help="speculative GPT decoding: the int8 GPT (export with --int8) drafts K codes, the fp32 GPT keeps the ones it would have chosen; same output distribution, speed depends on how often int8 agrees (0: off; default: %(default)s)")
 
     chain = parser.add_argument_group("fallback chain")
     chain.add_argument("--fallback", default="sambert,piper", help="engines tried after a voice's own, comma-separated; the bundled voices (kokoro for Mandarin, piper) always end the chain (default: sambert,piper; sambert only when configured)")
@@ -318,6 +321,7 @@ def load_indextts(args: argparse.Namespace) -> IndexTTSEngine | None:
             emotion=args.indextts_emotion,
             emotion_strength=args.indextts_emotion_strength,
             int8=args.indextts_int8,
+            speculative=args.indextts_speculative,
         )
     except ValueError as err:
         args.parser.error(str(err))
@@ -535,6 +539,10 @@ def run() -> None:
         sys.exit(export_main(argv[1:]))
     if argv[:1] == ["prerender"]:
         sys.exit(asyncio.run(prerender_main(argv[1:])))
+    if argv[:1] == ["check"]:
+        from .check import main as check_main
+
+        sys.exit(check_main(argv[1:]))
     asyncio.run(main(argv))
 
 

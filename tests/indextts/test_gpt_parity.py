@@ -122,7 +122,7 @@ def test_manifest_lists_gpt_graphs_with_io(model: IndexTTSModel) -> None:
     assert {SPEAKER_GRAPH, EMOTION_GRAPH, CORE_GRAPH} <= set(graphs)
     core = graphs[CORE_GRAPH]
     layers = model.config["gpt"]["layers"]
-    assert core.input_names == ("inputs_embeds", *[f"past_{kv}_{i}" for i in range(layers) for kv in ("key", "value")])
+    assert core.input_names == ("inputs_embeds", "attention_mask", "logit_positions", *[f"past_{kv}_{i}" for i in range(layers) for kv in ("key", "value")])
     assert core.output_names[:2] == ("hidden", "logits")
     assert graphs[SPEAKER_GRAPH].inputs[0]["shape"] == [1, "frames", 1024]
 

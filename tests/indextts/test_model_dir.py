@@ -233,7 +233,11 @@ def test_large_graphs_keep_weights_beside_them(tiny_checkpoints: TinyCheckpoints
     assert (out / "gpt.onnx.data").stat().st_size > 10 * (out / "gpt.onnx").stat().st_size
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     layers, heads = model.gpt.config.n_layer, model.gpt.config.n_head
-    feed = {"inputs_embeds": np.zeros((1, 3, 1280), dtype=np.float32)}
+    feed = {
+        "inputs_embeds": np.zeros((1, 3, 1280), dtype=np.float32),
+        "attention_mask": np.ones((1, 3), dtype=np.int64),
+        "logit_positions": np.arange(3, dtype=np.int64),
+    }
     for i in range(layers):
         for kind in ("key", "value"):
             feed[f"past_{kind}_{i}"] = np.zeros((1, heads, 0, 1280 // heads), dtype=np.float32)

@@ -19,16 +19,22 @@ Both are run once per voice when the voice is prepared, their outputs are cached
 and their sessions are released: serving never holds these 336 M parameters.
 
 ``gpt.onnx``
-    The GPT-2 core with an explicit KV cache: ``inputs_embeds`` (B, S, model_dim) plus
+    The GPT-2 core with an explicit KV cache: ``inputs_embeds`` (B, S, model_dim),
+    ``attention_mask`` (B, P+S) int64 (1: a real position, 0: padding nobody attends to),
+    ``logit_positions`` (K,) int64 (which of the S positions get logits) plus
     ``past_key_<i>`` / ``past_value_<i>`` (B, heads, P, head_dim) for every layer →
     ``hidden`` (B, S, model_dim) after GPT-2's ``ln_f`` *and* UnifiedVoice's ``final_norm``
     (the official code applies both), ``logits`` (B, number_mel_codes) of the last position
-    through ``mel_head``, and ``present_key_<i>`` / ``present_value_<i>`` (B, heads, P+S,
-    head_dim). One graph serves three uses:
+    through ``mel_head``, ``present_key_<i>`` / ``present_value_<i>`` (B, heads, P+S,
+    head_dim) and ``position_logits`` (B, K, number_mel_codes). One graph serves five uses:
 
     * prefill: the whole ``[conditioning][text][start_mel]`` prompt with P = 0;
     * decode step: one mel token with the cache of everything before it;
-    * forward to latents: ``[conditioning][text][mel codes]`` with P = 0, reading ``hidden``.
+    * forward to latents: ``[conditioning][text][mel codes]`` with P = 0, reading ``hidden``;
+    * batched decode steps: sentences whose caches differ in length, left-padded to one
+      length and masked (``attention_mask``);
+    * speculative verification: k drafted tokens in one pass with the cache, reading the
+      logits of every one of them (``position_logits``).
 
     Three separate graphs (prefill, decode, latents) would each embed the same 1.9 GB of
     GPT-2 weights; ONNX Runtime would load them three times. One graph keeps one copy on disk
@@ -186,7 +192,7 @@ class GPTCore(nn.Module):
     def _mlp(self, mlp, x: torch.Tensor) -> torch.Tensor:
         return self._conv1d(mlp.c_proj, mlp.act(self._conv1d(mlp.c_fc, x)))
 
-    def _attention(self, block, hidden, past_key, past_value):
+    def _attention(self, block, hidden, attention_mask, past_key, past_value):
         attn = block.attn
         bsz, seq, _ = hidden.shape
         query, key, value = self._conv1d(attn.c_attn, hidden).split(self.embed_dim, dim=2)
@@ -200,7 +206,8 @@ class GPTCore(nn.Module):
         # query i (absolute position past + i) sees keys j <= past + i
         q_pos = torch.arange(seq, device=hidden.device).unsqueeze(1) + past
         k_pos = torch.arange(total, device=hidden.device).unsqueeze(0)
-        allowed = k_pos <= q_pos
+        # (B, 1, S, P+S): causal and not padding
+        allowed = (k_pos <= q_pos).unsqueeze(0).unsqueeze(0) & (attention_mask[:, None, None, :] > 0)
         scores = torch.matmul(query, key.transpose(-1, -2)) * self.scaling
         scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
         weights = torch.softmax(scores, dim=-1)
@@ -208,18 +215,24 @@ class GPTCore(nn.Module):
         out = out.transpose(1, 2).reshape(bsz, seq, self.embed_dim)
         return self._conv1d(attn.c_proj, out), key, value
 
-    def forward(self, inputs_embeds: torch.Tensor, *past: torch.Tensor):
+    def forward(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, logit_positions: torch.Tensor, *past: torch.Tensor
+    ):
         hidden = inputs_embeds
         presents: list[torch.Tensor] = []
         for i, block in enumerate(self.blocks):
             residual = hidden
-            attn_out, key, value = self._attention(block, block.ln_1(hidden), past[2 * i], past[2 * i + 1])
+            attn_out, key, value = self._attention(
+                block, block.ln_1(hidden), attention_mask, past[2 * i], past[2 * i + 1]
+            )
             hidden = attn_out + residual
             hidden = hidden + self._mlp(block.mlp, block.ln_2(hidden))
             presents += [key, value]
         hidden = self.final_norm(self.ln_f(hidden))
         logits = torch.matmul(hidden[:, -1:, :], self.mel_head.weight.t())[:, 0, :] + self.mel_head.bias
-        return (hidden, logits, *presents)
+        chosen = torch.index_select(hidden, 1, logit_positions)
+        position_logits = torch.matmul(chosen, self.mel_head.weight.t()) + self.mel_head.bias
+        return (hidden, logits, *presents, position_logits)
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,12 +241,12 @@ class GPTCore(nn.Module):
 
 
 def core_io_names(layers: int) -> tuple[list[str], list[str]]:
-    inputs = ["inputs_embeds"]
+    inputs = ["inputs_embeds", "attention_mask", "logit_positions"]
     outputs = ["hidden", "logits"]
     for i in range(layers):
         inputs += [f"past_key_{i}", f"past_value_{i}"]
         outputs += [f"present_key_{i}", f"present_value_{i}"]
-    return inputs, outputs
+    return inputs, [*outputs, "position_logits"]
 
 
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
@@ -336,18 +349,23 @@ def export_core(model, out_dir: Path) -> Path:
     dim = core.embed_dim
     heads, head_dim = core.num_heads, core.head_dim
     inputs, outputs = core_io_names(layers)
-    embeds = torch.randn(1, 3, dim)
-    past = [torch.randn(1, heads, 5, head_dim) for _ in range(2 * layers)]
+    embeds = torch.randn(2, 3, dim)
+    mask = torch.ones(2, 8, dtype=torch.long)
+    logit_positions = torch.arange(2, dtype=torch.long)
+    past = [torch.randn(2, heads, 5, head_dim) for _ in range(2 * layers)]
     dynamic_axes: dict[str, dict[int, str]] = {
         "inputs_embeds": {0: "batch", 1: "sequence"},
+        "attention_mask": {0: "batch", 1: "total_sequence"},
+        "logit_positions": {0: "logit_count"},
         "hidden": {0: "batch", 1: "sequence"},
         "logits": {0: "batch"},
+        "position_logits": {0: "batch", 1: "logit_count"},
     }
-    for name in inputs[1:]:
+    for name in inputs[3:]:
         dynamic_axes[name] = {0: "batch", 2: "past_sequence"}
-    for name in outputs[2:]:
+    for name in outputs[2:-1]:
         dynamic_axes[name] = {0: "batch", 2: "total_sequence"}
-    _export(core, (embeds, *past), path, inputs, outputs, dynamic_axes)
+    _export(core, (embeds, mask, logit_positions, *past), path, inputs, outputs, dynamic_axes)
     return path
 
 

@@ -35,6 +35,7 @@ from .gpt import (
     EMOTIONS,
     SPEAKER_GRAPH,
     GPTConfig,
+    REEXPORT_HINT,
     GPTRuntime,
     apply_emotion_vector,
     emotion_indices,
@@ -44,7 +45,9 @@ from .gpt import (
 )
 from .model import EXPORT_HINT, IndexTTSModel, ModelError
 from .s2mel import GRAPH_S2MEL_ESTIMATOR, GRAPH_S2MEL_FRONT, S2Mel
+from .batched import generate_batch
 from .sampling import Sampler, SamplingOptions
+from .speculative import SpeculativeDecoder
 from .text import NoSpeakableTextError, TextFrontend
 from .vocoder import GRAPH_BIGVGAN, Vocoder
 from .voice import (
@@ -79,10 +82,12 @@ ESTIMATOR_INT8_GRAPH = "s2mel_estimator_int8"
 
 
 def serving_graphs(options: IndexTTSOptions) -> tuple[str, ...]:
-    """The graphs a serving process holds: the GPT core, s2mel and BigVGAN."""
+    """The graphs a serving process holds: the GPT core, s2mel and BigVGAN (and the int8 GPT
+    core as the draft of speculative decoding)."""
     if options.int8:
         return (CORE_INT8_GRAPH, GRAPH_S2MEL_FRONT, ESTIMATOR_INT8_GRAPH, GRAPH_BIGVGAN)
-    return (CORE_GRAPH, GRAPH_S2MEL_FRONT, GRAPH_S2MEL_ESTIMATOR, GRAPH_BIGVGAN)
+    draft = (CORE_INT8_GRAPH,) if options.speculative else ()
+    return (CORE_GRAPH, GRAPH_S2MEL_FRONT, GRAPH_S2MEL_ESTIMATOR, GRAPH_BIGVGAN, *draft)
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,10 @@ class IndexTTSOptions:
     """Use the int8 GPT core and diffusion step (export with --int8): about 3x faster decoding
     and 2.5x faster diffusion on CPUs with VNNI/AMX, slightly different audio."""
 
+    speculative: int = 0
+    """Draft this many GPT codes per fp32 pass with the int8 core (export with --int8; 0: off).
+    Greedy: the fp32 codes. Sampling: the fp32 distribution, though a seed gives another draw."""
+
     # text
     language: str | None = None
     """Force "zh" or "en" text normalisation; None decides per text as the official code."""
@@ -141,6 +150,10 @@ class IndexTTSOptions:
             raise ValueError("diffusion_steps must be at least 1")
         if self.cfg_rate < 0:
             raise ValueError("cfg_rate must not be negative")
+        if self.speculative < 0:
+            raise ValueError("speculative must not be negative")
+        if self.speculative and self.int8:
+            raise ValueError("speculative decoding verifies with the fp32 GPT; it does not combine with int8")
         if self.max_mel_tokens < 1:
             raise ValueError("max_mel_tokens must be at least 1")
         if self.max_text_tokens_per_segment < 1:
@@ -166,6 +179,8 @@ class IndexTTSOptions:
             data["emotion"] = list(data["emotion"])
         else:
             data.pop("emotion_strength")  # only scales an explicit emotion vector
+        if not self.do_sample:
+            data.pop("speculative")  # greedy speculative decoding gives the fp32 codes
         return data
 
 
@@ -221,16 +236,21 @@ class IndexTTSEngine:
         self._reload_lock = threading.Lock()
         cfg = model.config
         graphs = serving_graphs(options)
-        core, _front, estimator, _vocoder = graphs
+        core, _front, estimator, _vocoder = graphs[:4]
         for graph in graphs:
             if not model.has_graph(graph):
-                hint = "export the model again with --int8, or leave int8 off" if options.int8 else EXPORT_HINT
+                fast = options.int8 or options.speculative
+                hint = "export the model again with --int8, or leave int8 and speculative off" if fast else EXPORT_HINT
                 raise ModelError(f"{model.path}: has no {graph}.onnx; {hint}")
-        self.gpt = GPTRuntime(
-            model.session(core),
-            {name: model.array(file) for name, file in cfg["gpt_arrays"].items()},
-            GPTConfig.from_mapping(cfg["gpt"]),
-        )
+        arrays = {name: model.array(file) for name, file in cfg["gpt_arrays"].items()}
+        gpt_config = GPTConfig.from_mapping(cfg["gpt"])
+        self.gpt = GPTRuntime(model.session(core), arrays, gpt_config)
+        self.speculative: SpeculativeDecoder | None = None
+        if options.speculative:
+            if not self.gpt.maskable:
+                raise ModelError(f"{model.path}: {REEXPORT_HINT}")
+            draft = GPTRuntime(model.session(CORE_INT8_GRAPH), arrays, gpt_config)
+            self.speculative = SpeculativeDecoder(self.gpt, draft, options.speculative)
         self.s2mel = S2Mel(model.session, estimator)
         self.vocoder = Vocoder(model.session)
         for graph in graphs:
@@ -350,6 +370,54 @@ class IndexTTSEngine:
         if not spoken:
             raise EngineError("IndexTTS produced no audio for this text (the model stopped at once)")
 
+    def prefix(self, voice: Voice) -> np.ndarray:
+        """The GPT conditioning prefix of `voice` with the engine's options."""
+        loaded = self._voices[voice.name]
+        return self.gpt.conditioning_prefix(loaded.conditioning.speaker_latents, self.emovec(voice))
+
+    def synthesize_batch(self, texts: Sequence[str], voice: Voice) -> list[bytes | EngineError]:
+        """For each text, its PCM as ``b"".join(synthesize(text, voice))`` gives it, or the
+        EngineError that says why it has none; the GPT decoding of every text's n-th segment
+        runs in one batch (pre-renders, late renders). Each text's seeded draws come in the
+        same order as alone (its GPT, then its diffusion noise, segment after segment)."""
+        loaded = self._voices.get(voice.name)
+        if loaded is None:
+            raise EngineError(f"IndexTTS has no voice {voice.name!r}; it has {', '.join(self._voices) or 'none'}")
+        if not self.gpt.maskable:
+            raise ModelError(f"{self.model.path}: {REEXPORT_HINT}")
+        results: list[bytes | EngineError] = []
+        segments: list[list[list[int]]] = []
+        for text in texts:
+            try:
+                segments.append(self.text_segments(text))
+                results.append(b"")
+            except EngineError as err:
+                segments.append([])
+                results.append(err)
+        rngs = [np.random.default_rng(self.options.seed) for _ in texts]
+        silence = b"\x00\x00" * int(SAMPLE_RATE * self.options.interval_silence_ms / 1000)
+        prefix = self.prefix(voice)
+        for index in range(max((len(s) for s in segments), default=0)):
+            rows = [t for t, text_segments in enumerate(segments) if index < len(text_segments)]
+            raw = generate_batch(
+                self.gpt,
+                [prefix] * len(rows),
+                [segments[t][index] for t in rows],
+                [Sampler(self.options.sampling(), rngs[t]) for t in rows],
+                self.options.max_mel_tokens,
+            )
+            for t, codes in zip(rows, raw):
+                result = self.render(segments[t][index], voice, rng=rngs[t], raw_codes=codes)
+                if result.wav.size:
+                    pcm = to_pcm16(result.wav)
+                    results[t] = results[t] + silence + pcm if results[t] else pcm
+        return [
+            EngineError(f"IndexTTS produced no audio for {text[:40]!r} (the model stopped at once)")
+            if result == b""
+            else result
+            for text, result in zip(texts, results)
+        ]
+
     def emovec(self, voice: Voice) -> np.ndarray:
         """The emotion vector a sentence in `voice` uses with the engine's options."""
         loaded = self._voices[voice.name]
@@ -367,21 +435,28 @@ class IndexTTSEngine:
         *,
         rng: np.random.Generator | None = None,
         noise: np.ndarray | None = None,
+        raw_codes: np.ndarray | None = None,
     ) -> SegmentResult:
         """One segment of text ids → codes, latents, mel and waveform.
 
         Diffusion noise is `noise` when given, else drawn from `rng` after the GPT's draws
         (``rng.standard_normal((1, 80, frames), dtype=float32)``), so a test can reproduce it.
+        `raw_codes`: the GPT's codes when they were decoded already (in a batch).
         """
         import time
 
-        loaded = self._voices[voice.name]
         opts = self.options
         rng = rng if rng is not None else np.random.default_rng(opts.seed)
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        prefix = self.gpt.conditioning_prefix(loaded.conditioning.speaker_latents, self.emovec(voice))
-        raw = self.gpt.generate(prefix, text_ids, Sampler(opts.sampling(), rng), opts.max_mel_tokens)
+        prefix = self.prefix(voice)
+        if raw_codes is not None:
+            raw = raw_codes
+        elif self.speculative is not None:
+            raw = self.speculative.generate(prefix, text_ids, Sampler(opts.sampling(), rng), opts.max_mel_tokens)
+        else:
+            raw = self.gpt.generate(prefix, text_ids, Sampler(opts.sampling(), rng), opts.max_mel_tokens)
+        loaded = self._voices[voice.name]
         if raw.size and raw[-1] != self.gpt.config.stop_mel_token:
             _LOGGER.warning(
                 "Generation stopped at max_mel_tokens (%d) for %d text tokens; consider a smaller "

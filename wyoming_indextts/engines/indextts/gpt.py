@@ -30,6 +30,8 @@ CORE_GRAPH = "gpt"
 SPEAKER_GRAPH = "gpt_speaker_conditioning"
 EMOTION_GRAPH = "gpt_emotion_conditioning"
 
+REEXPORT_HINT = "export the model again with this version of wyoming-indextts for batched and speculative decoding"
+
 EMOTIONS = ("happy", "angry", "sad", "afraid", "disgusted", "melancholic", "surprised", "calm")
 """The order of infer_v2's 8-emotion vector."""
 
@@ -70,6 +72,10 @@ class GPTRuntime:
             self._past_names += [f"past_key_{i}", f"past_value_{i}"]
             self._present_names += [f"present_key_{i}", f"present_value_{i}"]
         self._output_names = ["hidden", "logits", *self._present_names]
+        inputs = {node.name for node in session.get_inputs()}
+        self.maskable = {"attention_mask", "logit_positions"} <= inputs
+        """Graphs exported before batched and speculative decoding lack the mask and the
+        per-position logits; they still decode one sentence at a time."""
 
     # -- assembly ---------------------------------------------------------------------------
 
@@ -110,11 +116,58 @@ class GPTRuntime:
 
     def run_core(self, embeds: np.ndarray, past: Mapping[str, np.ndarray] | None = None):
         """One pass of the core: returns (hidden, logits, present dict keyed by past names)."""
-        feed = {"inputs_embeds": np.ascontiguousarray(embeds, dtype=np.float32)}
-        feed.update(past if past is not None else self._empty_past(embeds.shape[0]))
-        outputs = self.session.run(self._output_names, feed)
-        present = dict(zip(self._past_names, outputs[2:]))
-        return outputs[0], outputs[1], present
+        hidden, logits, present, _ = self.run_masked(embeds, past)
+        return hidden, logits, present
+
+    def run_masked(
+        self,
+        embeds: np.ndarray,
+        past: Mapping[str, np.ndarray] | None = None,
+        mask: np.ndarray | None = None,
+        logit_positions: Sequence[int] = (),
+    ):
+        """One pass with padding `mask` (B, P+S; None: nothing padded) → (hidden, logits of the
+        last position, present, logits at `logit_positions` (B, K, V) or None when none asked)."""
+        embeds = np.ascontiguousarray(embeds, dtype=np.float32)
+        past = past if past is not None else self._empty_past(embeds.shape[0])
+        feed = {"inputs_embeds": embeds, **past}
+        names = self._output_names
+        if self.maskable:
+            if mask is None:
+                total = next(iter(past.values())).shape[2] + embeds.shape[1]
+                mask = np.ones((embeds.shape[0], total), dtype=np.int64)
+            feed["attention_mask"] = np.ascontiguousarray(mask, dtype=np.int64)
+            feed["logit_positions"] = np.asarray(logit_positions, dtype=np.int64).reshape(-1)
+            if len(logit_positions):
+                names = [*names, "position_logits"]
+        elif mask is not None or len(logit_positions):
+            raise ValueError(f"{CORE_GRAPH}.onnx was exported without attention_mask; {REEXPORT_HINT}")
+        outputs = self.session.run(names, feed)
+        present = dict(zip(self._past_names, outputs[2 : 2 + len(self._past_names)]))
+        position_logits = outputs[-1] if len(names) > len(self._output_names) else None
+        return outputs[0], outputs[1], present, position_logits
+
+    def start(self, prefix: np.ndarray, text_ids: Sequence[int]):
+        """Prefill ``[prefix][text][start_mel]`` → (logits for the first code, past, seen ids)."""
+        prompt = self.prompt_embeddings(prefix, text_ids)
+        embeds = np.concatenate([prompt, self._mel_step_embedding(self.config.start_mel_token, 0)], axis=1)
+        _, logits, past = self.run_core(embeds)
+        # what transformers' generate sees as input_ids: mel_len fake ids (1) + start_mel
+        return logits, past, [1, self.config.start_mel_token]
+
+    def code_embeddings(self, tokens: Sequence[int], first_index: int) -> np.ndarray:
+        """(1, n, D) embeddings of codes number ``first_index``, ``first_index + 1``, … (0-based):
+        code k is fed at mel position k + 2 (see the module docstring)."""
+        positions = np.arange(first_index, first_index + len(tokens)) + 2
+        return (self.mel_embedding[np.asarray(tokens, dtype=np.int64)] + self.mel_pos_embedding[positions])[None]
+
+    def forbid_stop(self, logits: np.ndarray, produced: int, min_new_tokens: int) -> np.ndarray:
+        """The row of logits with the stop token masked while fewer than min_new_tokens came."""
+        if produced >= min_new_tokens:
+            return logits
+        row = logits.copy()
+        row[self.config.stop_mel_token] = -np.inf
+        return row
 
     # -- generation -------------------------------------------------------------------------
 
@@ -132,26 +185,16 @@ class GPTRuntime:
         ``MinNewTokensLengthLogitsProcessor`` (benchmarks force a length with it).
         """
         cfg = self.config
-        prompt = self.prompt_embeddings(prefix, text_ids)
-        mel_len = prompt.shape[1]
-        embeds = np.concatenate([prompt, self._mel_step_embedding(cfg.start_mel_token, 0)], axis=1)
-        # what transformers' generate sees as input_ids: mel_len fake ids (1) + start_mel
-        seen = [1, cfg.start_mel_token]
+        logits, past, seen = self.start(prefix, text_ids)
         limit = min(max_new_tokens, cfg.max_mel_tokens)
         codes: list[int] = []
-        _, logits, past = self.run_core(embeds)
         while True:
-            row = logits[0]
-            if len(codes) < min_new_tokens:
-                row = row.copy()
-                row[cfg.stop_mel_token] = -np.inf
+            row = self.forbid_stop(logits[0], len(codes), min_new_tokens)
             token = sampler(row, np.asarray(seen + codes, dtype=np.int64))
             codes.append(token)
             if token == cfg.stop_mel_token or len(codes) >= limit:
                 break
-            # attention_mask.shape[1] - mel_len with the new token appended
-            position = (mel_len + 1 + len(codes)) - mel_len
-            _, logits, past = self.run_core(self._mel_step_embedding(token, position), past)
+            _, logits, past = self.run_core(self.code_embeddings([token], len(codes) - 1), past)
         return np.asarray(codes, dtype=np.int64)
 
     def latents(

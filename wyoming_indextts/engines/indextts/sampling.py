@@ -92,13 +92,22 @@ class Sampler:
         self.rng = rng if rng is not None else np.random.default_rng(options.seed)
 
     def __call__(self, logits: np.ndarray, seen_ids: np.ndarray) -> int:
-        opts = self.options
+        if not self.options.do_sample:
+            return int(np.argmax(self.penalized(logits, seen_ids)))
+        return self.draw(self.distribution(logits, seen_ids))
+
+    def penalized(self, logits: np.ndarray, seen_ids: np.ndarray) -> np.ndarray:
+        """The scores greedy decoding takes the arg-max of (repetition penalty only)."""
         scores = np.asarray(logits, dtype=np.float32).reshape(-1)
-        scores = apply_repetition_penalty(scores, seen_ids, opts.repetition_penalty)
-        if not opts.do_sample:
-            return int(np.argmax(scores))
-        scores = apply_temperature(scores, opts.temperature)
+        return apply_repetition_penalty(scores, seen_ids, self.options.repetition_penalty)
+
+    def distribution(self, logits: np.ndarray, seen_ids: np.ndarray) -> np.ndarray:
+        """The probabilities a sampled token is drawn from, after every processor (float64)."""
+        opts = self.options
+        scores = apply_temperature(self.penalized(logits, seen_ids), opts.temperature)
         scores = apply_top_k(scores, opts.top_k)
         scores = apply_top_p(scores, opts.top_p)
-        probs = softmax(scores)
+        return softmax(scores)
+
+    def draw(self, probs: np.ndarray) -> int:
         return int(self.rng.choice(probs.shape[0], p=probs))
