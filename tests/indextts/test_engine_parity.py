@@ -1,8 +1,9 @@
-"""End to end: text + clip → the official pipeline vs IndexTTSEngine.
+"""Stage by stage: text + clip → infer_v2's steps vs IndexTTSEngine, greedy decoding.
 
-infer_v2 cannot be imported (torchaudio, hub downloads), so its steps are written out here
-with the official modules, loaded fresh from the tiny official files: `_load_and_cut_audio`
-(librosa), torchaudio's Resample (ported below, torch code), `_get_speaker_conditioning`,
+test_infer_parity runs the official ``IndexTTS2.infer`` itself (which always samples); this
+file writes its steps out with the official modules, so that greedy decoding, the latents,
+the mel and the waveform of every segment are compared one by one: `_load_and_cut_audio`
+(librosa), torchaudio's Resample (ported in official_infer.py, torch code), `_get_speaker_conditioning`,
 `_get_emotion_conditioning`, then per segment `merge_emovec`, `inference_speech` (greedy),
 the GPT forward, s2mel and BigVGAN. Two stand-ins, as in the acoustic tests: the w2v-BERT
 feature extractor is transformers' `SeamlessM4TFeatureExtractor` built locally, and the Kaldi
