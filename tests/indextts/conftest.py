@@ -1,10 +1,17 @@
 """Session fixtures for the IndexTTS tests: a tiny official-looking checkpoint folder, built
-once, and the model folder the project's real exporter makes from it (also once)."""
+once, and the model folder the project's real exporter makes from it (also once).
+
+benchmarks/plant_bugs.py runs the parity tests once per planted bug; two environment
+variables let those runs share what a planted bug cannot change:
+``WYOMING_INDEXTTS_TINY_CACHE`` (a folder: the tiny official files are built there once and
+reused) and ``WYOMING_INDEXTTS_TINY_MODEL`` (an exported model folder to use instead of
+exporting again; set only for bugs planted in the runtime, never in the exporter)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +53,19 @@ class TinyCheckpoints:
             "--no-progress",
         ]
 
+    def acoustic_sources(self):
+        """Where the official acoustic files are, for `export.acoustic.load_official_acoustic`."""
+        from wyoming_indextts.export.acoustic import AcousticSources
+
+        return AcousticSources(
+            s2mel_checkpoint=self.checkpoints / "s2mel.pth",
+            w2v_stats=self.checkpoints / "wav2vec2bert_stats.pt",
+            w2v_bert_dir=self.w2v_bert,
+            semantic_codec=self.semantic_codec,
+            campplus=self.campplus,
+            bigvgan_dir=self.bigvgan,
+        )
+
 
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> TinyCheckpoints:
@@ -53,10 +73,18 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> TinyCheckpoint
     from tests.indextts.tiny_gpt import write_tiny_gpt_checkpoints
 
     torch.set_num_threads(2)
-    root = tmp_path_factory.mktemp("indextts-official")
+    cache = os.environ.get("WYOMING_INDEXTTS_TINY_CACHE")
+    root = Path(cache) if cache else tmp_path_factory.mktemp("indextts-official")
     checkpoints = root / "IndexTTS-2"
-    write_tiny_gpt_checkpoints(checkpoints)
-    sources = build_tiny_acoustic(checkpoints)
+    complete = root / "complete"
+    if not complete.exists():
+        write_tiny_gpt_checkpoints(checkpoints)
+        sources = build_tiny_acoustic(checkpoints)
+        complete.touch()
+    else:
+        from tests.indextts.tiny_acoustic import tiny_acoustic_sources
+
+        sources = tiny_acoustic_sources(checkpoints)
     return TinyCheckpoints(
         checkpoints=checkpoints,
         w2v_bert=sources.w2v_bert_dir,
@@ -71,6 +99,9 @@ def tiny_model_dir(tiny_checkpoints: TinyCheckpoints, tmp_path_factory: pytest.T
     """The exported tiny model folder (made by `wyoming-indextts export`'s own code)."""
     from wyoming_indextts.export.cli import main
 
+    exported = os.environ.get("WYOMING_INDEXTTS_TINY_MODEL")
+    if exported:
+        return Path(exported)
     out = tmp_path_factory.mktemp("indextts-model") / "model"
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
@@ -99,3 +130,19 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     b = np.asarray(b, dtype=np.float64).ravel()
     assert a.shape == b.shape, (a.shape, b.shape)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+
+
+def snr_db(estimate: np.ndarray, reference: np.ndarray) -> float:
+    """Signal-to-error ratio of `estimate` against `reference` in dB (inf when identical).
+
+    The parity bars use it instead of cosine: cosine >= 0.999 still accepts an error 30 dB
+    below the signal, which is what a wrong CFG mix or a dropped input costs on the tiny
+    models; float32 error between ONNX Runtime and torch sits far above that (see the bars).
+    """
+    estimate = np.asarray(estimate, dtype=np.float64).ravel()
+    reference = np.asarray(reference, dtype=np.float64).ravel()
+    assert estimate.shape == reference.shape, (estimate.shape, reference.shape)
+    error = float(np.sum((estimate - reference) ** 2))
+    if error == 0.0:
+        return float("inf")
+    return float(10.0 * np.log10(np.sum(reference**2) / error))

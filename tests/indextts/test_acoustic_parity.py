@@ -19,7 +19,8 @@ pytest.importorskip("onnxruntime")
 
 from omegaconf import OmegaConf  # noqa: E402
 
-from tests.indextts.tiny_acoustic import TINY_CONFIG, build_tiny_acoustic  # noqa: E402
+from tests.indextts.conftest import TinyCheckpoints, snr_db  # noqa: E402
+from tests.indextts.tiny_acoustic import TINY_CONFIG  # noqa: E402
 from wyoming_indextts.engines.indextts.conditioning import (  # noqa: E402
     AcousticConditioner,
     AcousticPrompt,
@@ -36,13 +37,21 @@ from wyoming_indextts.export import official_package  # noqa: E402
 from wyoming_indextts.export.acoustic import (  # noqa: E402
     ACOUSTIC_PARAMS_FILE,
     OfficialAcoustic,
-    export_acoustic,
     load_official_acoustic,
 )
 
 pytestmark = pytest.mark.slow
 
 CLIP_SECONDS = 2.3
+
+# Bars in dB of SNR against the official output (float32 error only). What a wrong input
+# gives on these tiny models (test_parity_sensitivity): CFG rate 0 ~13 dB, content, style or
+# prompt mel zeroed 9-17 dB, another emotion vector < 30 dB; a constant mel into BigVGAN
+# < 10 dB. Cosine >= 0.999, the former bar, still accepted 30 dB.
+MEL_SNR_DB = 60.0
+OWN_PROMPT_MEL_SNR_DB = 60.0
+"""The runtime's own prompt pieces (w2v-BERT, codec, CAMPPlus, mel graphs) feed this one."""
+WAVE_SNR_DB = 60.0
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -67,19 +76,16 @@ def clip(rate: int) -> np.ndarray:
 class Exported:
     model_dir: Path
     official: OfficialAcoustic
-    records: list
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
+def exported(tiny_checkpoints: TinyCheckpoints, tiny_model_dir: Path) -> Exported:
+    """The session's model folder (`wyoming-indextts export --int8`, which runs
+    export_acoustic and quantize_estimator) and the official modules, loaded afresh."""
     torch.set_num_threads(2)
-    root = tmp_path_factory.mktemp("acoustic")
     cfg = OmegaConf.load(TINY_CONFIG)
-    sources = build_tiny_acoustic(root / "official")
-    records = export_acoustic(cfg, sources, root / "model")
-    # A fresh copy for the reference: the exporter rewires the modules it exports.
-    official = load_official_acoustic(cfg, sources)
-    return Exported(model_dir=root / "model", official=official, records=records)
+    official = load_official_acoustic(cfg, tiny_checkpoints.acoustic_sources())
+    return Exported(model_dir=tiny_model_dir, official=official)
 
 
 @pytest.fixture(scope="module")
@@ -133,19 +139,23 @@ def prompt(conditioner: AcousticConditioner) -> AcousticPrompt:
 
 
 def test_export_writes_every_graph_and_params(exported: Exported) -> None:
-    names = {record.name for record in exported.records}
-    assert names == {
+    from wyoming_indextts.engines.indextts.model import IndexTTSModel
+
+    graphs = IndexTTSModel.open(exported.model_dir).manifest.graphs
+    acoustic = {
         "w2v_bert",
         "semantic_codec",
         "campplus",
         "prompt_regulator",
         "s2mel_front",
         "s2mel_estimator",
+        "s2mel_estimator_int8",
         "bigvgan",
     }
-    for record in exported.records:
-        assert (exported.model_dir / record.file).is_file()
-        assert record.to_dict()["inputs"]
+    assert acoustic <= set(graphs)
+    for name in acoustic:
+        assert (exported.model_dir / f"{name}.onnx").is_file()
+        assert graphs[name].inputs
     assert (exported.model_dir / ACOUSTIC_PARAMS_FILE).is_file()
 
 
@@ -258,10 +268,10 @@ def test_s2mel_matches_official_with_same_noise(
         latent.numpy(), codes.numpy(), official_prompt, steps=steps, cfg_rate=cfg_rate, noise=noise.numpy()
     )
     assert mel.shape == tuple(expected.shape) == (1, 80, target_mel_frames(n_codes))
-    assert cosine(mel, expected.numpy()) >= 0.999
+    assert snr_db(mel, expected.numpy()) >= MEL_SNR_DB, snr_db(mel, expected.numpy())
     # The runtime's own prompt (from the ONNX conditioning graphs) leads to the same mel.
     own = runtime.generate(latent.numpy(), codes.numpy(), prompt, steps=steps, cfg_rate=cfg_rate, noise=noise.numpy())
-    assert cosine(own, expected.numpy()) >= 0.999
+    assert snr_db(own, expected.numpy()) >= OWN_PROMPT_MEL_SNR_DB, snr_db(own, expected.numpy())
 
 
 @pytest.mark.parametrize("target_start", [0, 2, 40, 95])
@@ -295,10 +305,8 @@ def test_estimator_velocity_of_new_frames_equals_official(exported: Exported, ta
 def test_int8_estimator_stays_close_to_float_over_every_step(exported: Exported, prompt: AcousticPrompt) -> None:
     """s2mel_estimator_int8 (export --int8): same inputs and outputs as the float step, and
     25 guided Euler steps from the same noise end at a mel close to the float one."""
-    from wyoming_indextts.export.acoustic import ESTIMATOR_INT8_GRAPH, quantize_estimator
+    from wyoming_indextts.export.acoustic import ESTIMATOR_INT8_GRAPH
 
-    record = quantize_estimator(exported.model_dir)
-    assert record.name == ESTIMATOR_INT8_GRAPH
     float_step = S2Mel.from_dir(exported.model_dir)
     int8_step = S2Mel.from_dir(exported.model_dir, estimator_graph=ESTIMATOR_INT8_GRAPH)
     rng = np.random.default_rng(5)
@@ -311,7 +319,10 @@ def test_int8_estimator_stays_close_to_float_over_every_step(exported: Exported,
     quantized = int8_step.generate(latent, codes, prompt, steps=25, cfg_rate=0.7, noise=noise)
     assert quantized.shape == reference.shape
     assert not np.array_equal(quantized, reference)  # the int8 graph is really used
-    assert cosine(quantized, reference) >= 0.995
+    # 0.988 on the tiny DiT, whose adaptive norms are scaled up so that conditioning matters
+    # (tiny_acoustic.py): int8 rounding is amplified with them. At the published size the
+    # int8 step stays at 0.99999 (benchmarks/RESULTS.md).
+    assert cosine(quantized, reference) >= 0.98
 
 
 @pytest.mark.parametrize("length", [1, 2, 5, 301])
@@ -346,7 +357,7 @@ def test_bigvgan_matches_official(exported: Exported) -> None:
     wav = Vocoder.from_dir(exported.model_dir)(mel.numpy())
     assert wav.dtype == np.float32 and wav.shape == (41 * 256,)
     assert np.abs(expected).max() > 1e-4  # a silent vocoder would make the comparison vacuous
-    assert cosine(wav, expected) >= 0.999
+    assert snr_db(wav, expected) >= WAVE_SNR_DB, snr_db(wav, expected)
 
 
 def test_reference_mel_uses_exported_settings(exported: Exported, prompt: AcousticPrompt) -> None:

@@ -1,8 +1,9 @@
-"""End to end: text + clip → the official pipeline vs IndexTTSEngine.
+"""Stage by stage: text + clip → infer_v2's steps vs IndexTTSEngine, greedy decoding.
 
-infer_v2 cannot be imported (torchaudio, hub downloads), so its steps are written out here
-with the official modules, loaded fresh from the tiny official files: `_load_and_cut_audio`
-(librosa), torchaudio's Resample (ported below, torch code), `_get_speaker_conditioning`,
+test_infer_parity runs the official ``IndexTTS2.infer`` itself (which always samples); this
+file writes its steps out with the official modules, so that greedy decoding, the latents,
+the mel and the waveform of every segment are compared one by one: `_load_and_cut_audio`
+(librosa), torchaudio's Resample (ported in official_infer.py, torch code), `_get_speaker_conditioning`,
 `_get_emotion_conditioning`, then per segment `merge_emovec`, `inference_speech` (greedy),
 the GPT forward, s2mel and BigVGAN. Two stand-ins, as in the acoustic tests: the w2v-BERT
 feature extractor is transformers' `SeamlessM4TFeatureExtractor` built locally, and the Kaldi
@@ -12,7 +13,6 @@ parity test). Same text ids, same diffusion noise (the noise the engine drew fro
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,8 @@ torch = pytest.importorskip("torch")
 
 from omegaconf import OmegaConf  # noqa: E402
 
-from tests.indextts.conftest import TinyCheckpoints, cosine, voiced_clip, write_clip  # noqa: E402
+from tests.indextts.conftest import TinyCheckpoints, cosine, snr_db, voiced_clip, write_clip  # noqa: E402
+from tests.indextts.official_infer import torchaudio_resample  # noqa: E402
 from wyoming_indextts.engines.base import EngineError  # noqa: E402
 from wyoming_indextts.engines.indextts import IndexTTSEngine, IndexTTSOptions  # noqa: E402
 from wyoming_indextts.engines.indextts.engine import to_pcm16  # noqa: E402
@@ -33,41 +34,15 @@ pytestmark = pytest.mark.slow
 
 CLIP_RATE = 24000
 CLIP_SECONDS = 2.6
-TEXT = "Good morning! The kitchen lights are on."
+TEXT = "The washing machine has finished its cycle today."
+"""Greedy decoding on the tiny GPT gives 0-2 codes per segment here: one segment stops at once
+(the engine leaves it out), the others are compared."""
+SNR_DB = 60.0
+"""Latents, mel, waveform and int16 audio against the official steps (float32 error; a wrong
+input costs far more: see test_parity_sensitivity and the bars in test_acoustic_parity)."""
 OPTIONS = IndexTTSOptions(
     do_sample=False, seed=21, diffusion_steps=4, cfg_rate=0.7, max_mel_tokens=48, max_text_tokens_per_segment=10
 )
-
-
-def torchaudio_resample(waveform: torch.Tensor, orig_freq: int, new_freq: int) -> torch.Tensor:
-    """torchaudio.transforms.Resample(orig_freq, new_freq) with its defaults (torch code of
-    `_get_sinc_resample_kernel` / `_apply_sinc_resample_kernel`, sinc_interp_hann, width 6)."""
-    if orig_freq == new_freq:
-        return waveform
-    gcd = math.gcd(orig_freq, new_freq)
-    orig, new = orig_freq // gcd, new_freq // gcd
-    lowpass_filter_width, rolloff = 6, 0.99
-    base_freq = min(orig, new) * rolloff
-    width = math.ceil(lowpass_filter_width * orig / base_freq)
-    idx = torch.arange(-width, width + orig, dtype=torch.float64)[None, None] / orig
-    t = torch.arange(0, -new, -1, dtype=None)[:, None, None] / new + idx
-    t *= base_freq
-    t = t.clamp_(-lowpass_filter_width, lowpass_filter_width)
-    window = torch.cos(t * math.pi / lowpass_filter_width / 2) ** 2
-    t *= math.pi
-    scale = base_freq / orig
-    kernels = torch.where(t == 0, torch.tensor(1.0).to(t), t.sin() / t)
-    kernels *= window * scale
-    kernel = kernels.to(dtype=torch.float32)
-    shape = waveform.size()
-    waveform = waveform.view(-1, shape[-1])
-    num_wavs, length = waveform.shape
-    waveform = torch.nn.functional.pad(waveform, (width, width + orig))
-    resampled = torch.nn.functional.conv1d(waveform[:, None], kernel, stride=orig)
-    resampled = resampled.transpose(1, 2).reshape(num_wavs, -1)
-    target_length = torch.ceil(torch.as_tensor(new * length / orig)).long()
-    resampled = resampled[..., :target_length]
-    return resampled.view(shape[:-1] + resampled.shape[-1:])
 
 
 @dataclass
@@ -223,6 +198,8 @@ def official_segment(official: Official, voice: OfficialVoice, ids: list[int], e
         if gpt.stop_mel_token in code:
             code = code[: (code == gpt.stop_mel_token).nonzero()[0, 0]]
         codes = code[None]
+        if codes.shape[-1] == 0:  # stopped at once: infer_v2 would fail on it, the engine skips it
+            return codes[0].numpy(), None, None, None, None
         code_lens = torch.LongTensor([codes.shape[-1]])
         latent = gpt(
             speech_latent,
@@ -284,16 +261,18 @@ def test_text_to_speech_matches_official_pipeline(
         mine = engine.render(ids, voice, rng=rng)
         codes, latent, mel, wav, pcm = official_segment(official, ref_voice, ids, emovec, mine.noise, OPTIONS)
         np.testing.assert_array_equal(mine.codes, codes)
-        assert codes.size > 0
+        if codes.size == 0:
+            assert mine.wav.size == 0  # nothing to say: synthesize() leaves the segment out
+            continue
         total_codes += codes.size
-        assert cosine(mine.latents, latent) >= 0.999
+        assert snr_db(mine.latents, latent) >= SNR_DB
         assert mine.mel.shape == mel.shape
-        assert cosine(mine.mel, mel) >= 0.999
+        assert snr_db(mine.mel, mel) >= SNR_DB, snr_db(mine.mel, mel)
         assert mine.wav.shape == wav.shape and np.abs(wav).max() > 1e-3
-        assert cosine(mine.wav, wav) >= 0.999
-        assert cosine(np.frombuffer(to_pcm16(mine.wav), dtype="<i2"), pcm) >= 0.999
+        assert snr_db(mine.wav, wav) >= SNR_DB, snr_db(mine.wav, wav)
+        assert snr_db(np.frombuffer(to_pcm16(mine.wav), dtype="<i2"), pcm) >= SNR_DB
         expected_pcm.append(to_pcm16(mine.wav))
-    assert total_codes > 20
+    assert total_codes > 5
 
     chunks = list(engine.synthesize(TEXT, voice))
     silence = b"\x00\x00" * int(22050 * OPTIONS.interval_silence_ms / 1000)
@@ -318,11 +297,12 @@ def test_emotion_vector_option_matches_official(
         assert voice.fingerprint != engine.voices()[0].fingerprint
         expected = official_emovec(official, ref_voice, list(weights), 0.7)
         assert cosine(emotional.emovec(voice), expected.numpy()) >= 0.999
-        ids = emotional.text_segments(TEXT)[0]
+        ids = emotional.text_segments(TEXT)[1]  # the first stops at once, greedy
         mine = emotional.render(ids, voice, rng=np.random.default_rng(1))
         codes, latent, *_ = official_segment(official, ref_voice, ids, expected, mine.noise, options)
         np.testing.assert_array_equal(mine.codes, codes)
-        assert cosine(mine.latents, latent) >= 0.999
+        assert codes.size > 0
+        assert snr_db(mine.latents, latent) >= SNR_DB
     finally:
         emotional.close()
 
@@ -370,7 +350,7 @@ def test_int8_option(
         assert not {"gpt", "s2mel_estimator"} & created
         voice = fast.voices()[0]
         assert voice.fingerprint != engine.voices()[0].fingerprint
-        assert len(b"".join(fast.synthesize("Hello.", voice))) > 0
+        assert len(b"".join(fast.synthesize(TEXT, voice))) > 0
     finally:
         fast.close()
 

@@ -82,7 +82,7 @@ def test_conditioning_is_cached_on_disk_and_reused(tiny_model_dir: Path, tmp_pat
     voices = tmp_path / "voices"
     write_clip(voices / "anna.wav", voiced_clip(2.0, RATE, seed=1), RATE)
     cond_dir = tmp_path / "cond"
-    options = IndexTTSOptions(do_sample=False, diffusion_steps=2, max_mel_tokens=10, seed=2)
+    options = IndexTTSOptions(diffusion_steps=2, max_mel_tokens=10, seed=2)
 
     first = IndexTTSEngine.load(tiny_model_dir, voices, cond_dir, options)
     try:

@@ -4,6 +4,16 @@ exactly like the real checkpoints.
 
 Random weights, fixed seed. Every parameter (and every BatchNorm statistic) is perturbed after
 construction so no layer is an identity or a zero: a parity test then checks real arithmetic.
+
+Two further tweaks make every input matter, as in a trained model (measured in
+tests/indextts/test_parity_sensitivity.py, which fails if one of them goes inert again):
+
+- DiT: the scale half of every adaptive LayerNorm's projection gets +1 (random init leaves
+  the scale near 0.2, so the transformer, and with it content, style, prompt mel and CFG,
+  only moved the mel by 0.3-5 %: the noise passed through the long skip dominated), the
+  content projection x4 and the noise columns of the long skip x0.2;
+- BigVGAN: biases x0.1 (still non-zero): perturbed biases made fixed lines (DC, fs/4, fs/2)
+  99 % of the output energy whatever the mel.
 """
 
 from __future__ import annotations
@@ -67,6 +77,24 @@ def _perturb(module: nn.Module, generator: torch.Generator, scale: float) -> Non
                 sub.running_var.copy_(1.0 + torch.rand(sub.running_var.shape, generator=generator))
 
 
+def _make_conditioning_matter(s2mel: nn.Module, in_channels: int) -> None:
+    """Give the DiT's conditioning an absolute weight (see the module docstring)."""
+    estimator = s2mel.models["cfm"].estimator
+    with torch.no_grad():
+        for module in estimator.modules():
+            if module.__class__.__name__ == "AdaptiveLayerNorm":
+                module.project_layer.bias[: module.d_model] += 1.0
+        estimator.cond_projection.weight.mul_(4.0)
+        estimator.skip_linear.weight[:, -in_channels:].mul_(0.2)
+
+
+def _quiet_vocoder_biases(vocoder: nn.Module) -> None:
+    with torch.no_grad():
+        for name, param in vocoder.named_parameters():
+            if name.endswith("bias"):
+                param.mul_(0.1)
+
+
 def build_tiny_acoustic(
     out_dir: Path,
     config_path: Path = TINY_CONFIG,
@@ -114,6 +142,7 @@ def build_tiny_acoustic(
 
     s2mel = MyModel(cfg.s2mel, use_gpt_latent=True)
     _perturb(s2mel, generator, 0.2)
+    _make_conditioning_matter(s2mel, int(cfg.s2mel.DiT.in_channels))
     s2mel_path = out_dir / "s2mel.pth"
     torch.save({"net": {key: module.state_dict() for key, module in s2mel.models.items()}}, s2mel_path)
 
@@ -126,14 +155,21 @@ def build_tiny_acoustic(
     bigvgan_dir.mkdir(exist_ok=True)
     vocoder = bigvgan.BigVGAN(AttrDict(dict(bigvgan_config)), use_cuda_kernel=False)
     _perturb(vocoder, generator, 0.2)
+    _quiet_vocoder_biases(vocoder)
     torch.save({"generator": vocoder.state_dict()}, bigvgan_dir / "bigvgan_generator.pt")
     (bigvgan_dir / "config.json").write_text(json.dumps(bigvgan_config, indent=2) + "\n")
 
+    return tiny_acoustic_sources(out_dir)
+
+
+def tiny_acoustic_sources(out_dir: Path) -> AcousticSources:
+    """Where build_tiny_acoustic wrote the files in `out_dir`."""
+    out_dir = Path(out_dir)
     return AcousticSources(
-        s2mel_checkpoint=s2mel_path,
-        w2v_stats=stats,
-        w2v_bert_dir=w2v_dir,
-        semantic_codec=codec_path,
-        campplus=campplus_path,
-        bigvgan_dir=bigvgan_dir,
+        s2mel_checkpoint=out_dir / "s2mel.pth",
+        w2v_stats=out_dir / "wav2vec2bert_stats.pt",
+        w2v_bert_dir=out_dir / "w2v-bert-2.0",
+        semantic_codec=out_dir / "semantic_codec" / "model.safetensors",
+        campplus=out_dir / "campplus_cn_common.bin",
+        bigvgan_dir=out_dir / "bigvgan",
     )

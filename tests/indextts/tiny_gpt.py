@@ -1,8 +1,12 @@
 """Build IndexTTS-2's official GPT (UnifiedVoice v2) at the tiny test size and write it as the
 official files: config.yaml, gpt.pth, feat1.pt, feat2.pt and a small bpe.model.
 
-Random weights from a fixed seed. Two tweaks keep every code path alive:
+Random weights from a fixed seed. Tweaks keep every code path alive:
 
+- every parameter is perturbed like the acoustic side (``tiny_acoustic._perturb``), and every
+  LayerNorm's offset gets an absolute one: after the official init the norm scales are 1 and
+  offsets and biases 0, so a dropped or swapped norm or bias changed nothing
+  (test_parity_sensitivity checks that the codes react to each norm);
 - the speed ("duration") embedding is initialised with std 0 by the official code, so it is
   re-drawn: the two rows it appends to the conditioning are then checked too;
 - the stop token's bias in ``mel_head`` is raised so that greedy decoding stops by itself
@@ -17,9 +21,13 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
+from torch import nn
+
+from tests.indextts.tiny_acoustic import _perturb
 
 TINY_CONFIG = Path(__file__).with_name("tiny_config.yaml")
-STOP_BIAS = 1.4
+STOP_BIAS = 1.2
+NORM_OFFSET_STD = 0.2
 EMO_NUM = (3, 17, 2, 8, 4, 5, 10, 24)
 
 BPE_CORPUS = [
@@ -45,7 +53,11 @@ def build_tiny_gpt(config_path: Path = TINY_CONFIG, seed: int = 1234):
     torch.manual_seed(seed)
     model = build_unified_voice(cfg.gpt)
     generator = torch.Generator().manual_seed(seed + 1)
+    _perturb(model, generator, 0.2)
     with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.LayerNorm) and module.bias is not None:
+                module.bias.add_(torch.randn(module.bias.shape, generator=generator) * NORM_OFFSET_STD)
         model.speed_emb.weight.copy_(torch.randn(model.speed_emb.weight.shape, generator=generator) * 0.02)
         model.mel_head.bias[int(cfg.gpt.stop_mel_token)] = STOP_BIAS
     model.eval()
