@@ -28,7 +28,11 @@ def announcements(texts: Path) -> list[str]:
     """20 announcements: the shared English ones, then variants with a room or a time."""
     base = [line.strip() for line in (texts / "announcements_en.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
     rooms = ["kitchen", "hall", "garden", "garage"]
-    extra = [f"The light in the {room} was left on." for room in rooms] + [f"Reminder: bins go out at {h} o'clock." for h in (6, 7, 8, 9)]
+    extra = (
+        [f"The light in the {room} was left on." for room in rooms]
+        + [f"The window in the {room} is open." for room in rooms]
+        + [f"Reminder: the bins go out at {hour} o'clock." for hour in (6, 7, 8, 9)]
+    )
     return (base + extra)[:20]
 
 
