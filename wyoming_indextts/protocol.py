@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from dataclasses import dataclass
 
 from wyoming.event import Event
+
+from .sentences import UNSPEAKABLE
 
 
 class BadEvent(Exception):
@@ -125,9 +126,7 @@ def _length(value: object) -> int:
     return max(int(value), 0)
 
 
-# Lone surrogates come from JSON escapes ("\ud800") and cannot be encoded or spoken; control
-# characters (NUL makes the phonemizer raise) say nothing either. Whitespace controls stay.
-_UNSPEAKABLE = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
 
 
 @dataclass
@@ -145,7 +144,7 @@ def text_field(event: Event, required: bool = True) -> str:
         return ""
     if not isinstance(text, str):
         raise BadRequest(f"{event.type} needs 'text' to be a string, got {_kind(text)}")
-    return _UNSPEAKABLE.sub("", text)
+    return UNSPEAKABLE.sub("", text)
 
 
 def voice_field(event: Event) -> str | None:
@@ -161,7 +160,7 @@ def voice_field(event: Event) -> str | None:
         return None
     if not isinstance(name, str):
         raise BadRequest(f"{event.type} needs 'voice.name' to be a string, got {_kind(name)}")
-    return _UNSPEAKABLE.sub("", name)
+    return UNSPEAKABLE.sub("", name)
 
 
 def text_request(event: Event, text_required: bool = True) -> TextRequest:

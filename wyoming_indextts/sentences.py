@@ -24,11 +24,14 @@ TITLES = frozenset("mr mrs ms dr prof st sr jr mt ft no fig vs".split())
 AMBIGUOUS = frozenset("a.m p.m etc e.g i.e approx dept est inc ltd co corp".split())
 
 _WHITESPACE = re.compile(r"\s+")
+# Lone surrogates (from JSON escapes like "\ud800") cannot be encoded or spoken; control
+# characters say nothing either, and NUL makes the phonemizer raise. Whitespace controls stay.
+UNSPEAKABLE = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def normalize_sentence(text: str) -> str:
     """The canonical form of a unit: what the cache keys on and what engines receive."""
-    return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", UNSPEAKABLE.sub("", text))).strip()
 
 
 def is_cjk(char: str) -> bool:

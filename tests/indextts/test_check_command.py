@@ -49,9 +49,10 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_greedy_check_prints_every_path_and_exact_paths_measure_zero(tiny_model_dir: Path, clip: Path) -> None:
+    # Texts for which greedy decoding on the tiny GPT does not stop at once with this clip.
     code, output, errors = run_check(
-        ["--indextts-model-dir", str(tiny_model_dir), "--voice", str(clip), "--greedy", "--text", "Hello there.",
-         "--text", "Good morning!", "--fast-diffusion-steps", "2", "--speculative", "3"]
+        ["--indextts-model-dir", str(tiny_model_dir), "--voice", str(clip), "--greedy", "--text", "Good evening.",
+         "--text", "It is raining outside today.", "--fast-diffusion-steps", "2", "--speculative", "3"]
     )  # fmt: skip
     assert code == 0, errors
     table = rows(output)
@@ -77,7 +78,7 @@ def test_sampling_check_shows_the_seed_floor(tiny_model_dir: Path, clip: Path, t
     (plain / "manifest.json").unlink()
     (plain / "manifest.json").write_text(json.dumps(manifest))
     code, output, errors = run_check(
-        ["--indextts-model-dir", str(plain), "--voice", str(clip), "--text", "Hello there.", "--fast-diffusion-steps", "2"]
+        ["--indextts-model-dir", str(plain), "--voice", str(clip), "--text", "Dinner is ready.", "--fast-diffusion-steps", "2"]
     )
     assert code == 0, errors
     assert set(rows(output)) == {"fp32 (reference)", "fp32, another seed", "2 diffusion steps"}

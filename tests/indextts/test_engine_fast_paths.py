@@ -17,7 +17,7 @@ from wyoming_indextts.engines.indextts import IndexTTSEngine, IndexTTSOptions  #
 pytestmark = pytest.mark.slow
 
 GREEDY = IndexTTSOptions(do_sample=False, seed=21, diffusion_steps=2, max_mel_tokens=40, max_text_tokens_per_segment=10)
-TEXTS = ["Hello there.", "The washing machine has finished its cycle, and the door is open.", "Good morning!"]
+TEXTS = ["Dinner is ready.", "The washing machine has finished its cycle, and the door is open.", "Good morning!"]
 
 
 @pytest.fixture(scope="module")

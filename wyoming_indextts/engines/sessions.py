@@ -23,7 +23,6 @@ import logging
 import os
 import threading
 
-import onnx
 import onnxruntime
 
 _LOGGER = logging.getLogger(__name__)
@@ -102,6 +101,8 @@ def use_provider(name: str) -> str:
 def _probe(wanted: list[str]) -> str:
     """The provider a one-node session really got: ONNX Runtime falls back to the next
     provider, with only a log line of its own, when one fails to start."""
+    import onnx  # only for this probe: importing it costs serving start-up time and memory
+
     tensor = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
     result = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
     graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "probe", [tensor], [result])
