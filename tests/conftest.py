@@ -169,11 +169,9 @@ async def read_until(client: AsyncTcpClient, last: str, timeout: float = 60.0) -
                 return response
 
 
-def assert_speech(pcm: bytes, rate: int, text: str) -> None:
-    """The audio is speech for this text: loud enough, voiced in places, and of a duration a
-    speaker could plausibly take for it (English: roughly 8 to 30 characters a second)."""
+def assert_voiced(pcm: bytes, rate: int) -> float:
+    """The audio is loud enough and voiced in places (any language); returns its seconds."""
     samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-    seconds = len(samples) / rate
     assert samples.size, "no audio"
     rms = float(np.sqrt(np.mean(samples**2)))
     assert rms > 0.02, f"audio is (nearly) silent: rms {rms:.4f}"
@@ -181,5 +179,12 @@ def assert_speech(pcm: bytes, rate: int, text: str) -> None:
     frames = samples[: len(samples) // frame * frame].reshape(-1, frame)
     loud = np.sqrt((frames**2).mean(axis=1)) > 0.02
     assert 0.3 < loud.mean() <= 1.0, f"only {loud.mean():.0%} of 20 ms frames carry sound"
+    return len(samples) / rate
+
+
+def assert_speech(pcm: bytes, rate: int, text: str) -> None:
+    """The audio is speech for this text: loud enough, voiced in places, and of a duration a
+    speaker could plausibly take for it (English: roughly 8 to 30 characters a second)."""
+    seconds = assert_voiced(pcm, rate)
     chars = len(text)
     assert chars / 30 <= seconds <= chars / 8 + 1.0, f"{seconds:.2f} s of audio for {chars} characters"

@@ -8,7 +8,6 @@ import logging
 import re
 import shutil
 
-import numpy as np
 import pytest
 from wyoming.info import Describe
 from wyoming.tts import Synthesize, SynthesizeVoice
@@ -20,7 +19,7 @@ from wyoming_indextts.engines.sambert import SambertEngine
 from wyoming_indextts.engines.kokoro.engine import MAX_PHONEMES, SAMPLE_RATE, split_phonemes
 from wyoming_indextts.synthesizer import ChainSettings
 
-from .conftest import SHARED, read_until, running_server
+from .conftest import SHARED, assert_voiced, read_until, running_server
 from .nls_standin import NlsStandIn
 
 ZH_TEXT = "今天天气很好，客厅的灯已经关了。"
@@ -43,15 +42,7 @@ def syllables(kokoro, text: str) -> int:
 def assert_mandarin_speech(pcm: bytes, rate: int, count: int) -> None:
     """Loud enough, voiced in places, and 2.5 to 8 syllables a second (Mandarin speech runs
     at about 4 to 6)."""
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-    seconds = len(samples) / rate
-    assert samples.size, "no audio"
-    rms = float(np.sqrt(np.mean(samples**2)))
-    assert rms > 0.02, f"audio is (nearly) silent: rms {rms:.4f}"
-    frame = rate // 50
-    frames = samples[: len(samples) // frame * frame].reshape(-1, frame)
-    loud = np.sqrt((frames**2).mean(axis=1)) > 0.02
-    assert loud.mean() > 0.3, f"only {loud.mean():.0%} of 20 ms frames carry sound"
+    seconds = assert_voiced(pcm, rate)
     assert count / 8 <= seconds <= count / 2.5 + 0.6, f"{seconds:.2f} s of audio for {count} syllables"
 
 

@@ -1,7 +1,11 @@
 """Command line: settings → engines, voices, cache → Wyoming server (+ zeroconf).
 
 `wyoming-indextts export ...` runs the ONNX exporter instead (needs the `[export]` extra);
-`wyoming-indextts check ...` measures the IndexTTS fast paths on a voice (`check.py`).
+`wyoming-indextts check ...` measures the IndexTTS fast paths on a voice (`check.py`);
+`wyoming-indextts prerender ...` renders announcements into the cache and exits.
+
+Over 500 lines because it holds every flag's definition and check (one concern: turning a
+command line into a running service); the option groups are the natural next split.
 """
 
 from __future__ import annotations

@@ -254,6 +254,11 @@ class AudioCache:
         if self.disk is not None:
             self.disk.put(key, payload)
 
+    def pin(self, keys: list[str]) -> None:
+        """Keep these entries in L2 whatever its eviction would choose (pre-rendered texts)."""
+        if self.disk is not None:
+            self.disk.pin(keys)
+
     def memory_bytes(self) -> int:
         with self._memory_lock:
             return int(self._memory.currsize)

@@ -138,13 +138,14 @@ class TextRequest:
 
 
 def text_field(event: Event, required: bool = True) -> str:
-    """The event's `text`, a string, with lone surrogates and control characters removed."""
+    """The event's `text`, a string (lone surrogates and control characters go where every
+    path's text goes: `normalize_sentence`)."""
     text = event.data.get("text")
     if text is None and not required:
         return ""
     if not isinstance(text, str):
         raise BadRequest(f"{event.type} needs 'text' to be a string, got {_kind(text)}")
-    return UNSPEAKABLE.sub("", text)
+    return text
 
 
 def voice_field(event: Event) -> str | None:

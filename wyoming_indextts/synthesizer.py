@@ -7,8 +7,9 @@ held by the render itself, never by the client being written to: it comes back w
 engine finishes, fails, is abandoned or moves to the background, so a client that leaves or
 stops reading cannot keep one. Every chain step has a deadline for its first audio and a cap
 on the engine's time for the whole sentence; a step that fails, times out or yields no audio
-hands the sentence to the next step. A timed-out render of the voice's own engine is not thrown away: it finishes
-in the background at lower priority and lands in the cache under the voice's own key.
+hands the sentence to the next step. A timed-out render of the voice's own engine is not
+thrown away: it finishes in the background at lower priority and lands in the cache under the
+voice's own key. How one render runs (its thread, slot and priority) is in render.py.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .audio import AudioFormat, StreamResampler
 from .breaker import Breaker
 from .cache import AudioCache, cache_key
-from .engines.base import Engine, EngineError, Voice
+from .engines.base import Engine, Voice
+from .render import PriorityGate, Render, Slot, describe_error
 from .voices import VoiceCatalogue, language_name, script_language, speaks
 
 _LOGGER = logging.getLogger(__name__)
@@ -89,167 +91,6 @@ class NoAudioError(Exception):
     """Every step of the chain failed for a sentence."""
 
 
-class PriorityGate:
-    """Lets background renders run only while no live render is working."""
-
-    def __init__(self) -> None:
-        self._live = 0
-        self._condition = threading.Condition()
-
-    def enter_live(self) -> None:
-        with self._condition:
-            self._live += 1
-
-    def leave_live(self) -> None:
-        with self._condition:
-            self._live -= 1
-            if self._live == 0:
-                self._condition.notify_all()
-
-    def wait_until_idle(self, cancelled: threading.Event) -> None:
-        with self._condition:
-            while self._live > 0 and not cancelled.is_set():
-                self._condition.wait(timeout=0.5)
-
-
-class _Slot:
-    """What a live render holds: one of the `max_concurrent` render slots (or the last step's
-    spare), and its place among the live renders that background renders yield to. Given back
-    exactly once, from any thread."""
-
-    def __init__(self, semaphore: asyncio.Semaphore, gate: PriorityGate) -> None:
-        self._semaphore = semaphore
-        self._gate = gate
-        self._loop = asyncio.get_running_loop()
-        self._lock = threading.Lock()
-        self._released = False
-        gate.enter_live()
-
-    def release(self) -> None:
-        with self._lock:
-            if self._released:
-                return
-            self._released = True
-        self._gate.leave_live()
-        try:
-            self._loop.call_soon_threadsafe(self._semaphore.release)
-        except RuntimeError:
-            pass  # the loop is closed: the server is shutting down
-
-
-class _Render:
-    """One engine speaking one sentence in a thread of its own, chunks posted to the loop.
-
-    It owns its render slot (if any) and gives it back when it stops working for a listener:
-    finished, failed, cancelled or moved to the background."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        text: str,
-        voice: Voice,
-        gate: PriorityGate,
-        opening: bool = True,
-        slot: _Slot | None = None,
-    ) -> None:
-        self.engine = engine
-        self.text = text
-        self.voice = voice
-        self.opening = opening
-        self.chunks: list[bytes] = []
-        self.cancelled = threading.Event()
-        self.background = threading.Event()
-        self._finish_lock = threading.Lock()
-        self._finished = False
-        self.succeeded = False
-        """Set once the engine ran to its end uncancelled: `chunks` then hold the whole sentence."""
-        self.error: str | None = None
-        """Why the engine failed, when it did."""
-        self._on_background_done: Callable[[_Render, bool], None] | None = None
-        self._gate = gate
-        self._slot = slot
-        self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
-        self._thread = threading.Thread(target=self._run, name=f"render-{engine.name}", daemon=True)
-        self.started_at = 0.0
-
-    def start(self) -> None:
-        self.started_at = time.monotonic()
-        self._thread.start()
-
-    def cancel(self) -> None:
-        self.cancelled.set()
-        self.release_slot()
-
-    def release_slot(self) -> None:
-        if self._slot is not None:
-            self._slot.release()
-
-    async def next_event(self, timeout: float) -> tuple[str, object]:
-        """The next posted event; what is already queued is returned at once, however late,
-        because the time a slow client took to read it is not the engine's."""
-        try:
-            return self._queue.get_nowait()
-        except asyncio.QueueEmpty:
-            return await asyncio.wait_for(self._queue.get(), max(timeout, 0.0))
-
-    def _post(self, kind: str, value: object) -> None:
-        if self.background.is_set():
-            return  # nobody is listening any more
-        try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, (kind, value))
-        except RuntimeError:
-            pass  # the loop is closed: the server is shutting down
-
-    def move_to_background(self, on_done: Callable[["_Render", bool], None]) -> bool:
-        """Stop reporting to the loop and call `on_done(render, succeeded)` from the thread when
-        finished. False when the render had already finished (then nothing will be called and
-        `succeeded` says how it ended)."""
-        with self._finish_lock:
-            if self._finished:
-                return False
-            self._on_background_done = on_done
-            self.background.set()
-        self.release_slot()  # background renders yield to live ones through the gate instead
-        return True
-
-    def _run(self) -> None:
-        succeeded = False
-        try:
-            iterator = iter(self.engine.synthesize(self.text, self.voice, opening=self.opening))
-            while not self.cancelled.is_set():
-                if self.background.is_set():
-                    self._gate.wait_until_idle(self.cancelled)
-                try:
-                    chunk = next(iterator)
-                except StopIteration:
-                    succeeded = True
-                    self._post("done", None)
-                    break
-                if not isinstance(chunk, (bytes, bytearray, memoryview)):
-                    raise EngineError(f"engine returned {type(chunk).__name__} instead of PCM bytes")
-                chunk = bytes(chunk)
-                self.chunks.append(chunk)
-                self._post("chunk", chunk)
-            else:
-                close = getattr(iterator, "close", None)
-                if close is not None:
-                    close()
-        except BaseException as err:  # noqa: BLE001 - any engine failure passes the sentence on
-            self.error = _describe(err)
-            self._post("error", err)
-            if self.background.is_set():
-                _LOGGER.warning("Background render by %s failed: %s", self.engine.name, err)
-        finally:
-            self.release_slot()
-            with self._finish_lock:
-                self._finished = True
-                self.succeeded = succeeded and not self.cancelled.is_set()
-                on_done = self._on_background_done
-            if on_done is not None:
-                on_done(self, self.succeeded)
-
-
 class Synthesizer:
     def __init__(
         self,
@@ -264,7 +105,7 @@ class Synthesizer:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._spare = asyncio.Semaphore(1)
         self._gate = PriorityGate()
-        self._late: set[_Render] = set()
+        self._late: set[Render] = set()
         self._late_lock = threading.Lock()
         self._disk_writes: set[asyncio.Future[None]] = set()
         self.breakers = {
@@ -460,7 +301,7 @@ class Synthesizer:
                 semaphore = await asyncio.wait_for(self._first_free(self._slots, self._spare), self.settings.sentence_cap)
             except asyncio.TimeoutError:
                 raise StepFailed(f"no free render slot within {self.settings.sentence_cap:g} s", engine_fault=False) from None
-        render = _Render(engine, text, voice, self._gate, opening, _Slot(semaphore, self._gate))
+        render = Render(engine, text, voice, self._gate, opening, Slot(semaphore, self._gate))
         resampler = StreamResampler(voice.sample_rate, fmt.rate)
         try:
             render.start()
@@ -483,7 +324,7 @@ class Synthesizer:
                     self._abandon(render, own_voice, key)
                     raise StepFailed(why, timed_out=True) from None
                 if kind == "error":
-                    raise StepFailed(_describe(value))
+                    raise StepFailed(describe_error(value))
                 if kind == "done":
                     break
                 assert isinstance(value, bytes)
@@ -520,7 +361,7 @@ class Synthesizer:
                 else:
                     wait.cancel()
 
-    def _abandon(self, render: _Render, own_voice: bool, key: str) -> None:
+    def _abandon(self, render: Render, own_voice: bool, key: str) -> None:
         """A step ran out of time. Keep the voice's own render going in the background, so the
         next request for this sentence is in the right voice; drop it when too many are already."""
         if not own_voice or not self._claim_late_slot(render):
@@ -535,14 +376,14 @@ class Synthesizer:
 
     def _render_late(self, engine: Engine, voice: Voice, text: str, key: str) -> None:
         """Start a background-only render of a sentence the response did not wait for."""
-        render = _Render(engine, text, voice, self._gate, opening=False)
+        render = Render(engine, text, voice, self._gate, opening=False)
         if not self._claim_late_slot(render):
             return
         render.move_to_background(lambda finished, ok: self._store_late(finished, ok, key))
         render.start()
         _LOGGER.info("Rendering %r by %s in the background for the cache", text, engine.name)
 
-    def _claim_late_slot(self, render: _Render) -> bool:
+    def _claim_late_slot(self, render: Render) -> bool:
         if self.cache is None:
             return False
         with self._late_lock:
@@ -552,7 +393,7 @@ class Synthesizer:
             self._late.add(render)
             return True
 
-    def _store_late(self, render: _Render, succeeded: bool, key: str) -> None:
+    def _store_late(self, render: Render, succeeded: bool, key: str) -> None:
         with self._late_lock:
             self._late.discard(render)
         pcm = b"".join(render.chunks)
@@ -562,8 +403,8 @@ class Synthesizer:
 
     def pin(self, keys: list[str]) -> None:
         """Keep these entries on disk whatever eviction would choose (pre-rendered texts)."""
-        if self.cache is not None and self.cache.disk is not None:
-            self.cache.disk.pin(keys)
+        if self.cache is not None:
+            self.cache.pin(keys)
 
     async def render_for_cache(self, text: str, voice: Voice) -> str:
         """Render one sentence in the voice's own engine into the cache, at the lowest
@@ -578,11 +419,11 @@ class Synthesizer:
         loop = asyncio.get_running_loop()
         finished: asyncio.Future[bool] = loop.create_future()
 
-        def on_done(_: _Render, succeeded: bool) -> None:
+        def on_done(_: Render, succeeded: bool) -> None:
             with contextlib.suppress(RuntimeError):  # the loop closed: the server stopped
                 loop.call_soon_threadsafe(lambda: finished.done() or finished.set_result(succeeded))
 
-        render = _Render(self.catalogue.engines[voice.engine], text, voice, self._gate, opening=False)
+        render = Render(self.catalogue.engines[voice.engine], text, voice, self._gate, opening=False)
         render.move_to_background(on_done)
         render.start()
         try:
@@ -599,8 +440,3 @@ class Synthesizer:
     def late_render_count(self) -> int:
         with self._late_lock:
             return len(self._late)
-
-
-def _describe(error: object) -> str:
-    text = str(error) or type(error).__name__
-    return text if isinstance(error, EngineError) else f"{type(error).__name__}: {text}"

@@ -1,0 +1,185 @@
+"""One engine rendering one sentence in a thread of its own, and what a live render holds.
+
+Split from the synthesizer, which decides *which* engine speaks a sentence and for how long;
+this module is *how* a render runs: its thread, the events it posts to the event loop, its
+render slot (given back by the render itself, never by a client), and the gate that lets
+background renders work only while no live render does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from .engines.base import Engine, EngineError, Voice
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class PriorityGate:
+    """Lets background renders run only while no live render is working."""
+
+    def __init__(self) -> None:
+        self._live = 0
+        self._condition = threading.Condition()
+
+    def enter_live(self) -> None:
+        with self._condition:
+            self._live += 1
+
+    def leave_live(self) -> None:
+        with self._condition:
+            self._live -= 1
+            if self._live == 0:
+                self._condition.notify_all()
+
+    def wait_until_idle(self, cancelled: threading.Event) -> None:
+        with self._condition:
+            while self._live > 0 and not cancelled.is_set():
+                self._condition.wait(timeout=0.5)
+
+
+class Slot:
+    """What a live render holds: one of the `max_concurrent` render slots (or the last step's
+    spare), and its place among the live renders that background renders yield to. Given back
+    exactly once, from any thread."""
+
+    def __init__(self, semaphore: asyncio.Semaphore, gate: PriorityGate) -> None:
+        self._semaphore = semaphore
+        self._gate = gate
+        self._loop = asyncio.get_running_loop()
+        self._lock = threading.Lock()
+        self._released = False
+        gate.enter_live()
+
+    def release(self) -> None:
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+        self._gate.leave_live()
+        try:
+            self._loop.call_soon_threadsafe(self._semaphore.release)
+        except RuntimeError:
+            pass  # the loop is closed: the server is shutting down
+
+
+class Render:
+    """One engine speaking one sentence in a thread of its own, chunks posted to the loop.
+
+    It owns its render slot (if any) and gives it back when it stops working for a listener:
+    finished, failed, cancelled or moved to the background."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        text: str,
+        voice: Voice,
+        gate: PriorityGate,
+        opening: bool = True,
+        slot: Slot | None = None,
+    ) -> None:
+        self.engine = engine
+        self.text = text
+        self.voice = voice
+        self.opening = opening
+        self.chunks: list[bytes] = []
+        self.cancelled = threading.Event()
+        self.background = threading.Event()
+        self._finish_lock = threading.Lock()
+        self._finished = False
+        self.succeeded = False
+        """Set once the engine ran to its end uncancelled: `chunks` then hold the whole sentence."""
+        self.error: str | None = None
+        """Why the engine failed, when it did."""
+        self._on_background_done: Callable[[Render, bool], None] | None = None
+        self._gate = gate
+        self._slot = slot
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+        self._thread = threading.Thread(target=self._run, name=f"render-{engine.name}", daemon=True)
+        self.started_at = 0.0
+
+    def start(self) -> None:
+        self.started_at = time.monotonic()
+        self._thread.start()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        self.release_slot()
+
+    def release_slot(self) -> None:
+        if self._slot is not None:
+            self._slot.release()
+
+    async def next_event(self, timeout: float) -> tuple[str, object]:
+        """The next posted event; what is already queued is returned at once, however late,
+        because the time a slow client took to read it is not the engine's."""
+        try:
+            return self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return await asyncio.wait_for(self._queue.get(), max(timeout, 0.0))
+
+    def _post(self, kind: str, value: object) -> None:
+        if self.background.is_set():
+            return  # nobody is listening any more
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, (kind, value))
+        except RuntimeError:
+            pass  # the loop is closed: the server is shutting down
+
+    def move_to_background(self, on_done: Callable[["Render", bool], None]) -> bool:
+        """Stop reporting to the loop and call `on_done(render, succeeded)` from the thread when
+        finished. False when the render had already finished (then nothing will be called and
+        `succeeded` says how it ended)."""
+        with self._finish_lock:
+            if self._finished:
+                return False
+            self._on_background_done = on_done
+            self.background.set()
+        self.release_slot()  # background renders yield to live ones through the gate instead
+        return True
+
+    def _run(self) -> None:
+        succeeded = False
+        try:
+            iterator = iter(self.engine.synthesize(self.text, self.voice, opening=self.opening))
+            while not self.cancelled.is_set():
+                if self.background.is_set():
+                    self._gate.wait_until_idle(self.cancelled)
+                try:
+                    chunk = next(iterator)
+                except StopIteration:
+                    succeeded = True
+                    self._post("done", None)
+                    break
+                if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                    raise EngineError(f"engine returned {type(chunk).__name__} instead of PCM bytes")
+                chunk = bytes(chunk)
+                self.chunks.append(chunk)
+                self._post("chunk", chunk)
+            else:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
+        except BaseException as err:  # noqa: BLE001 - any engine failure passes the sentence on
+            self.error = describe_error(err)
+            self._post("error", err)
+            if self.background.is_set():
+                _LOGGER.warning("Background render by %s failed: %s", self.engine.name, err)
+        finally:
+            self.release_slot()
+            with self._finish_lock:
+                self._finished = True
+                self.succeeded = succeeded and not self.cancelled.is_set()
+                on_done = self._on_background_done
+            if on_done is not None:
+                on_done(self, self.succeeded)
+
+
+def describe_error(error: object) -> str:
+    text = str(error) or type(error).__name__
+    return text if isinstance(error, EngineError) else f"{type(error).__name__}: {text}"
