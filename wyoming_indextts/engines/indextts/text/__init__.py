@@ -10,7 +10,19 @@ Numbers, dates and units are written out by `wyoming_indextts.text.normalize` (w
 """
 
 from .frontend import NoSpeakableTextError, TextFrontend
+from .frontend25 import TextFrontend25
 from .official import CHAR_REP_MAP, ZH_CHAR_REP_MAP, normalize
 from .segments import split_segments
+from .tokenizer25 import Tokenizer25, language_id
 
-__all__ = ["CHAR_REP_MAP", "ZH_CHAR_REP_MAP", "NoSpeakableTextError", "TextFrontend", "normalize", "split_segments"]
+__all__ = [
+    "CHAR_REP_MAP",
+    "ZH_CHAR_REP_MAP",
+    "NoSpeakableTextError",
+    "TextFrontend",
+    "TextFrontend25",
+    "Tokenizer25",
+    "language_id",
+    "normalize",
+    "split_segments",
+]
