@@ -99,6 +99,7 @@ EN = [
     "It costs $5.99, about 40% of the budget. GPT-5-nano and F5-TTS are models.",
     "He said \"it's fine\" (really) - then left... OK?",
     "Read <going|G OW1 . IH0 NG> like this.",
+    "a sentence without any stop that goes on and on about the lights the doors and the heating",
 ]
 ZH = [
     "欢迎回家，客厅的灯已经为您打开。",
@@ -107,6 +108,7 @@ ZH = [
     "xuan4 ju4 这两个字怎么读？<行|XING2>不行。",
     "克里斯托弗·诺兰是一位导演，GPT-5-nano 和 F5-TTS 都是模型。",
     "他说：“没问题。”然后（真的）走了……好吗？Your package has arrived.",
+    "今天天气很好我们一起去公园散步然后回家吃饭休息一下再出发去超市买东西",  # no punctuation
 ]
 JA = [
     "今日は良い天気ですね。",

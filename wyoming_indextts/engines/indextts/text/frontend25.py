@@ -148,7 +148,11 @@ def split_text_by_tokens(text: str, tokenizer: Tokenizer25, max_tokens: int, cap
     annotation span is never cut."""
     count = tokenizer.count
     budget = max(1, min(max_tokens, capacity - 2) - count(language_prefix(lang)))
-    if count(text) <= budget:
+
+    def fits(piece: str) -> bool:
+        return count(piece) <= budget
+
+    if fits(text):
         return [text]
     chunks: list[str] = []
     for piece, atomic in _atomic_pieces(text):
@@ -158,30 +162,28 @@ def split_text_by_tokens(text: str, tokenizer: Tokenizer25, max_tokens: int, cap
         for part in _CLAUSE_END.split(piece):
             if not part:
                 continue
-            if count(part) <= budget:
+            if fits(part):
                 chunks.append(part)
                 continue
-            current = ""
-            for word in _WORD.findall(part):
-                for unit in [word] if count(word) <= budget else word:
-                    if current and count(current + unit) > budget:
-                        chunks.append(current)
-                        current = unit
-                    else:
-                        current += unit
-            if current:
-                chunks.append(current)
-    segments: list[str] = []
+            # no punctuation in reach: between words; a word too long alone, per character
+            units = [unit for word in _WORD.findall(part) for unit in ([word] if fits(word) else word)]
+            chunks += _pack(units, fits)
+    return _pack(chunks, fits) or [text]
+
+
+def _pack(units: list[str], fits: Callable[[str], bool]) -> list[str]:
+    """Neighbours joined while they fit, in order (the official accumulation)."""
+    packed: list[str] = []
     current = ""
-    for chunk in chunks:
-        if current and count(current + chunk) > budget:
-            segments.append(current)
-            current = chunk
+    for unit in units:
+        if current and not fits(current + unit):
+            packed.append(current)
+            current = unit
         else:
-            current += chunk
+            current += unit
     if current:
-        segments.append(current)
-    return segments or [text]
+        packed.append(current)
+    return packed
 
 
 def _atomic_pieces(text: str) -> list[tuple[str, bool]]:
