@@ -27,8 +27,6 @@ class NoSpeakableTextError(ValueError):
     """The text has nothing a voice could say (only punctuation, symbols, emoji or spaces)."""
 
 
-
-
 @dataclass(frozen=True)
 class TextFrontend:
     """Normaliser + BPE tokenizer + segmenter for one IndexTTS2 model folder's `bpe.model`.
