@@ -7,6 +7,6 @@ where wetext 0.1.8 reads wrong are fixed around it in the language's module, eac
 test (tests/test_text_normalize.py) and listed in tests/data/normalizer_readings.json.
 """
 
-from .normalize import LANGUAGES, normalize
+from .grammars import LANGUAGES, normalize
 
 __all__ = ["LANGUAGES", "normalize"]

@@ -1,4 +1,5 @@
-"""The wetext wrapper: one normaliser per language, built on first use, shared by threads."""
+"""WeTextProcessing's grammars (wetext) behind `normalize`: one normaliser per language, built
+on first use, shared by threads."""
 
 from __future__ import annotations
 
