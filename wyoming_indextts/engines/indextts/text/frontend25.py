@@ -24,6 +24,7 @@ Last, ``<word|PRON>`` pronunciation annotations become special-token spans, as t
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ _WORD = re.compile(r"\S+\s*|\s+")
 _KANA = re.compile(r"[\u3040-\u309f]+|[\u30a0-\u30ff]+")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _CHAR_REP = char_map_pattern(CHAR_REP_MAP)
+_JAPANESE_LOADING = threading.Lock()
 
 
 def map_punctuation(text: str, keep: str = "") -> str:
@@ -106,12 +108,15 @@ class JapaneseWords:
                 "pip install 'wyoming-indextts[ja]'"
             ) from err
         self._tagger = fugashi.Tagger()
+        # one MeCab tagger is not safe to call from two render threads at once
+        self._lock = threading.Lock()
 
     def __call__(self, text: str) -> str:
-        return "".join(
-            " ".join(word.surface for word in self._tagger(part)) if part.strip() else part
-            for part in re.split(r"( +)", text)
-        )
+        with self._lock:
+            return "".join(
+                " ".join(word.surface for word in self._tagger(part)) if part.strip() else part
+                for part in re.split(r"( +)", text)
+            )
 
 
 def prepare_text(
@@ -221,7 +226,9 @@ class TextFrontend25:
 
     def prepare(self, text: str, lang: str) -> str:
         if lang.lower() == "ja" and self._japanese is None:
-            self._japanese = JapaneseWords()  # the dictionary loads on first Japanese text
+            with _JAPANESE_LOADING:
+                if self._japanese is None:
+                    self._japanese = JapaneseWords()  # the dictionary loads on first Japanese text
         return prepare_text(text, lang, self.glossary, self._japanese)
 
     def segment_ids(self, text: str, lang: str, capacity: int, max_tokens: int = 120) -> list[list[int]]:
