@@ -41,6 +41,7 @@ from tests.conftest import SHARED
 
 SHARED_TEXTS = SHARED / "texts"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+READINGS = json.loads((REPO_ROOT / "tests" / "data" / "normalizer_readings.json").read_text(encoding="utf-8"))
 
 
 def _official_front() -> ModuleType:
@@ -252,7 +253,7 @@ def test_tokens_and_ids_match_official_tokenizer(
     assert frontend.encode(text) == official_tokenizer.encode(text)
 
 
-@pytest.mark.parametrize("text", PARITY_TEXTS)
+@pytest.mark.parametrize("text", PARITY_TEXTS + [r["text"] for r in READINGS])
 def test_normalizer_wraps_wetext_like_the_official(official_normalizer: Any, text: str) -> None:
     assert normalize(text) == official_normalizer.normalize(text)
 
@@ -395,7 +396,6 @@ def test_glossary_applies_like_the_official() -> None:
 # are checked in tests/test_text_normalize.py)
 # --------------------------------------------------------------------------------------
 
-READINGS = json.loads((REPO_ROOT / "tests" / "data" / "normalizer_readings.json").read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize(("text", "expected"), [(r["text"], r["reading"]) for r in READINGS])
