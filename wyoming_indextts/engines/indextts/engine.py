@@ -8,7 +8,7 @@ Per sentence, as ``IndexTTS2.infer_generator`` does per segment:
    the emotion matrix rows chosen by the voice's style;
 3. GPT: prefill + decode loop with a KV cache → mel codes (cut at the stop token);
 4. GPT forward → latents; s2mel (front graph, Euler + CFG loop over the DiT step graph);
-5. BigVGAN → 22050 Hz float audio, clamped, turned into int16 as infer_v2 does.
+5. BigVGAN → float audio at the folder's rate (22050 Hz for IndexTTS-2), clamped, turned into int16 as infer_v2 does.
 
 Each segment is yielded as soon as it is rendered (long text streams); infer_v2's 200 ms of
 silence goes between segments.
@@ -29,11 +29,24 @@ import numpy as np
 
 from ..base import EngineError, Voice
 from .conditioning import AcousticConditioner, AcousticPrompt, load_mel_settings
-from .gpt import (
-    CORE_GRAPH,
+from .format import (
+    BIGVGAN_GRAPH,
+    CAMPPLUS_GRAPH,
     EMOTION_GRAPH,
-    EMOTIONS,
+    GPT_GRAPH,
+    GPT_INT8_GRAPH,
+    MAX_PROMPT_SECONDS,
+    MAX_PROMPT_SECONDS_FIELD,
+    PROMPT_REGULATOR_GRAPH,
+    S2MEL_ESTIMATOR_GRAPH,
+    S2MEL_ESTIMATOR_INT8_GRAPH,
+    S2MEL_FRONT_GRAPH,
+    SEMANTIC_CODEC_GRAPH,
     SPEAKER_GRAPH,
+    W2V_BERT_GRAPH,
+)
+from .gpt import (
+    EMOTIONS,
     GPTConfig,
     REEXPORT_HINT,
     GPTRuntime,
@@ -44,12 +57,12 @@ from .gpt import (
     trim_codes,
 )
 from .model import EXPORT_HINT, IndexTTSModel, ModelError
-from .s2mel import GRAPH_S2MEL_ESTIMATOR, GRAPH_S2MEL_FRONT, S2Mel
+from .s2mel import S2Mel
 from .batched import generate_batch
 from .sampling import Sampler, SamplingOptions
 from .speculative import SpeculativeDecoder
 from .text import NoSpeakableTextError, TextFrontend
-from .vocoder import GRAPH_BIGVGAN, Vocoder
+from .vocoder import Vocoder
 from .voice import (
     CONDITIONING_FORMAT,
     ConditioningStore,
@@ -65,29 +78,25 @@ from .voice import (
 _LOGGER = logging.getLogger(__name__)
 
 ENGINE_NAME = "indextts"
-SAMPLE_RATE = 22050
 
 CONDITIONING_GRAPHS = (
-    "w2v_bert",
-    "semantic_codec",
-    "campplus",
-    "prompt_regulator",
+    W2V_BERT_GRAPH,
+    SEMANTIC_CODEC_GRAPH,
+    CAMPPLUS_GRAPH,
+    PROMPT_REGULATOR_GRAPH,
     SPEAKER_GRAPH,
     EMOTION_GRAPH,
 )
 """Graphs needed only to prepare a voice; released once every voice is prepared."""
-
-CORE_INT8_GRAPH = "gpt_int8"
-ESTIMATOR_INT8_GRAPH = "s2mel_estimator_int8"
 
 
 def serving_graphs(options: IndexTTSOptions) -> tuple[str, ...]:
     """The graphs a serving process holds: the GPT core, s2mel and BigVGAN (and the int8 GPT
     core as the draft of speculative decoding)."""
     if options.int8:
-        return (CORE_INT8_GRAPH, GRAPH_S2MEL_FRONT, ESTIMATOR_INT8_GRAPH, GRAPH_BIGVGAN)
-    draft = (CORE_INT8_GRAPH,) if options.speculative else ()
-    return (CORE_GRAPH, GRAPH_S2MEL_FRONT, GRAPH_S2MEL_ESTIMATOR, GRAPH_BIGVGAN, *draft)
+        return (GPT_INT8_GRAPH, S2MEL_FRONT_GRAPH, S2MEL_ESTIMATOR_INT8_GRAPH, BIGVGAN_GRAPH)
+    draft = (GPT_INT8_GRAPH,) if options.speculative else ()
+    return (GPT_GRAPH, S2MEL_FRONT_GRAPH, S2MEL_ESTIMATOR_GRAPH, BIGVGAN_GRAPH, *draft)
 
 
 @dataclass(frozen=True)
@@ -249,15 +258,14 @@ class IndexTTSEngine:
         if options.speculative:
             if not self.gpt.maskable:
                 raise ModelError(f"{model.path}: {REEXPORT_HINT}")
-            draft = GPTRuntime(model.session(CORE_INT8_GRAPH), arrays, gpt_config)
+            draft = GPTRuntime(model.session(GPT_INT8_GRAPH), arrays, gpt_config)
             self.speculative = SpeculativeDecoder(self.gpt, draft, options.speculative)
-        self.s2mel = S2Mel(model.session, estimator)
-        self.vocoder = Vocoder(model.session)
+        self.s2mel = S2Mel(model.session, estimator, model.speech.mel_frames_per_code)
+        self.vocoder = Vocoder(model.session, model.speech)
         for graph in graphs:
             model.session(graph)
         self.emo_num = [int(n) for n in cfg["emo_num"]]
         self.emo_matrix = model.array(cfg["emo_matrix"])
-        self.spk_matrix = model.array(cfg["spk_matrix"])
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -357,7 +365,7 @@ class IndexTTSEngine:
 
     def _stream(self, segments: list[list[int]], loaded: _LoadedVoice) -> Iterator[bytes]:
         rng = np.random.default_rng(self.options.seed)
-        silence = b"\x00\x00" * int(SAMPLE_RATE * self.options.interval_silence_ms / 1000)
+        silence = b"\x00\x00" * int(self.model.speech.sample_rate * self.options.interval_silence_ms / 1000)
         spoken = False
         for ids in segments:
             result = self.render(ids, loaded.voice, rng=rng)
@@ -395,7 +403,7 @@ class IndexTTSEngine:
                 segments.append([])
                 results.append(err)
         rngs = [np.random.default_rng(self.options.seed) for _ in texts]
-        silence = b"\x00\x00" * int(SAMPLE_RATE * self.options.interval_silence_ms / 1000)
+        silence = b"\x00\x00" * int(self.model.speech.sample_rate * self.options.interval_silence_ms / 1000)
         prefix = self.prefix(voice)
         for index in range(max((len(s) for s in segments), default=0)):
             rows = [t for t, text_segments in enumerate(segments) if index < len(text_segments)]
@@ -510,7 +518,7 @@ def condition_voice(model: IndexTTSModel, conditioner: AcousticConditioner, clip
     """Everything synthesis needs from one clip (raises VoiceError for a bad clip)."""
     samples, rate = read_clip(clip)
     check_clip(clip, samples, rate, options.min_clip_seconds, options.max_clip_seconds)
-    audio = prepare_clip_audio(samples, rate, float(model.config.get("max_prompt_seconds", 15.0)))
+    audio = prepare_clip_audio(samples, rate, float(model.config.get(MAX_PROMPT_SECONDS_FIELD, MAX_PROMPT_SECONDS)))
     prompt = conditioner.prepare(audio.speaker_16k, audio.speaker_22k)
     emotion_features = conditioner.semantic_embedding(audio.emotion_16k)
     speaker = model.session(SPEAKER_GRAPH)
@@ -565,7 +573,7 @@ def prepare_voices(
             voice = Voice(
                 name=spec.name,
                 engine=ENGINE_NAME,
-                sample_rate=SAMPLE_RATE,
+                sample_rate=model.speech.sample_rate,
                 languages=spec.languages,
                 description=spec.description,
                 version=str(model.config.get("version") or "") or None,
