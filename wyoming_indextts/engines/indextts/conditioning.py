@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from wyoming_indextts.engines.sessions import providers, session_options
 from wyoming_indextts.engines.indextts.format import (
     CAMPPLUS_GRAPH,
     MEL_FIELD,
@@ -30,6 +29,7 @@ from wyoming_indextts.engines.indextts.format import (
     graph_file,
     read_acoustic_params,
 )
+from wyoming_indextts.engines.indextts.model import open_session
 from wyoming_indextts.engines.indextts.features import (
     MelSettings,
     campplus_features,
@@ -43,9 +43,8 @@ SessionFor = Callable[[str], Any]
 
 
 def directory_sessions(model_dir: Path, threads: int = 0) -> SessionFor:
-    """Sessions for `<model_dir>/<name>.onnx`, created on first use and kept."""
-    import onnxruntime as ort
-
+    """Sessions for `<model_dir>/<name>.onnx`, created on first use and kept (no manifest
+    needed: for tests and tools that hold a folder of graphs, not a verified model)."""
     cache: dict[str, Any] = {}
 
     def session_for(name: str) -> Any:
@@ -53,8 +52,7 @@ def directory_sessions(model_dir: Path, threads: int = 0) -> SessionFor:
             path = Path(model_dir) / graph_file(name)
             if not path.is_file():
                 raise FileNotFoundError(f"{path} is missing: export the model folder again (wyoming-indextts export)")
-            options = session_options(threads)
-            cache[name] = ort.InferenceSession(str(path), sess_options=options, providers=providers())
+            cache[name] = open_session(path, name, threads=threads)
         return cache[name]
 
     return session_for

@@ -285,20 +285,10 @@ class IndexTTSModel:
             self._sessions.clear()
 
     def _create_session(self, graph: GraphInfo) -> Any:
-        import onnxruntime as ort
-
         path = self.path / graph.file
-        options = self._session_options
-        if options is None:
-            # Only the GPT core, run once per token, keeps an arena; s2mel and BigVGAN run once
-            # per sentence on large tensors, and their arenas would hold that memory between
-            # sentences (full size, int8 GPT: 1748 instead of 2062 MiB resident after a sentence;
-            # the peak inside a sentence, ~2.0-2.1 GiB, is the activations themselves).
-            options = new_session_options(self._threads, arena=graph.name in ARENA_GRAPHS)
-        try:
-            session = ort.InferenceSession(str(path), sess_options=options, providers=self._providers)
-        except Exception as err:  # noqa: BLE001 - onnxruntime raises several types
-            raise ModelError(f"{path}: ONNX Runtime cannot load it ({err}); {EXPORT_HINT}") from err
+        session = open_session(
+            path, graph.name, threads=self._threads, providers=self._providers, options=self._session_options
+        )
         names = tuple(i.name for i in session.get_inputs())
         if set(names) != set(graph.input_names):
             raise ModelError(
@@ -306,3 +296,28 @@ class IndexTTSModel:
             )
         _LOGGER.debug("Loaded %s", path)
         return session
+
+
+def open_session(
+    path: Path,
+    graph: str,
+    *,
+    threads: int = 0,
+    providers: list[str] | None = None,
+    options: Any = None,
+) -> Any:
+    """An ONNX Runtime session for graph `graph` stored at `path`: the one way this package
+    opens a graph (the model folder and `conditioning.directory_sessions` both come here).
+    Raises ModelError when ONNX Runtime cannot load the file."""
+    import onnxruntime as ort
+
+    if options is None:
+        # Only the GPT core, run once per token, keeps an arena; s2mel and BigVGAN run once
+        # per sentence on large tensors, and their arenas would hold that memory between
+        # sentences (full size, int8 GPT: 1748 instead of 2062 MiB resident after a sentence;
+        # the peak inside a sentence, ~2.0-2.1 GiB, is the activations themselves).
+        options = new_session_options(threads, arena=graph in ARENA_GRAPHS)
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers or session_providers())
+    except Exception as err:  # noqa: BLE001 - onnxruntime raises several types
+        raise ModelError(f"{path}: ONNX Runtime cannot load it ({err}); {EXPORT_HINT}") from err
