@@ -32,23 +32,19 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
 from pathlib import Path
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
-from wyoming.server import AsyncTcpServer
 from wyoming.tts import Synthesize, SynthesizeVoice
 
 from _report import LoadMonitor, command_line, machine_description, timestamp, write_section
-from wyoming_indextts.__main__ import DEFAULT_FALLBACK_VOICES, build_cache, chain_settings, parse_args
-from wyoming_indextts.engines.base import Engine, EngineError, Voice
+from wyoming_indextts.__main__ import parse_args
+from wyoming_indextts.engines.base import INDEXTTS, PIPER, Engine, EngineError, Voice
 from wyoming_indextts.engines.piper import BUNDLED_VOICE, PiperEngine
-from wyoming_indextts.handler import HandlerSettings, IndexTTSEventHandler
-from wyoming_indextts.sentences import SplitterSettings
+from wyoming_indextts.service import build_service
 from wyoming_indextts.synthesizer import Synthesizer
-from wyoming_indextts.voices import VoiceCatalogue
 
 HERE = Path(__file__).resolve().parent
 TEXTS = HERE.parent.parent / "shared" / "texts"
@@ -157,21 +153,13 @@ async def ask(port: int, text: str, voice: str) -> Response:
 
 
 @contextlib.asynccontextmanager
-async def serve(cli: list[str], engines: dict[str, Engine], voice: str) -> AsyncIterator[tuple[int, Synthesizer]]:
+async def serve(cli: list[str], engines: dict[str, Engine]) -> AsyncIterator[tuple[int, Synthesizer]]:
     """The server `python -m wyoming_indextts CLI...` would run, on a free loopback port, with
     these engines instead of the ones it would load."""
-    args = parse_args(cli, environ={})
-    catalogue = VoiceCatalogue(engines, voice, {**DEFAULT_FALLBACK_VOICES, **dict(args.fallback_voice)})
-    synthesizer = Synthesizer(catalogue, build_cache(args), args.max_concurrent, chain_settings(args, engines))
-    settings = HandlerSettings(
-        samples_per_chunk=args.samples_per_chunk,
-        splitter=SplitterSettings(first_clause_weight=args.first_clause_chars, max_unit_weight=args.max_sentence_chars),
-    )
-    server = AsyncTcpServer("127.0.0.1", 0)
-    await server.start(partial(IndexTTSEventHandler, catalogue, synthesizer, settings))
-    assert server._server is not None
+    service = build_service(parse_args(cli, environ={}), engines)
+    server = await service.listen()
     try:
-        yield server._server.sockets[0].getsockname()[1], synthesizer
+        yield server.bound_port, service.synthesizer
     finally:
         await server.stop()
 
@@ -200,7 +188,7 @@ async def measure_fallback(piper: PiperEngine, texts: list[str], deadline: float
     for _ in range(FALLBACK_REPEATS):
         with tempfile.TemporaryDirectory(prefix="fault-run-fallback-") as data_dir:
             cli = ["--deadline", f"{deadline:g}", "--data-dir", data_dir]
-            async with serve(cli, {"piper": piper}, BUNDLED_VOICE) as (port, _):
+            async with serve(cli, {PIPER: piper}) as (port, _):
                 await ask(port, "Warming up.", BUNDLED_VOICE)  # a fresh server's first render is slow
                 for text in texts:
                     response = await ask(port, text, BUNDLED_VOICE)
@@ -212,10 +200,10 @@ async def measure_fallback(piper: PiperEngine, texts: list[str], deadline: float
 
 async def run_phase(phase: Phase, piper: PiperEngine, texts: list[str], deadline: float) -> None:
     primary = FaultyPrimary(piper)
-    engines: dict[str, Engine] = {"indextts": primary, "piper": piper}
+    engines: dict[str, Engine] = {INDEXTTS: primary, PIPER: piper}
     with tempfile.TemporaryDirectory(prefix="fault-run-") as data_dir:
         phase.cli = ["--voice", PRIMARY_VOICE, "--deadline", f"{deadline:g}", *phase.extra_cli]
-        async with serve([*phase.cli, "--data-dir", data_dir], engines, PRIMARY_VOICE) as (port, synthesizer):
+        async with serve([*phase.cli, "--data-dir", data_dir], engines) as (port, synthesizer):
             for index, text in enumerate(texts):
                 primary.hanging = phase.hang
                 primary.failing = phase.fail_every_other and index % 2 == 0

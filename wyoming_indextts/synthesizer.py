@@ -25,15 +25,11 @@ from dataclasses import dataclass, field
 from .audio import AudioFormat, StreamResampler
 from .breaker import Breaker
 from .cache import AudioCache, cache_key
-from .engines.base import Engine, Voice
+from .engines.base import BUNDLED_ENGINES, LAST_RESORT, Engine, Voice
 from .render import PriorityGate, Render, Slot, describe_error
 from .voices import VoiceCatalogue, language_name, script_language, speaks
 
 _LOGGER = logging.getLogger(__name__)
-
-LAST_RESORT = "piper"
-BUNDLED_ENGINES = ("kokoro", LAST_RESORT)
-"""Local voices that end every chain: the bundled Mandarin voices, then the English one."""
 
 LAST_STEP_SLOT_WAIT = 1.0
 """Seconds the chain's last step waits for a render slot before it may take the one spare

@@ -7,6 +7,19 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
+# Engine names: the keys of the engine table, the names `--fallback` and `--deadline` take.
+INDEXTTS = "indextts"
+SAMBERT = "sambert"
+KOKORO = "kokoro"
+PIPER = "piper"
+
+BUNDLED_ENGINES = (KOKORO, PIPER)
+"""Local voices that end every chain: the bundled Mandarin voices, then the English one."""
+
+LAST_RESORT = PIPER
+"""The chain's last step, which speaks any Latin-script text when nothing else could."""
+
+
 class EngineError(Exception):
     """A synthesis failure, with a message a person can act on."""
 

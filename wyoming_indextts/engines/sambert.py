@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .base import EngineError, Voice
+from .base import SAMBERT, EngineError, Voice
 
 try:  # the optional extra "sambert"; checked when an engine is built
     from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
@@ -45,7 +45,7 @@ except ImportError:
 
 _LOGGER = logging.getLogger(__name__)
 
-ENGINE_NAME = "sambert"
+ENGINE_NAME = SAMBERT
 VOICE_PREFIX = "sambert-"
 
 DEFAULT_REGION = "cn-shanghai"
