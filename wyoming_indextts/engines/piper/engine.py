@@ -24,10 +24,10 @@ import numpy as np
 import onnxruntime
 from piper import PiperConfig, PiperVoice, SynthesisConfig
 
-from ..audio import float_to_pcm
-from .base import PIPER, EngineError, Voice
-from .sessions import providers
-from .sessions import session_options as default_session_options
+from ...audio import float_to_pcm
+from ..base import PIPER, EngineError, Voice
+from ..sessions import providers
+from ..sessions import session_options as default_session_options
 from .vits_stream import StreamingVits
 
 BUNDLED_VOICE = "en_US-joe-medium"
