@@ -72,6 +72,9 @@ class CountingEngine:
     def voices(self) -> Sequence[Voice]:
         return [self.voice]
 
+    def voice_for_language(self, language: str) -> Voice | None:
+        return None
+
     def synthesize(self, text: str, voice: Voice, *, opening: bool = True) -> Iterator[bytes]:
         self.calls.append(text)
         if self.hang.is_set():

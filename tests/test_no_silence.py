@@ -384,7 +384,7 @@ async def test_another_entrys_file_under_this_name_is_never_served(piper, tmp_pa
         planted = (await speak(harness, first)).audio
         await harness.synthesizer.drain()
         voice = harness.catalogue.resolve(None)
-        fmt = harness.synthesizer.output_format(voice)
+        fmt = voice.output_format
         keys = [harness.synthesizer.key_for(voice, fmt, text) for text in (first, second)]
     disk = make_cache(tmp_path).disk
     assert disk is not None

@@ -109,11 +109,6 @@ class Synthesizer:
             for name in catalogue.engines
         }
 
-    @staticmethod
-    def output_format(voice: Voice) -> AudioFormat:
-        """A response keeps the requested voice's format, whichever engine ends up speaking."""
-        return AudioFormat(rate=voice.sample_rate)
-
     def chain(self, voice: Voice, text: str = "") -> list[tuple[Engine, Voice]]:
         """The steps that may speak `text` for `voice`, in order. Text in a script that gives
         its language away (Han, kana, Hangul) goes only to voices of that language: the
@@ -408,7 +403,7 @@ class Synthesizer:
         waiting. Returns "cached" when it already was, "rendered", or why it failed."""
         if self.cache is None:
             return "the cache is off (--no-cache)"
-        fmt = self.output_format(voice)
+        fmt = voice.output_format
         key = self.key_for(voice, fmt, text)
         if await self._cached(key) is not None:
             return "cached"

@@ -182,6 +182,9 @@ class PiperEngine:
     def voices(self) -> Sequence[Voice]:
         return [loaded.voice for loaded in self._voices.values()]
 
+    def voice_for_language(self, language: str) -> Voice | None:
+        return None  # no preference: the catalogue takes the first voice of the language
+
     def synthesize(self, text: str, voice: Voice, *, opening: bool = True) -> Iterator[bytes]:
         """Only an opening sentence streams its first words early: that costs some 5 % more
         decoding, worth it only while the listener waits for the first sound."""
