@@ -1,6 +1,6 @@
 """Alibaba Cloud Intelligent Speech Interaction (NLS) short-text synthesis, the "sambert" engine.
 
-Two services are involved (see shared/sambert/NLS_PROTOCOL.md beside the repository):
+Two services are involved (as Alibaba Cloud documents them; tests/nls_standin.py speaks both):
 
 * CreateToken (POP API, `nls-meta.cn-shanghai.aliyuncs.com`) turns an AccessKey into a token.
   It goes through aliyun-python-sdk-core's `CommonRequest`, which does the HMAC-SHA1 signing.
