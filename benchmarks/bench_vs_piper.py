@@ -3,7 +3,7 @@ wyoming-bench over loopback TCP.
 
 Run with the project's interpreter (it starts our server with the same one):
 
-    .venv/bin/python benchmarks/bench_vs_piper.py [--rounds 3]
+    .venv/bin/python benchmarks/bench_vs_piper.py [--rounds 3] [--texts DIR]
 
 It installs the reference tools into benchmarks/.work/venv-ref on first use (PyPI only),
 gives wyoming-piper the bundled en_US-joe-medium files so it never downloads, starts both
@@ -18,7 +18,9 @@ servers on 127.0.0.1 and runs `wyoming-bench tts` against both at once:
 - repeated: `--no-unique` against an instance with the default cache, after one priming pass
   over the same texts, as with announcements a house hears every day.
 
-The results go into RESULTS.md between the `bench_vs_piper` markers.
+The results go into RESULTS.md between the `bench_vs_piper` markers. Over 400 lines: it sets
+up the reference tools and three servers, and reads wyoming-bench's text report (it has no JSON
+output) back into tables.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ on the engine's time for the whole sentence; a step that fails, times out or yie
 hands the sentence to the next step. A timed-out render of the voice's own engine is not
 thrown away: it finishes in the background at lower priority and lands in the cache under the
 voice's own key. How one render runs (its thread, slot and priority) is in render.py.
+
+Just over 400 lines: one concern, the chain (steps, deadlines, breaker, late renders, cache);
+splitting the late renders off would spread one sentence's path over two modules.
 """
 
 from __future__ import annotations
