@@ -31,7 +31,9 @@ from .shared_cache import RedisCache
 from .synthesizer import ChainSettings, Synthesizer
 from .voices import VoiceCatalogue
 
-if TYPE_CHECKING:  # the [http] extra is imported only when HTTP is asked for
+if TYPE_CHECKING:  # annotations only; the [http] extra is imported only when HTTP is asked for
+    from asyncio.trsock import TransportSocket
+
     from .http import HttpAddress, HttpServer, HttpSettings
     from .http.library import UploadLimits, VoiceLibrary
 
@@ -55,7 +57,8 @@ class TcpListener(AsyncTcpServer):
         return self._server.sockets[0].getsockname()[1]
 
     @property
-    def socket(self):  # noqa: ANN201 - asyncio's TransportSocket, for socket options in tests
+    def socket(self) -> TransportSocket:
+        """The listening socket (accepted ones inherit its options, such as buffer sizes)."""
         assert self._server is not None, "start() the listener first"
         return self._server.sockets[0]
 
