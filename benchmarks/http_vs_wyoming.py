@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,22 +30,12 @@ from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import add_texts_argument, free_port, text_lines  # noqa: E402
 from _report import LoadMonitor, command_line, machine_description, timestamp, write_section  # noqa: E402
 
-TEXTS = Path(__file__).resolve().parent.parent.parent / "shared" / "texts"
 TEXT_FILES = ("announcements_en.txt", "replies_en.txt", "zh.txt")
 RATE = 22050
 WAV_HEADER = 44
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def load_texts() -> list[str]:
-    return [line.strip() for name in TEXT_FILES for line in (TEXTS / name).read_text("utf-8").splitlines() if line.strip()]
 
 
 async def wyoming(port: int, text: str) -> tuple[float, float, float]:
@@ -138,8 +127,9 @@ def table(title: str, results: dict) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
+    add_texts_argument(parser, ", ".join(TEXT_FILES))
     args = parser.parse_args()
-    texts = load_texts()
+    texts = text_lines(args.texts, TEXT_FILES)
     started = time.monotonic()
     when = timestamp()
     with LoadMonitor() as load:

@@ -24,10 +24,8 @@ import gc
 import hashlib
 import json
 import os
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,6 +34,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import cosine, proc_status_mib, run_json_child  # noqa: E402
 
 FULL_CONFIG = ROOT.parent / "shared" / "indextts2" / "config.yaml"
 TINY_CONFIG = ROOT / "tests" / "indextts" / "tiny_config.yaml"
@@ -153,30 +153,6 @@ def export_model(paths: dict[str, Path], out: Path) -> Path:
 # -- measured children ---------------------------------------------------------------------------
 
 
-def rss_now_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def peak_rss_mib() -> float:
-    """VmHWM: this process's own high-water mark (ru_maxrss would carry the parent's across
-    fork + exec on Linux)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def cosine(a, b) -> float:
-    import numpy as np
-
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
-
-
 def clip_and_tokens(work: Path, args: argparse.Namespace) -> tuple[Path, list[int]]:
     import numpy as np
     import soundfile as sf
@@ -221,7 +197,7 @@ def child_official(args: argparse.Namespace) -> dict[str, Any]:
         results[str(beams)] = _official_runs(args, gpt, off, extract, clip, ids, beams)
     return {
         "by_beams": results,
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": proc_status_mib("VmHWM"),
         "params_m": sum(p.numel() for p in gpt.parameters()) / 1e6,
         "np": np.__version__,
     }
@@ -324,7 +300,7 @@ def child_engine(args: argparse.Namespace) -> dict[str, Any]:
                 model.release(graph)
             conditioner.close()
             release_memory()
-            serving_rss = rss_now_mib()
+            serving_rss = proc_status_mib("VmRSS")
         rng = np.random.default_rng(run)
         prefix = pipeline.prefix(voice)
         start = time.perf_counter()
@@ -346,7 +322,7 @@ def child_engine(args: argparse.Namespace) -> dict[str, Any]:
         print(f"engine{' int8' if args.int8 else ''} run {run}: " + " ".join(f"{v:.2f}" for v in (t_a, t_b, t_c, t_d, t_e)), file=sys.stderr)
     return {
         "timings": timings,
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": proc_status_mib("VmHWM"),
         "serving_rss_mib": serving_rss,
         "audio_seconds": wav.shape[-1] / pipeline.sample_rate,
         "mel_frames": int(noise.shape[2]),
@@ -420,10 +396,7 @@ def run_child(kind: str, args: argparse.Namespace, extra: list[str] = ()) -> dic
                "--tiny-work", str(args.tiny_work), "--accuracy-cases", str(args.accuracy_cases),
                "--official-beams", *map(str, args.official_beams), *extra]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    result = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env)
-    if result.returncode != 0:
-        raise SystemExit(f"{kind} run failed (exit {result.returncode})")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_json_child(command, kind, env)
 
 
 def columns(official: dict[str, Any] | None, engine: dict[str, Any], int8: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:

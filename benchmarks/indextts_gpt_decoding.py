@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _common import proc_status_mib  # noqa: E402
+
 FULL_CONFIG = ROOT.parent / "shared" / "indextts2" / "config.yaml"
 WORK = ROOT / "benchmarks" / ".work" / "indextts_gpt"
 SECTION = "indextts_gpt_decoding"
@@ -75,8 +77,7 @@ def export_gpt(config: Path, out: Path) -> Path:
 
 
 def _rss_mib() -> dict[str, float]:
-    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
-    return {key: int(status[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM")}
+    return {key: proc_status_mib(key) for key in ("VmRSS", "VmHWM")}
 
 
 class _Clock:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _common import proc_status_mib, run_json_child
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = ROOT / "benchmarks" / ".work" / "indextts" / "full"
@@ -39,7 +40,7 @@ def child(voices: Path, conditioning: Path, int8: bool) -> dict[str, Any]:
     options = IndexTTSOptions(int8=int8, max_mel_tokens=MAX_MEL_TOKENS, verify_model=False)
     engine = IndexTTSEngine.load(FULL / "model", voices, conditioning, options)
     loaded = time.perf_counter() - start
-    after_load = _status("VmRSS")
+    after_load = proc_status_mib("VmRSS")
     start = time.perf_counter()
     pcm = b"".join(engine.synthesize(TEXT, engine.voices()[0]))
     return {
@@ -47,21 +48,13 @@ def child(voices: Path, conditioning: Path, int8: bool) -> dict[str, Any]:
         "rss_after_load_mib": after_load,
         "synth_s": time.perf_counter() - start,
         "audio_s": len(pcm) / 2 / 22050,
-        "peak_rss_mib": _status("VmHWM"),
+        "peak_rss_mib": proc_status_mib("VmHWM"),
     }
-
-
-def _status(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise KeyError(field)
 
 
 def run_case(voices: Path, conditioning: Path, int8: bool) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", str(voices), str(conditioning), "int8" if int8 else "fp32"]
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_json_child(command, "int8" if int8 else "fp32")
 
 
 def main() -> int:

@@ -31,6 +31,7 @@ import soxr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import add_texts_argument, text_lines  # noqa: E402
 from _report import LoadMonitor, command_line, machine_description, timestamp, write_section  # noqa: E402
 
 from wyoming_indextts.engines.kokoro import DEFAULT_MANDARIN_VOICE, VOICE_PREFIX, KokoroEngine  # noqa: E402
@@ -38,7 +39,6 @@ from wyoming_indextts.engines.piper import PiperEngine  # noqa: E402
 from wyoming_indextts.engines.sessions import use_shared_thread_pool  # noqa: E402
 
 SECTION = "mandarin_voice"
-TEXTS = Path(__file__).resolve().parents[2] / "shared" / "texts"
 WORK = Path(__file__).resolve().parent / ".work" / "whisper-base"
 WHISPER_RATE = 16000
 TARGET_FIRST_AUDIO = 0.5
@@ -121,17 +121,12 @@ def transcribe(model, audio: np.ndarray, language: str) -> str:
     return "".join(segment.text for segment in segments).strip()
 
 
-def run(voice_names: list[str], threads: int) -> int:
+def run(texts: Path, voice_names: list[str], threads: int) -> int:
     from wetext import Normalizer
 
     use_shared_thread_pool(threads)
-    zh_texts = [line.strip() for line in (TEXTS / "zh.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
-    en_texts = [
-        line.strip()
-        for name in ("announcements_en.txt", "replies_en.txt")
-        for line in (TEXTS / name).read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
+    zh_texts = text_lines(texts, ["zh.txt"])
+    en_texts = text_lines(texts, ["announcements_en.txt", "replies_en.txt"])
     zh_norm = Normalizer(lang="zh", operator="tn", traditional_to_simple=True, full_to_half=True)
     en_norm = Normalizer(lang="en", operator="tn")
     started, machine = timestamp(), machine_description()
@@ -233,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--voices", default=DEFAULT_MANDARIN_VOICE, help="comma-separated Kokoro voices (zf_xiaoxiao, …) or `all`")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default: 2)")
+    add_texts_argument(parser, "zh.txt, announcements_en.txt and replies_en.txt")
     args = parser.parse_args(argv)
     from wyoming_indextts.engines.kokoro.files import VOICE_SHA256
 
@@ -240,10 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in names if name not in VOICE_SHA256]
     if unknown:
         parser.error(f"unknown voice {unknown[0]!r}; choose from {', '.join(VOICE_SHA256)} or all")
-    if not TEXTS.is_dir():
-        print(f"error: benchmark texts not found in {TEXTS}", file=sys.stderr)
+    if not args.texts.is_dir():
+        print(f"error: benchmark texts not found in {args.texts}", file=sys.stderr)
         return 1
-    return run(names, args.threads)
+    return run(args.texts, names, args.threads)
 
 
 if __name__ == "__main__":

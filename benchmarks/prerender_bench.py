@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._common import add_texts_argument, free_port, ms, percentile, wait_ready  # noqa: E402
 from benchmarks._report import LoadMonitor, command_line, machine_description, timestamp, write_section  # noqa: E402
-from benchmarks.fuzz_soak import free_port, percentile, wait_ready  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -84,7 +84,7 @@ async def run(args: argparse.Namespace) -> str:
     cold = await measure(["--no-cache"], texts, args.rounds, None)
     warm = await measure(["--prerender", str(listed)], texts, args.rounds, "Pre-rendering done")
     row = lambda name, values: (  # noqa: E731
-        f"| {name} | {len(values)} | {percentile(values, 0.5) * 1000:.1f} ms | {percentile(values, 0.95) * 1000:.1f} ms | {max(values) * 1000:.1f} ms |"
+        f"| {name} | {len(values)} | {ms(percentile(values, 0.5), 1)} ms | {ms(percentile(values, 0.95), 1)} ms | {ms(max(values), 1)} ms |"
     )
     held = "yes" if percentile(warm, 0.95) <= 0.005 else "**no**"
     return "\n".join(
@@ -101,7 +101,7 @@ async def run(args: argparse.Namespace) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--texts", type=Path, default=REPO.parent / "shared" / "texts", help="folder with announcements_en.txt")
+    add_texts_argument(parser, "announcements_en.txt")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with LoadMonitor() as load:

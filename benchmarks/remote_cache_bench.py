@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,19 +29,13 @@ from pathlib import Path
 from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize
 
+from _common import add_texts_argument, free_port, text_lines
 from _report import LoadMonitor, command_line, machine_description, timestamp, write_section
 
 HERE = Path(__file__).resolve().parent
-TEXTS = HERE.parent.parent / "shared" / "texts"
 TEXT_FILES = ("announcements_en.txt", "replies_en.txt")
 SECTION = "remote_cache_bench"
 SERVER = [sys.executable, "-m", "wyoming_indextts"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def wait_for_port(port: int, timeout: float = 120.0) -> None:
@@ -92,8 +85,7 @@ def summary(samples: list[tuple[float, float]]) -> tuple[float, float, float]:
     return statistics.median(ttfa) * 1000, p95 * 1000, statistics.median(totals) * 1000
 
 
-async def run(rounds: int, work: Path) -> str:
-    texts = [line.strip() for name in TEXT_FILES for line in (TEXTS / name).read_text().splitlines() if line.strip()]
+async def run(texts: list[str], rounds: int, work: Path) -> str:
     redis_port = free_port()
     redis = subprocess.Popen(
         ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -153,14 +145,16 @@ async def run(rounds: int, work: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    add_texts_argument(parser, ", ".join(TEXT_FILES))
     args = parser.parse_args()
+    texts = text_lines(args.texts, TEXT_FILES)
     if shutil.which("redis-server") is None:
         sys.exit("remote_cache_bench: redis-server is missing (Debian package redis-server)")
     started = time.monotonic()
     machine = machine_description()
     with tempfile.TemporaryDirectory() as tmp, LoadMonitor() as load:
-        table = asyncio.run(run(args.rounds, Path(tmp)))
-    count = sum(1 for name in TEXT_FILES for line in (TEXTS / name).read_text().splitlines() if line.strip())
+        table = asyncio.run(run(texts, args.rounds, Path(tmp)))
+    count = len(texts)
     section = f"""## Remote hop and cache levels (loopback, bundled voice)
 
 Run {timestamp()}, {(time.monotonic() - started) / 60:.1f} min. Machine: {machine}.

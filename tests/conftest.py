@@ -9,20 +9,19 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
-from wyoming.server import AsyncTcpServer
 
 from wyoming_indextts.cache import AudioCache, DiskCache
 from wyoming_indextts.engines.base import Engine, Voice
 from wyoming_indextts.engines.kokoro import KokoroEngine
 from wyoming_indextts.engines.piper import PiperEngine
-from wyoming_indextts.handler import HandlerSettings, IndexTTSEventHandler
+from wyoming_indextts.handler import HandlerSettings
+from wyoming_indextts.service import Service, TcpListener, assemble
 from wyoming_indextts.synthesizer import ChainSettings, Synthesizer
 from wyoming_indextts.voices import VoiceCatalogue
 
@@ -73,6 +72,9 @@ class CountingEngine:
     def voices(self) -> Sequence[Voice]:
         return [self.voice]
 
+    def voice_for_language(self, language: str) -> Voice | None:
+        return None
+
     def synthesize(self, text: str, voice: Voice, *, opening: bool = True) -> Iterator[bytes]:
         self.calls.append(text)
         if self.hang.is_set():
@@ -94,11 +96,18 @@ class CountingEngine:
 class Harness:
     """A running server: the real handler behind asyncio's real TCP server on 127.0.0.1."""
 
-    server: AsyncTcpServer
-    synthesizer: Synthesizer
-    catalogue: VoiceCatalogue
+    service: Service
+    server: TcpListener
     cache: AudioCache | None
-    port: int = 0
+    port: int
+
+    @property
+    def synthesizer(self) -> Synthesizer:
+        return self.service.synthesizer
+
+    @property
+    def catalogue(self) -> VoiceCatalogue:
+        return self.service.catalogue
 
     def client(self) -> AsyncTcpClient:
         return AsyncTcpClient("127.0.0.1", self.port)
@@ -114,17 +123,17 @@ async def running_server(
     settings: HandlerSettings | None = None,
     fallback_voices: dict[str, str] | None = None,
 ) -> AsyncIterator[Harness]:
-    catalogue = VoiceCatalogue(engines, default_voice, fallback_voices)
-    synthesizer = Synthesizer(catalogue, cache, max_concurrent, chain)
-    server = AsyncTcpServer("127.0.0.1", 0)
-    await server.start(partial(IndexTTSEventHandler, catalogue, synthesizer, settings or HandlerSettings()))
-    assert server._server is not None
-    port = server._server.sockets[0].getsockname()[1]
+    """The service as `wyoming_indextts.service` builds it, on engines the test chose; the
+engines stay open (they are usually session fixtures)."""
+    service = assemble(
+        engines, default_voice, cache=cache, max_concurrent=max_concurrent, chain=chain, settings=settings, fallback_voices=fallback_voices
+    )
+    server = await service.listen()
     try:
-        yield Harness(server, synthesizer, catalogue, cache, port)
+        yield Harness(service, server, cache, server.bound_port)
     finally:
         await server.stop()
-        await synthesizer.drain()
+        await service.drain()
 
 
 def make_cache(tmp_path: Path, memory_bytes: int = 32 << 20, disk_bytes: int = 64 << 20) -> AudioCache:

@@ -10,7 +10,7 @@ import logging
 import pytest
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
-from wyoming_indextts.__main__ import DEFAULT_FALLBACK_VOICES
+from wyoming_indextts.service import DEFAULT_FALLBACK_VOICES
 from wyoming_indextts.audio import AudioFormat
 from wyoming_indextts.breaker import Breaker, BreakerState
 from wyoming_indextts.engines.base import EngineError

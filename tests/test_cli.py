@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -81,6 +83,21 @@ async def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 6
                 await asyncio.sleep(0.2)
 
 
+@contextlib.asynccontextmanager
+async def server_process(log: Path, *flags: str) -> AsyncIterator[int]:
+    """`python -m wyoming_indextts --uri tcp://127.0.0.1:PORT FLAGS...`, its stderr written to
+    `log`: yields the port once it accepts connections, and terminates the process after."""
+    port = free_port()
+    with open(log, "w") as stderr:
+        process = subprocess.Popen([*SERVER, "--uri", f"tcp://127.0.0.1:{port}", *flags], stderr=stderr)
+    try:
+        await wait_for_port(port, process)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 async def test_tcp_server_process_speaks_and_caches_in_its_data_dir(tmp_path):
     port = free_port()
     process = subprocess.Popen(
@@ -124,7 +141,8 @@ async def test_stdio_server_speaks_over_its_pipes(tmp_path):
 
 
 def test_sambert_voices_are_advertised_only_when_configured(tmp_path, monkeypatch, caplog):
-    from wyoming_indextts.__main__ import load_engines, parse_args
+    from wyoming_indextts.__main__ import parse_args
+    from wyoming_indextts.service import load_engines
     from wyoming_indextts.voices import VoiceCatalogue
 
     for key in ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "NLS_APPKEY"):

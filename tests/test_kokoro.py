@@ -12,7 +12,7 @@ import pytest
 from wyoming.info import Describe
 from wyoming.tts import Synthesize, SynthesizeVoice
 
-from wyoming_indextts.__main__ import DEFAULT_FALLBACK_VOICES
+from wyoming_indextts.service import DEFAULT_FALLBACK_VOICES
 from wyoming_indextts.engines.base import EngineError
 from wyoming_indextts.engines.kokoro import files
 from wyoming_indextts.engines.sambert import SambertEngine

@@ -70,7 +70,7 @@ def small_send_buffers(harness) -> None:
     """Accepted sockets inherit the listener's send buffer: a small one makes the server's
     writes to a client that reads slowly or not at all block within kilobytes, as they would
     over a congested Wi-Fi link, instead of after the ~2.8 MB loopback's buffers take."""
-    harness.server._server.sockets[0].setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    harness.server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
 
 
 def send_line(writer: asyncio.StreamWriter, header: dict, data: bytes = b"") -> None:
@@ -384,7 +384,7 @@ async def test_another_entrys_file_under_this_name_is_never_served(piper, tmp_pa
         planted = (await speak(harness, first)).audio
         await harness.synthesizer.drain()
         voice = harness.catalogue.resolve(None)
-        fmt = harness.synthesizer.output_format(voice)
+        fmt = voice.output_format
         keys = [harness.synthesizer.key_for(voice, fmt, text) for text in (first, second)]
     disk = make_cache(tmp_path).disk
     assert disk is not None

@@ -9,7 +9,7 @@ from piper import PiperVoice
 
 from wyoming_indextts.engines.base import EngineError
 from wyoming_indextts.engines.piper import LIMITER_KNEE, TARGET_RMS, PiperEngine, soft_limit
-from wyoming_indextts.engines.vits_stream import FIRST_FRAMES, StreamingVits
+from wyoming_indextts.engines.piper.vits_stream import FIRST_FRAMES, StreamingVits
 
 from .conftest import SHARED, assert_speech
 

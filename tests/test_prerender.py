@@ -66,7 +66,7 @@ async def test_pinned_entries_survive_eviction_and_a_failing_text_is_reported_on
     async with running_server(engines, "grandma", cache=cache) as harness:
         await Prerenderer(harness.synthesizer, SplitterSettings()).run([PrerenderList(None, listed)])
         voice = harness.catalogue.resolve("grandma")
-        fmt = harness.synthesizer.output_format(voice)
+        fmt = voice.output_format
         pinned = [harness.synthesizer.key_for(voice, fmt, t) for t in ("The dishwasher is done.", "The garage door is open.")]
         # Fill the cache far past its budget with other sentences, in the bundled voice.
         for number in range(12):

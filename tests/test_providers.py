@@ -5,7 +5,6 @@ chosen providers reach every session (shown with the CPU wheel's second provider
 from __future__ import annotations
 
 import logging
-import subprocess
 
 import onnxruntime
 import pytest
@@ -14,7 +13,7 @@ from wyoming_indextts.engines import sessions
 from wyoming_indextts.engines.piper import PiperEngine
 
 from .conftest import assert_speech
-from .test_cli import SERVER, free_port, wait_for_port
+from .test_cli import server_process
 from .test_remote import ask
 
 TEXT = "The porch light is on."
@@ -59,18 +58,8 @@ def test_the_chosen_providers_reach_the_bundled_voices_sessions(restore_provider
 async def test_the_server_reports_its_provider_and_speaks_on_the_cpu_fallback(tmp_path):
     if "OpenVINOExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has OpenVINO")
-    port = free_port()
-    with open(tmp_path / "server.log", "w") as log:
-        process = subprocess.Popen(
-            [*SERVER, "--uri", f"tcp://127.0.0.1:{port}", "--data-dir", str(tmp_path), "--provider", "openvino"],
-            stderr=log,
-        )
-    try:
-        await wait_for_port(port, process)
+    async with server_process(tmp_path / "server.log", "--data-dir", str(tmp_path), "--provider", "openvino") as port:
         response = await ask(port, TEXT)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     assert_speech(response.audio, response.rate, TEXT)
     log_text = (tmp_path / "server.log").read_text()
     assert "Execution provider openvino is not in this onnxruntime" in log_text

@@ -22,7 +22,7 @@ from wyoming_indextts.engines.remote import RemoteEngine, RemoteSettings, parse_
 from wyoming_indextts.synthesizer import ChainSettings
 
 from .conftest import CountingEngine, assert_speech, make_cache, read_until, running_server
-from .test_cli import SERVER, free_port, run_cli, wait_for_port
+from .test_cli import SERVER, free_port, run_cli, server_process, wait_for_port
 
 VOICE = "en_US-joe-medium"
 FIRST = "The washing machine has finished its cycle."
@@ -207,14 +207,7 @@ async def test_a_front_started_while_the_back_is_away_keeps_its_last_voices(pipe
 
 
 async def test_the_cli_front_advertises_and_speaks_the_backs_voices(back, tmp_path):
-    port = free_port()
-    with open(tmp_path / "front.log", "w") as log:
-        process = subprocess.Popen(
-            [*SERVER, "--uri", f"tcp://127.0.0.1:{port}", "--data-dir", str(tmp_path / "front"), "--remote", back.uri],
-            stderr=log,
-        )
-    try:
-        await wait_for_port(port, process)
+    async with server_process(tmp_path / "front.log", "--data-dir", str(tmp_path / "front"), "--remote", back.uri) as port:
         async with AsyncTcpClient("127.0.0.1", port) as client:
             await client.write_event(Describe().event())
             event = await client.read_event()
@@ -226,9 +219,6 @@ async def test_the_cli_front_advertises_and_speaks_the_backs_voices(back, tmp_pa
         assert [v.name for v in info.tts[0].voices if not v.name.startswith("kokoro-")] == [VOICE]
         response = await ask(port, FIRST)
         assert_speech(response.audio, 22050, FIRST)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     assert f"Remote remote ({back.uri}) answers" in (tmp_path / "front.log").read_text()
     assert f"Spoken by remote voice {VOICE}" in (tmp_path / "front.log").read_text()
     assert back.spoken() == 1

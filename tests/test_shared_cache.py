@@ -17,7 +17,7 @@ from wyoming_indextts.cache import AudioCache
 from wyoming_indextts.shared_cache import KEY_PREFIX, RedisCache, pack_entry, unpack_entry
 
 from .conftest import CountingEngine, assert_speech, running_server
-from .test_cli import SERVER, free_port, run_cli, wait_for_port
+from .test_cli import free_port, run_cli, server_process
 from .test_remote import ask
 
 redis = pytest.importorskip("redis", reason="the redis client is missing: pip install 'wyoming-indextts[redis]'")
@@ -175,18 +175,9 @@ async def test_a_store_that_dies_or_stalls_costs_no_response(piper, store, caplo
 
 
 async def test_the_command_line_shares_its_cache_on_redis(store, tmp_path):
-    port = free_port()
-    with open(tmp_path / "server.log", "w") as log:
-        process = subprocess.Popen(
-            [*SERVER, "--uri", f"tcp://127.0.0.1:{port}", "--data-dir", str(tmp_path / "data"), "--cache-redis", store.url],
-            stderr=log,
-        )
-    try:
-        await wait_for_port(port, process)
+    flags = ("--data-dir", str(tmp_path / "data"), "--cache-redis", store.url)
+    async with server_process(tmp_path / "server.log", *flags) as port:
         response = await ask(port, TEXT)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     assert f"Shared cache on {store.url}" in (tmp_path / "server.log").read_text()
     [key] = store.keys()
     assert unpack_entry(key.decode()[len(KEY_PREFIX):], store.client().get(key)) == response.audio

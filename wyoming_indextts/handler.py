@@ -189,7 +189,7 @@ class IndexTTSEventHandler(AsyncEventHandler):
             self._response = None
 
     async def _send_empty_audio(self, voice: Voice) -> None:
-        fmt = self.synthesizer.output_format(voice)
+        fmt = voice.output_format
         await self.write_event(AudioStart(rate=fmt.rate, width=fmt.width, channels=fmt.channels).event())
         await self.write_event(AudioStop().event())
 
@@ -209,7 +209,7 @@ class _Response:
         self.handler = handler
         self.voice = voice
         self.streaming = streaming
-        self.format: AudioFormat = handler.synthesizer.output_format(voice)
+        self.format: AudioFormat = voice.output_format
         self.has_speakable = False
         self._late_engines: set[str] = set()
         self._units: asyncio.Queue[str | None] = asyncio.Queue()

@@ -12,7 +12,6 @@ The list is one text per line (blank lines and `#` comments skipped), given per 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +73,7 @@ class Prerenderer:
             for text in texts:
                 jobs.extend((voice, unit) for unit in self.units(text))
         self.progress = PrerenderProgress(total=len(jobs))
-        self.synthesizer.pin([self.synthesizer.key_for(voice, self.synthesizer.output_format(voice), unit) for voice, unit in jobs])
+        self.synthesizer.pin([self.synthesizer.key_for(voice, voice.output_format, unit) for voice, unit in jobs])
         for voice, unit in jobs:
             outcome = await self.synthesizer.render_for_cache(unit, voice)
             if outcome == "cached":

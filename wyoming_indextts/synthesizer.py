@@ -10,6 +10,9 @@ on the engine's time for the whole sentence; a step that fails, times out or yie
 hands the sentence to the next step. A timed-out render of the voice's own engine is not
 thrown away: it finishes in the background at lower priority and lands in the cache under the
 voice's own key. How one render runs (its thread, slot and priority) is in render.py.
+
+Just over 400 lines: one concern, the chain (steps, deadlines, breaker, late renders, cache);
+splitting the late renders off would spread one sentence's path over two modules.
 """
 
 from __future__ import annotations
@@ -25,15 +28,11 @@ from dataclasses import dataclass, field
 from .audio import AudioFormat, StreamResampler
 from .breaker import Breaker
 from .cache import AudioCache, cache_key
-from .engines.base import Engine, Voice
+from .engines.base import BUNDLED_ENGINES, LAST_RESORT, Engine, Voice
 from .render import PriorityGate, Render, Slot, describe_error
 from .voices import VoiceCatalogue, language_name, script_language, speaks
 
 _LOGGER = logging.getLogger(__name__)
-
-LAST_RESORT = "piper"
-BUNDLED_ENGINES = ("kokoro", LAST_RESORT)
-"""Local voices that end every chain: the bundled Mandarin voices, then the English one."""
 
 LAST_STEP_SLOT_WAIT = 1.0
 """Seconds the chain's last step waits for a render slot before it may take the one spare
@@ -112,11 +111,6 @@ class Synthesizer:
             name: Breaker(name, self.settings.breaker_failures, self.settings.breaker_cooldown)
             for name in catalogue.engines
         }
-
-    @staticmethod
-    def output_format(voice: Voice) -> AudioFormat:
-        """A response keeps the requested voice's format, whichever engine ends up speaking."""
-        return AudioFormat(rate=voice.sample_rate)
 
     def chain(self, voice: Voice, text: str = "") -> list[tuple[Engine, Voice]]:
         """The steps that may speak `text` for `voice`, in order. Text in a script that gives
@@ -412,7 +406,7 @@ class Synthesizer:
         waiting. Returns "cached" when it already was, "rendered", or why it failed."""
         if self.cache is None:
             return "the cache is off (--no-cache)"
-        fmt = self.output_format(voice)
+        fmt = voice.output_format
         key = self.key_for(voice, fmt, text)
         if await self._cached(key) is not None:
             return "cached"

@@ -124,8 +124,7 @@ class VoiceCatalogue:
                 return mapped
             if not last_resort:
                 return None
-        chooser = getattr(engine, "voice_for_language", None)
-        chosen = chooser(lang) if chooser is not None else None
+        chosen = engine.voice_for_language(lang)
         if chosen is None:
             chosen = next((v for v in voices if speaks(v, lang)), None)
         if chosen is None and last_resort and voices:

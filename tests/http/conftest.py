@@ -15,7 +15,7 @@ from wyoming.tts import Synthesize, SynthesizeVoice
 
 from wyoming_indextts.cache import AudioCache
 from wyoming_indextts.engines.base import Engine
-from wyoming_indextts.http import HttpAddress, HttpServer, HttpSettings, create_app
+from wyoming_indextts.http import HttpAddress, HttpServer, HttpSettings
 from wyoming_indextts.http.library import UploadLimits, VoiceLibrary
 from wyoming_indextts.synthesizer import ChainSettings
 
@@ -66,10 +66,8 @@ def live_server(
 
     async def start() -> tuple[Harness, HttpServer, VoiceLibrary | None]:
         harness = await wyoming.__aenter__()
-        library = None if uploads is None else VoiceLibrary(engines["indextts"], harness.catalogue, uploads)  # type: ignore[arg-type]
-        app = create_app(harness.catalogue, harness.synthesizer, settings or HttpSettings(), library)
-        http = HttpServer(app, HttpAddress("127.0.0.1", 0))
-        await http.start()
+        library = None if uploads is None else harness.service.voice_library(uploads)
+        http = await harness.service.start_http(HttpAddress("127.0.0.1", 0), settings or HttpSettings(), library)
         return harness, http, library
 
     harness, http, library = asyncio.run_coroutine_threadsafe(start(), loop).result(60)

@@ -6,6 +6,21 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..audio import AudioFormat
+
+
+# Engine names: the keys of the engine table, the names `--fallback` and `--deadline` take.
+INDEXTTS = "indextts"
+SAMBERT = "sambert"
+KOKORO = "kokoro"
+PIPER = "piper"
+
+BUNDLED_ENGINES = (KOKORO, PIPER)
+"""Local voices that end every chain: the bundled Mandarin voices, then the English one."""
+
+LAST_RESORT = PIPER
+"""The chain's last step, which speaks any Latin-script text when nothing else could."""
+
 
 class EngineError(Exception):
     """A synthesis failure, with a message a person can act on."""
@@ -38,6 +53,11 @@ class Voice:
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     """Engine-private facts (a file path, a cloud voice id); not advertised."""
 
+    @property
+    def output_format(self) -> AudioFormat:
+        """The format of a response in this voice, whichever engine ends up speaking it."""
+        return AudioFormat(rate=self.sample_rate)
+
 
 class Engine(Protocol):
     """A speech engine. Implementations are used from worker threads, never the event loop."""
@@ -46,6 +66,11 @@ class Engine(Protocol):
 
     def voices(self) -> Sequence[Voice]:
         """The voices this engine can speak now."""
+
+    def voice_for_language(self, language: str) -> Voice | None:
+        """The engine's own pick for a language (a base code such as `zh`) when the chain falls
+        back to it, or None for no preference: the catalogue then takes its first voice that
+        speaks the language."""
 
     def synthesize(self, text: str, voice: Voice, *, opening: bool = True) -> Iterator[bytes]:
         """Speak one sentence: yields int16 little-endian mono PCM at `voice.sample_rate`.

@@ -136,6 +136,9 @@ class RemoteEngine:
         with self._lock:
             return list(self._voices)
 
+    def voice_for_language(self, language: str) -> Voice | None:
+        return None  # no preference: the catalogue takes the first voice of the language
+
     def refresh(self) -> bool:
         """One `describe`; updates the voices and the reachable state."""
         try:

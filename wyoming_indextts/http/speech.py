@@ -41,7 +41,7 @@ async def speak_text(
     synthesizer: Synthesizer, text: str, voice: Voice, splitter: SplitterSettings, failures: _Failures
 ) -> AsyncIterator[bytes]:
     """PCM of the whole text in the voice's format, unit by unit as each renders."""
-    fmt = synthesizer.output_format(voice)
+    fmt = voice.output_format
     late_engines: set[str] = set()
     opening = True
     for unit in await split_units(SentenceSplitter(splitter), text, finish=True):
@@ -91,7 +91,7 @@ async def speech_response(
         finally:
             await pcm.aclose()
 
-    rate = synthesizer.output_format(voice).rate
+    rate = voice.output_format.rate
     out_rate = fmt.fixed_rate or (pcm_rate if fmt.name == "pcm" and pcm_rate else rate)
     # Percent-encoded: a clip in the voices folder may have a name in any script (奶奶.wav).
     headers = {"X-Voice": quote(voice.name), "X-Sample-Rate": str(out_rate)}

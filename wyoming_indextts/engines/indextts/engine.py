@@ -134,6 +134,9 @@ class IndexTTSEngine:
     def voices(self) -> Sequence[Voice]:
         return [v.voice for v in self._voices.values()]
 
+    def voice_for_language(self, language: str) -> Voice | None:
+        return None  # no preference: the catalogue takes the first voice of the language
+
     def synthesize(self, text: str, voice: Voice, *, opening: bool = True) -> Iterator[bytes]:
         loaded = self._voices.get(voice.name)
         if loaded is None:

@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime
 
 from ...audio import float_to_pcm
-from ..base import EngineError, Voice
+from ..base import KOKORO, EngineError, Voice
 from ..sessions import session_options as default_session_options
 from .files import STYLE_ROWS, VOICE_SHA256, KokoroModel, load_model, load_style
 from .g2p import MandarinG2P
@@ -59,7 +59,7 @@ def split_phonemes(phonemes: str, opening: bool) -> list[str]:
 
 
 class KokoroEngine:
-    name = "kokoro"
+    name = KOKORO
 
     def __init__(self, session: onnxruntime.InferenceSession, model: KokoroModel, styles: dict[str, np.ndarray], g2p: MandarinG2P) -> None:
         self._session = session

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
-from .sessions import providers as session_providers
+from ..sessions import providers as session_providers
 
 _LOGGER = logging.getLogger(__name__)
 

