@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..base import Voice
+from ..base import INDEXTTS, Voice
 from .conditioning import AcousticConditioner, load_mel_settings
 from .format import (
     CAMPPLUS_GRAPH,
@@ -39,7 +39,8 @@ from .voice import (
 
 _LOGGER = logging.getLogger(__name__)
 
-ENGINE_NAME = "indextts"
+# The engine field of every prepared voice and of its conditioning's cache key.
+ENGINE_NAME = INDEXTTS
 
 CONDITIONING_GRAPHS = (
     W2V_BERT_GRAPH,
