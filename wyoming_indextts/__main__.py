@@ -2,7 +2,8 @@
 
 `wyoming-indextts export ...` runs the ONNX exporter instead (needs the `[export]` extra);
 `wyoming-indextts check ...` measures the IndexTTS fast paths on a voice (`check.py`);
-`wyoming-indextts prerender ...` renders announcements into the cache and exits.
+`wyoming-indextts prerender ...` renders announcements into the cache and exits;
+`wyoming-indextts setup ...` downloads the official model files and exports them (`export/setup_cli.py`).
 
 Over 500 lines because it holds every flag's definition and check (one concern: turning a
 command line into a running service); the option groups are the natural next split.
@@ -162,7 +163,7 @@ def build_parser() -> OneLineParser:
         "`wyoming-indextts export --help`: turn official IndexTTS2 checkpoints into the ONNX model folder "
         "(needs the [export] extra). `wyoming-indextts prerender [--voice NAME] FILE`: render announcements "
         "into the cache once and exit. `wyoming-indextts check --help`: measure each IndexTTS fast path against fp32 "
-        "on your own voice.",
+        "on your own voice. `wyoming-indextts setup --help`: download the official IndexTTS2 files and export them in one step.",
     )
     parser.add_argument("--uri", default="tcp://0.0.0.0:10200", help="tcp://HOST:PORT, unix://PATH or stdio:// (default: tcp://0.0.0.0:10200)")
     parser.add_argument("--voice", default=BUNDLED_VOICE, help=f"default voice when a request names none (default: {BUNDLED_VOICE})")
@@ -547,6 +548,10 @@ def run() -> None:
         from .check import main as check_main
 
         sys.exit(check_main(argv[1:]))
+    if argv[:1] == ["setup"]:
+        from .export.setup_cli import main as setup_main
+
+        sys.exit(setup_main(argv[1:]))
     asyncio.run(main(argv))
 
 
