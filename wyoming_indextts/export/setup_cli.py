@@ -90,8 +90,9 @@ def _setup(args: argparse.Namespace) -> int:
     print(f"{recipe.description}, from {endpoint}:", file=sys.stderr)
     planned = plan_downloads(recipe.sources, downloads, endpoint)
     for item in planned:
-        state = "done" if is_done(item) else f"{human_size(item.size - bytes_missing(item))} already here" if bytes_missing(item) < item.size else ""
-        print(f"  {item.label:<60} {human_size(item.size):>9}  {state}", file=sys.stderr)
+        have = item.size - bytes_missing(item)
+        note = "verified" if is_done(item) else f"{human_size(have)} here, resumes" if have else ""
+        print(f"  {item.label:<60} {human_size(item.size):>9}  {note}", file=sys.stderr)
     total = sum(item.size for item in planned)
     missing = sum(bytes_missing(item) for item in planned)
     print(f"  total {human_size(total)}, {human_size(missing)} to download into {downloads}", file=sys.stderr)
