@@ -1,5 +1,7 @@
 """The exporter's memory-saving GPT loader (meta device + memory-mapped checkpoint, assign)
-gives exactly the model the official `load_checkpoint` gives."""
+gives exactly the model the official `load_checkpoint` gives. With a float32 checkpoint the
+parity tests already show it (every tiny export goes through it); a half-precision checkpoint
+takes the cast path, checked here."""
 
 from __future__ import annotations
 
@@ -26,18 +28,16 @@ def official_model(cfg, checkpoint: Path):
     return model
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-def test_mapped_gpt_equals_the_official_load(tiny_checkpoints: TinyCheckpoints, tmp_path: Path, dtype) -> None:
+def test_mapped_half_precision_gpt_equals_the_official_load(tiny_checkpoints: TinyCheckpoints, tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 
     from wyoming_indextts.export.gpt import load_unified_voice
 
     cfg = OmegaConf.load(tiny_checkpoints.checkpoints / "config.yaml")
-    checkpoint = tiny_checkpoints.checkpoints / "gpt.pth"
-    if dtype is torch.float16:  # a checkpoint stored in half precision is cast as load_state_dict casts it
-        state = torch.load(checkpoint, map_location="cpu")["model"]
-        checkpoint = tmp_path / "gpt16.pth"
-        torch.save({"model": {k: v.half() if v.is_floating_point() else v for k, v in state.items()}}, checkpoint)
+    state = torch.load(tiny_checkpoints.checkpoints / "gpt.pth", map_location="cpu")["model"]
+    checkpoint = tmp_path / "gpt16.pth"
+    torch.save({"model": {k: v.half() if v.is_floating_point() else v for k, v in state.items()}}, checkpoint)
+    del state
     expected = official_model(cfg, checkpoint).state_dict()
     loaded = load_unified_voice(cfg.gpt, checkpoint)
     actual = loaded.state_dict()
