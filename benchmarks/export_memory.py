@@ -120,6 +120,15 @@ def baseline_tree(rev: str) -> Path:
     return target
 
 
+def _target_line(peak_mib: float) -> str:
+    gigabytes = peak_mib * 2**20 / 1e9
+    verdict = f"yes, with {8 - gigabytes:.1f} GB left for the system" if gigabytes < 8 else "no"
+    return (
+        f"Target (an 8 GB machine can export): peak {gigabytes:.1f} GB: {verdict}. Part of the GPT steps' peak "
+        "is the memory-mapped GPT weights (file pages the kernel can drop and read again), not counted separately here."
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline-rev", required=True, help="git revision whose exporter is the reference")
@@ -152,6 +161,8 @@ def main() -> int:
         "| exporter | tree peak MiB | largest process MiB | export s |",
         "|---|---|---|---|",
         *(f"| {label} | {r['tree_peak_mib']:.0f} | {r['process_peak_mib']:.0f} | {r['seconds']:.0f} |" for label, r in results.items()),
+        "",
+        _target_line(results["after (this tree)"]["tree_peak_mib"]),
         "",
         "Peak (tree, sampled) per step:",
         "",
