@@ -8,6 +8,8 @@ import contextlib
 import io
 import re
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -156,12 +158,17 @@ def test_setup_errors_are_one_line(tmp_path: Path) -> None:
         assert re.fullmatch(r"error: not enough disk space in \S+: 1000000000\.\d GB needed, [\d.]+ [kMG]?B free", err.strip().splitlines()[-1])
         assert [r for r in hub.requests if "/cdn/" in r[1]] == transfers
 
-    # No network: nothing listens on the port.
+    # No network: nothing listens on the port. Through the real command line (`setup` dispatch).
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    code, err = run_setup(["--dir", str(tmp_path), "--hf-endpoint", endpoint, "--download-only"])
-    last = err.strip().splitlines()[-1]
-    assert code == 2
+    done = subprocess.run(
+        [sys.executable, "-m", "wyoming_indextts", "setup", "--dir", str(tmp_path), "--hf-endpoint", endpoint, "--download-only"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 2
     assert last.startswith(f"error: IndexTeam/IndexTTS-2: cannot reach {endpoint} (")
     assert last.endswith("check the network, or use a mirror with --hf-endpoint / HF_ENDPOINT")
