@@ -2,8 +2,9 @@
 
 Subcommands: `wyoming-indextts export ...` runs the ONNX exporter (needs the `[export]` extra),
 `wyoming-indextts check ...` measures the IndexTTS fast paths on a voice (`check.py`),
-`wyoming-indextts prerender ...` renders announcements into the cache and exits. A new one is a
-line in SUBCOMMANDS.
+`wyoming-indextts prerender ...` renders announcements into the cache and exits,
+`wyoming-indextts setup ...` downloads the official model files and exports them
+(`export/setup_cli.py`). A new one is a line in SUBCOMMANDS.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def build_parser() -> OneLineParser:
         "`wyoming-indextts export --help`: turn official IndexTTS2 checkpoints into the ONNX model folder "
         "(needs the [export] extra). `wyoming-indextts prerender [--voice NAME] FILE`: render announcements "
         "into the cache once and exit. `wyoming-indextts check --help`: measure each IndexTTS fast path against fp32 "
-        "on your own voice.",
+        "on your own voice. `wyoming-indextts setup --help`: download the official IndexTTS2 files and export them in one step.",
     )
     parser.add_argument("--uri", default="tcp://0.0.0.0:10200", help="tcp://HOST:PORT, unix://PATH or stdio:// (default: tcp://0.0.0.0:10200)")
     parser.add_argument("--voice", default=BUNDLED_VOICE, help=f"default voice when a request names none (default: {BUNDLED_VOICE})")
@@ -297,10 +298,17 @@ def _check(argv: list[str]) -> int:
     return check_main(argv)
 
 
+def _setup(argv: list[str]) -> int:
+    from .export.setup_cli import main as setup_main
+
+    return setup_main(argv)
+
+
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "export": _export,
     "prerender": lambda argv: asyncio.run(prerender_main(argv)),
     "check": _check,
+    "setup": _setup,
 }
 """`wyoming-indextts NAME ...` → its entry point (imported lazily: the server needs none of them)."""
 

@@ -43,6 +43,7 @@ different from the export example.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import warnings
@@ -180,53 +181,69 @@ def import_semantic_codec_builder() -> Callable[[Any], nn.Module]:
     return build_semantic_codec
 
 
-def load_official_acoustic(cfg: Any, paths: AcousticSources) -> OfficialAcoustic:
-    """Build the official modules exactly as `infer_v2.IndexTTS2` does, from local files only.
-
-    `cfg` is the model's config.yaml loaded with OmegaConf.
-    """
-    import safetensors.torch
+def load_semantic_model(paths: AcousticSources) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """w2v-BERT 2.0 and the mean and std IndexTTS2 normalises its layer 17 with."""
     from transformers import Wav2Vec2BertModel
 
-    official_package()
-    from indextts.s2mel.modules.bigvgan import bigvgan
-    from indextts.s2mel.modules.campplus.DTDNN import CAMPPlus
-    from indextts.s2mel.modules.commons import MyModel, load_checkpoint2
-
-    build_semantic_codec = import_semantic_codec_builder()
-    paths.check()
     semantic_model = Wav2Vec2BertModel.from_pretrained(str(paths.w2v_bert_dir), local_files_only=True).eval()
     stats = torch.load(paths.w2v_stats, map_location="cpu")
-    semantic_mean = stats["mean"].float()
-    semantic_std = torch.sqrt(stats["var"]).float()
+    return semantic_model, stats["mean"].float(), torch.sqrt(stats["var"]).float()
 
-    semantic_codec = build_semantic_codec(cfg.semantic_codec)
+
+def load_semantic_codec(cfg: Any, paths: AcousticSources) -> nn.Module:
+    import safetensors.torch
+
+    semantic_codec = import_semantic_codec_builder()(cfg.semantic_codec)
     safetensors.torch.load_model(semantic_codec, str(paths.semantic_codec))
-    semantic_codec.eval()
+    return semantic_codec.eval()
+
+
+def load_s2mel(cfg: Any, paths: AcousticSources) -> nn.Module:
+    official_package()
+    from indextts.s2mel.modules.commons import MyModel, load_checkpoint2
 
     s2mel = MyModel(cfg.s2mel, use_gpt_latent=True)
     s2mel, _, _, _ = load_checkpoint2(
         s2mel, None, str(paths.s2mel_checkpoint), load_only_params=True, ignore_modules=[], is_distributed=False
     )
     s2mel.models["cfm"].estimator.setup_caches(max_batch_size=1, max_seq_length=8192)
-    s2mel.eval()
+    return s2mel.eval()
+
+
+def load_campplus(paths: AcousticSources) -> nn.Module:
+    official_package()
+    from indextts.s2mel.modules.campplus.DTDNN import CAMPPlus
 
     campplus = CAMPPlus(feat_dim=80, embedding_size=192)
     campplus.load_state_dict(torch.load(paths.campplus, map_location="cpu"))
-    campplus.eval()
+    return campplus.eval()
+
+
+def load_bigvgan(paths: AcousticSources) -> nn.Module:
+    official_package()
+    from indextts.s2mel.modules.bigvgan import bigvgan
 
     vocoder = bigvgan.BigVGAN.from_pretrained(str(paths.bigvgan_dir), use_cuda_kernel=False)
     vocoder.remove_weight_norm()
-    vocoder.eval()
+    return vocoder.eval()
 
+
+def load_official_acoustic(cfg: Any, paths: AcousticSources) -> OfficialAcoustic:
+    """Build the official modules exactly as `infer_v2.IndexTTS2` does, from local files only.
+
+    `cfg` is the model's config.yaml loaded with OmegaConf. (The exporter loads them one at a
+    time instead, see `export_acoustic`.)
+    """
+    paths.check()
+    semantic_model, semantic_mean, semantic_std = load_semantic_model(paths)
     return OfficialAcoustic(
         semantic_model=semantic_model,
         semantic_mean=semantic_mean,
         semantic_std=semantic_std,
-        semantic_codec=semantic_codec,
-        s2mel=s2mel,
-        campplus=campplus,
-        bigvgan=vocoder,
+        semantic_codec=load_semantic_codec(cfg, paths),
+        s2mel=load_s2mel(cfg, paths),
+        campplus=load_campplus(paths),
+        bigvgan=load_bigvgan(paths),
     )
 
 
@@ -622,8 +639,7 @@ def export_acoustic(
     say = progress or (lambda message: log.info("%s", message))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    say("loading official acoustic modules")
-    official = load_official_acoustic(cfg, paths)
+    paths.check()
     records: list[GraphRecord] = []
 
     def export(
@@ -639,32 +655,45 @@ def export_acoustic(
         _export(module, args, out_dir / file, inputs, outputs, dynamic_axes)
         records.append(GraphRecord(name, file, tuple(inputs), tuple(outputs)))
 
+    # One official module in memory at a time, freed after its graphs (peak memory: an 8 GB
+    # machine must be able to export; all of them at once took 8.2 GB at the published size).
     frames = 37
+    say("loading w2v-BERT")
+    w2v = W2vBertLayer17(*load_semantic_model(paths))  # holds layers 1-17 only; 18-24 are freed here
+    gc.collect()
     export(
         W2V_BERT_GRAPH,
-        W2vBertLayer17(official.semantic_model, official.semantic_mean, official.semantic_std),
+        w2v,
         (torch.randn(1, frames, 160), torch.ones(1, frames, dtype=torch.int64)),
         ("input_features", "attention_mask"),
         ("spk_cond_emb",),
         {"input_features": {1: "frames"}, "attention_mask": {1: "frames"}, "spk_cond_emb": {1: "frames"}},
     )
+    del w2v
+    gc.collect()
+    say("loading the semantic codec")
+    codec = load_semantic_codec(cfg, paths)
     export(
         SEMANTIC_CODEC_GRAPH,
-        CodecQuantize(official.semantic_codec),
+        CodecQuantize(codec),
         (torch.randn(1, frames, 1024),),
         ("spk_cond_emb",),
         ("codes", "s_ref"),
         {"spk_cond_emb": {1: "frames"}, "codes": {1: "frames"}, "s_ref": {1: "frames"}},
     )
+    say("loading CAMPPlus")
     export(
         CAMPPLUS_GRAPH,
-        CampPlusStyle(official.campplus),
+        CampPlusStyle(load_campplus(paths)),
         (torch.randn(1, 211, 80),),
         ("fbank",),
         ("style",),
         {"fbank": {1: "frames"}},
     )
-    regulator = official.s2mel.models["length_regulator"]
+    gc.collect()
+    say("loading s2mel")
+    s2mel = load_s2mel(cfg, paths)
+    regulator = s2mel.models["length_regulator"]
     index = torch.arange(frames).repeat_interleave(2)[: 2 * frames - 3]
     export(
         PROMPT_REGULATOR_GRAPH,
@@ -676,7 +705,7 @@ def export_acoustic(
     )
     export(
         S2MEL_FRONT_GRAPH,
-        S2MelFront(official.s2mel.models["gpt_layer"], official.semantic_codec, regulator),
+        S2MelFront(s2mel.models["gpt_layer"], codec, regulator),
         (torch.randn(1, frames, 1280), torch.randint(0, 1000, (1, frames)), index),
         ("latent", "codes", "frame_index"),
         ("cond",),
@@ -687,9 +716,10 @@ def export_acoustic(
             "cond": {1: "mel_frames"},
         },
     )
-    estimator = EstimatorStep(official.s2mel.models["cfm"].estimator)
-    content_dim = official.s2mel.models["cfm"].estimator.cond_projection.in_features
-    mel_bins = official.s2mel.models["cfm"].estimator.in_channels
+    del codec, regulator
+    estimator = EstimatorStep(s2mel.models["cfm"].estimator)
+    content_dim = s2mel.models["cfm"].estimator.cond_projection.in_features
+    mel_bins = s2mel.models["cfm"].estimator.in_channels
     mel_frames = 53
     export(
         S2MEL_ESTIMATOR_GRAPH,
@@ -713,9 +743,13 @@ def export_acoustic(
             "velocity": {0: "batch", 2: "new_frames"},
         },
     )
+    del s2mel, estimator
+    gc.collect()
+    say("loading BigVGAN")
+    vocoder = load_bigvgan(paths)
     export(
         BIGVGAN_GRAPH,
-        VocoderGraph(official.bigvgan),
+        VocoderGraph(vocoder),
         (torch.randn(1, mel_bins, 23),),
         ("mel",),
         ("wav",),
@@ -725,8 +759,8 @@ def export_acoustic(
     params = {
         MEL_FIELD: _mel_params(cfg),
         SEMANTIC_SAMPLE_RATE_FIELD: SEMANTIC_SAMPLE_RATE,
-        OUTPUT_SAMPLE_RATE_FIELD: int(official.bigvgan.h.sampling_rate),
-        HOP_LENGTH_FIELD: int(official.bigvgan.h.hop_size),
+        OUTPUT_SAMPLE_RATE_FIELD: int(vocoder.h.sampling_rate),
+        HOP_LENGTH_FIELD: int(vocoder.h.hop_size),
         MEL_FRAMES_PER_CODE_FIELD: MEL_FRAMES_PER_CODE,
         W2V_LAYER_FIELD: W2V_LAYER,
     }
@@ -755,6 +789,11 @@ __all__ = [
     "GraphRecord",
     "OfficialAcoustic",
     "export_acoustic",
+    "load_bigvgan",
+    "load_campplus",
     "load_official_acoustic",
+    "load_s2mel",
+    "load_semantic_codec",
+    "load_semantic_model",
     "quantize_estimator",
 ]

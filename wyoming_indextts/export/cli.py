@@ -11,6 +11,7 @@ a half-written model behind).
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import shutil
@@ -257,6 +258,7 @@ def run_export(plan: ExportPlan, progress: bool = True) -> Path:
         gpt_export.save_runtime_arrays(state["gpt"], work)
         state["gpt_config"] = gpt_export.runtime_config(cfg.gpt, state["gpt"])
         del state["gpt"]
+        gc.collect()  # the model's module graph has cycles: free (unmap) it before the next stage
 
     def matrices() -> None:
         emo = _load_matrix(plan.emo_matrix)
@@ -322,11 +324,13 @@ def run_export(plan: ExportPlan, progress: bool = True) -> Path:
     steps: list[tuple[str, Callable[[], None]]] = [
         ("hashing sources", hash_sources),
         ("loading GPT", load_gpt),
+        # The core first: with the GPT memory-mapped, only its weights are in memory while the
+        # largest graph is exported; the conditioning encoders' pages come in after it.
+        ("GPT graph", core),
         ("speaker conditioning graph", speaker),
         ("emotion conditioning graph", emotion),
-        ("GPT graph", core),
-        *([("int8 GPT graph", core_int8)] if plan.int8 else []),
         ("GPT tables", tables),
+        *([("int8 GPT graph", core_int8)] if plan.int8 else []),  # after the GPT is freed
         ("emotion matrices", matrices),
         ("tokenizer", tokenizer),
     ]

@@ -103,12 +103,27 @@ def build_unified_voice(gpt_cfg: Mapping[str, Any]):
 
 
 def load_unified_voice(gpt_cfg: Mapping[str, Any], checkpoint: str | os.PathLike[str]):
-    """UnifiedVoice with the official weights, in eval mode, as infer_v2 prepares it."""
-    official_package()
-    from indextts.utils.checkpoint import load_checkpoint
+    """UnifiedVoice with the official weights, in eval mode, as infer_v2 prepares it.
 
-    model = build_unified_voice(gpt_cfg)
-    load_checkpoint(model, os.fspath(checkpoint))
+    Same weights as the official `load_checkpoint`, loaded without its memory cost: that one
+    holds a randomly initialised model and the whole checkpoint at once (7 GB at the published
+    size). Here the model is built on the meta device (no storage, no initialisation) and the
+    memory-mapped checkpoint tensors become its parameters (`assign=True`): file-backed pages
+    that each graph export reads in as it needs them and the kernel can drop again.
+    """
+    with torch.device("meta"):
+        model = build_unified_voice(gpt_cfg)
+    state = torch.load(os.fspath(checkpoint), map_location="cpu", mmap=True, weights_only=True)
+    state = state["model"] if "model" in state else state
+    expected = model.state_dict()
+    state = {  # a checkpoint stored in another precision is cast, as load_state_dict's copy would
+        key: value.to(expected[key].dtype) if key in expected and value.dtype != expected[key].dtype else value
+        for key, value in state.items()
+    }
+    model.load_state_dict(state, strict=True, assign=True)
+    left = [name for name, tensor in (*model.named_parameters(), *model.named_buffers()) if tensor.is_meta]
+    if left:
+        raise ValueError(f"{len(left)} tensors of the GPT are not in the checkpoint (first: {left[0]})")
     model.eval()
     model.post_init_gpt2_config(use_deepspeed=False, kv_cache=True, half=False)
     return model
