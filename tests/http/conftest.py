@@ -17,6 +17,7 @@ from wyoming_indextts.cache import AudioCache
 from wyoming_indextts.engines.base import Engine
 from wyoming_indextts.http import HttpAddress, HttpServer, HttpSettings
 from wyoming_indextts.http.library import UploadLimits, VoiceLibrary
+from wyoming_indextts.prerender import Prerenderer
 from wyoming_indextts.synthesizer import ChainSettings
 
 from tests.conftest import Harness, Response, read_until, running_server
@@ -30,6 +31,7 @@ class LiveServer:
     harness: Harness
     http: HttpServer
     library: VoiceLibrary | None
+    prerenderer: Prerenderer
     loop: asyncio.AbstractEventLoop
 
     @property
@@ -64,14 +66,16 @@ def live_server(
     thread.start()
     wyoming = running_server(engines, default_voice, cache=cache, chain=chain)
 
-    async def start() -> tuple[Harness, HttpServer, VoiceLibrary | None]:
+    async def start() -> tuple[Harness, HttpServer, VoiceLibrary | None, Prerenderer]:
         harness = await wyoming.__aenter__()
         library = None if uploads is None else harness.service.voice_library(uploads)
-        http = await harness.service.start_http(HttpAddress("127.0.0.1", 0), settings or HttpSettings(), library)
-        return harness, http, library
+        http_settings = settings or HttpSettings()
+        prerenderer = Prerenderer(harness.synthesizer, http_settings.splitter)
+        http = await harness.service.start_http(HttpAddress("127.0.0.1", 0), http_settings, library, prerenderer)
+        return harness, http, library, prerenderer
 
-    harness, http, library = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
-    live = LiveServer(harness, http, library, loop)
+    harness, http, library, prerenderer = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
+    live = LiveServer(harness, http, library, prerenderer, loop)
     try:
         yield live
     finally:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .. import __version__
 from ..engines.base import Voice
+from ..prerender import Prerenderer
 from ..protocol import ReaderLimits
 from ..sentences import SplitterSettings
 from ..synthesizer import Synthesizer
@@ -72,14 +73,19 @@ class ServerParts:
     settings: HttpSettings
     metrics: Metrics
     library: VoiceLibrary | None
+    prerenderer: Prerenderer | None
 
 
 def create_app(
-    catalogue: VoiceCatalogue, synthesizer: Synthesizer, settings: HttpSettings, library: VoiceLibrary | None = None
+    catalogue: VoiceCatalogue,
+    synthesizer: Synthesizer,
+    settings: HttpSettings,
+    library: VoiceLibrary | None = None,
+    prerenderer: Prerenderer | None = None,
 ) -> FastAPI:
     app = FastAPI(title="wyoming-indextts", version=__version__, docs_url="/docs", redoc_url=None)
-    metrics = Metrics(synthesizer, library.counts if library is not None else None)
-    parts = ServerParts(catalogue, synthesizer, settings, metrics, library)
+    metrics = Metrics(synthesizer, library.counts if library is not None else None, prerenderer)
+    parts = ServerParts(catalogue, synthesizer, settings, metrics, library, prerenderer)
     app.state.parts = parts
     install_error_handlers(app)
     _add_speech_routes(app, parts)
@@ -188,7 +194,12 @@ def _add_info_routes(app: FastAPI, parts: ServerParts) -> None:
             name: {"voices": len(engine.voices()), "breaker": synthesizer.breakers[name].state.value}
             for name, engine in parts.catalogue.engines.items()
         }
-        body: dict = {"status": "ready", "engines": engines, "cache": _cache_status(synthesizer)}
+        body: dict = {
+            "status": "ready",
+            "engines": engines,
+            "cache": _cache_status(synthesizer),
+            "prerender": None if parts.prerenderer is None else _prerender_status(parts.prerenderer),
+        }
         try:
             default = parts.catalogue.default_voice
         except LookupError as err:
@@ -278,4 +289,15 @@ def _cache_status(synthesizer: Synthesizer) -> dict:
         "disk_hits": stats.disk_hits,
         "misses": stats.misses,
         "hit_rate": round((stats.memory_hits + stats.disk_hits) / lookups, 4) if lookups else None,
+    }
+
+
+def _prerender_status(prerenderer: Prerenderer) -> dict:
+    progress = prerenderer.progress
+    return {
+        "total": progress.total,
+        "done": progress.done,
+        "cached": progress.cached,
+        "rendered": progress.rendered,
+        "failed": progress.failed,
     }

@@ -71,6 +71,11 @@ async function loadStatus() {
   } else {
     add("Cache", "off");
   }
+  const listed = health.prerender;
+  if (listed) {
+    add("Pre-renders", listed.total === 0 ? "none listed" :
+      `${listed.done} of ${listed.total} sentences done (${listed.cached} found cached, ${listed.rendered} rendered, ${listed.failed} failed)`);
+  }
 }
 
 async function loadVoices() {
