@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import __version__
-from ..engines.base import Voice
+from ..engines.base import SPEED_ENGINES, Voice, at_speed
 from ..prerender import Prerenderer
 from ..protocol import ReaderLimits
 from ..sentences import SplitterSettings
@@ -134,17 +134,21 @@ def _add_speech_routes(app: FastAPI, parts: ServerParts) -> None:
 
     @app.post("/v1/audio/speech", response_class=Response)
     async def openai_speech(request: SpeechRequest) -> Response:
-        """OpenAI's text-to-speech endpoint. `pcm` is 24 kHz 16-bit mono, as OpenAI's."""
-        if request.speed != 1.0:
-            raise ApiError(
-                400,
-                "speed other than 1.0 is not supported per request; the bundled voice's pace is set with --length-scale",
-                "unsupported_speed",
-            )
+        """OpenAI's text-to-speech endpoint. `pcm` is 24 kHz 16-bit mono, as OpenAI's. `speed`
+        works for the bundled Piper and Kokoro voices."""
         if request.stream_format != "audio":
             raise ApiError(400, "stream_format 'sse' is not supported; use 'audio'", "unsupported_stream_format")
         _check_text_size(request.input, settings)
         voice = _voice(parts, request.voice)
+        if request.speed != 1.0:
+            if voice.engine not in SPEED_ENGINES:
+                raise ApiError(
+                    400,
+                    f"voice {voice.name!r} ({voice.engine}) speaks at its own pace: speed other than 1.0 works only "
+                    f"for {' and '.join(SPEED_ENGINES)} voices",
+                    "unsupported_speed",
+                )
+            voice = at_speed(voice, request.speed)
         return await speech_response(
             parts.synthesizer,
             voice,
