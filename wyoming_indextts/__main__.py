@@ -40,7 +40,7 @@ from .flag_types import (
     redis_url,
     remote_uri,
 )
-from .prerender import Prerenderer, PrerenderList
+from .prerender import EditedLists, Prerenderer, PrerenderList
 from .sentences import SplitterSettings
 from .service import Service, ServiceError, build_service
 
@@ -212,12 +212,15 @@ async def serve(args: argparse.Namespace, service: Service) -> None:
         assert isinstance(server, AsyncTcpServer)
         await announce(args, server)
 
-    prerenderer = Prerenderer(service.synthesizer, service.settings.splitter)
+    # The page's lists live in the data folder, beside the cache, and are kept across restarts.
+    edited = EditedLists(args.data_dir / "prerender") if args.http_address else None
+    prerenderer = Prerenderer(service.synthesizer, service.settings.splitter, args.prerender, edited)
     http_server = await start_http(args, service, prerenderer) if args.http_address else None
     voices = ", ".join(voice.name for voice in service.catalogue.voices())
     _LOGGER.info("Ready on %s; default voice %s; voices: %s; ONNX Runtime on %s", args.uri, args.voice, voices, PROVIDERS[service.provider])
     server_task = asyncio.create_task(server.run(service.handler_factory()))
-    prerendering = asyncio.create_task(prerenderer.run(args.prerender)) if args.prerender else None
+    if args.prerender or (edited is not None and edited.lists()):
+        prerenderer.restart()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, server_task.cancel)
@@ -228,8 +231,7 @@ async def serve(args: argparse.Namespace, service: Service) -> None:
             await server_task
         _LOGGER.info("Server stopped")
     finally:
-        if prerendering is not None:
-            prerendering.cancel()
+        prerenderer.stop()
         if http_server is not None:
             await http_server.stop()
 

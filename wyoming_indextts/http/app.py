@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .. import __version__
 from ..engines.base import SPEED_ENGINES, Voice, at_speed
-from ..prerender import Prerenderer
+from ..prerender import EditedLists, Prerenderer
 from ..protocol import ReaderLimits
-from ..sentences import SplitterSettings
+from ..sentences import SplitterSettings, has_speakable
 from ..synthesizer import Synthesizer
 from ..voices import VoiceCatalogue
 from .errors import ApiError, install_error_handlers
@@ -25,7 +25,7 @@ from .formats import FORMATS, OPENAI_PCM_RATE, OutputFormat
 from .guard import AccessPolicy, BodyLimit, RequestCounter, TokenGuard
 from .library import VoiceLibrary
 from .metrics import Metrics
-from .speech import speech_response
+from .speech import NOTHING_TO_SAY, speech_response
 
 PAGE_DIR = Path(__file__).parent / "page"
 PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
@@ -91,6 +91,7 @@ def create_app(
     _add_speech_routes(app, parts)
     _add_info_routes(app, parts)
     _add_library_routes(app, parts)
+    _add_prerender_routes(app, parts)
     _add_page_routes(app)
 
     def limit_for(method: str, path: str) -> int:
@@ -257,6 +258,51 @@ def _add_library_routes(app: FastAPI, parts: ServerParts) -> None:
         """Remove a voice of the voices folder (its clip and settings)."""
         await library().delete(name)
         return {"deleted": name}
+
+
+class PrerenderEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    voice: str = Field(description="A voice name from /v1/voices")
+    text: str = Field(min_length=1, max_length=2000, description="One announcement")
+
+
+def _add_prerender_routes(app: FastAPI, parts: ServerParts) -> None:
+    def edited() -> EditedLists:
+        if parts.prerenderer is None or parts.prerenderer.edited is None:
+            raise ApiError(409, "pre-render lists are edited only on a server started with --http-uri", "prerender_off")
+        return parts.prerenderer.edited
+
+    def texts() -> dict:
+        assert parts.prerenderer is not None
+        return {"lists": edited().texts(), "progress": _prerender_status(parts.prerenderer)}
+
+    @app.get("/v1/prerender")
+    async def prerender_lists() -> dict:
+        """The page's pre-render lists per voice (those of --prerender files are not shown)."""
+        return await asyncio.to_thread(texts)
+
+    @app.post("/v1/prerender")
+    async def add_prerender(edit: PrerenderEdit) -> dict:
+        """Add an announcement to a voice's list; it renders in the background."""
+        text = " ".join(edit.text.split())
+        if not has_speakable(text):
+            raise ApiError(400, NOTHING_TO_SAY, "empty_text")
+        if parts.catalogue.find(edit.voice) is None:
+            raise ApiError(404, f"no voice named {edit.voice!r}; see /v1/voices", "no_such_voice")
+        await asyncio.to_thread(edited().add, edit.voice, text)
+        assert parts.prerenderer is not None
+        parts.prerenderer.restart()
+        return await asyncio.to_thread(texts)
+
+    @app.post("/v1/prerender/remove")
+    async def remove_prerender(edit: PrerenderEdit) -> dict:
+        """Take an announcement off a voice's list (its audio stays in the cache)."""
+        if not await asyncio.to_thread(edited().remove, edit.voice, edit.text):
+            raise ApiError(404, f"{edit.text!r} is not on the list of {edit.voice!r}", "not_listed")
+        assert parts.prerenderer is not None
+        parts.prerenderer.restart()
+        return await asyncio.to_thread(texts)
 
 
 def _add_page_routes(app: FastAPI) -> None:
