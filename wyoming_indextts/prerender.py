@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,8 @@ class EditedLists:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        # Edits read, change and write a list: two at once must not lose one of them.
+        self._lock = threading.Lock()
 
     def _path(self, voice: str) -> Path:
         return self.folder / f"{hashlib.sha256(voice.encode()).hexdigest()[:24]}.txt"
@@ -80,16 +83,18 @@ class EditedLists:
         return {str(listed.voice): listed.texts() for listed in self.lists()}
 
     def add(self, voice: str, text: str) -> None:
-        texts = self.texts().get(voice, [])
-        if text not in texts:
-            self._write(voice, [*texts, text])
+        with self._lock:
+            texts = self.texts().get(voice, [])
+            if text not in texts:
+                self._write(voice, [*texts, text])
 
     def remove(self, voice: str, text: str) -> bool:
-        texts = self.texts().get(voice, [])
-        if text not in texts:
-            return False
-        self._write(voice, [t for t in texts if t != text])
-        return True
+        with self._lock:
+            texts = self.texts().get(voice, [])
+            if text not in texts:
+                return False
+            self._write(voice, [t for t in texts if t != text])
+            return True
 
     def _write(self, voice: str, texts: list[str]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)

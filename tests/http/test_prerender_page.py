@@ -58,3 +58,18 @@ def test_page_edits_the_prerender_list(piper, tmp_path):
             expect(page.locator("#prerender-status")).to_have_text("Nothing to render.")
             browser.close()
     assert EditedLists(lists).texts() == {} and errors == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"voice": "nobody", "text": ANNOUNCEMENT}, 404, "no voice named 'nobody'"),
+        ({"voice": JOE, "text": "# not a comment"}, 400, "'#'"),
+        ({"voice": JOE, "text": "?! 🙂"}, 400, "Nothing to say"),
+    ],
+)
+def test_bad_prerender_edits_get_json_errors(piper, tmp_path, body, status, words):
+    with live_server({"piper": piper}, settings=HttpSettings(token=TOKEN), prerender_dir=tmp_path) as live:
+        response = httpx.post(f"{live.base_url}/v1/prerender", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == status and words in response.json()["error"]["message"], response.text
+    assert EditedLists(tmp_path).texts() == {}

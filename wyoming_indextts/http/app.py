@@ -288,6 +288,8 @@ def _add_prerender_routes(app: FastAPI, parts: ServerParts) -> None:
         text = " ".join(edit.text.split())
         if not has_speakable(text):
             raise ApiError(400, NOTHING_TO_SAY, "empty_text")
+        if text.startswith("#"):  # the list format's comment mark
+            raise ApiError(400, "an announcement cannot start with '#'", "bad_text")
         if parts.catalogue.find(edit.voice) is None:
             raise ApiError(404, f"no voice named {edit.voice!r}; see /v1/voices", "no_such_voice")
         await asyncio.to_thread(edited().add, edit.voice, text)
@@ -297,7 +299,7 @@ def _add_prerender_routes(app: FastAPI, parts: ServerParts) -> None:
 
     @app.post("/v1/prerender/remove")
     async def remove_prerender(edit: PrerenderEdit) -> dict:
-        """Take an announcement off a voice's list (its audio stays in the cache)."""
+        """Take an announcement off a voice's list (its audio stays in the cache, no longer pinned)."""
         if not await asyncio.to_thread(edited().remove, edit.voice, edit.text):
             raise ApiError(404, f"{edit.text!r} is not on the list of {edit.voice!r}", "not_listed")
         assert parts.prerenderer is not None
