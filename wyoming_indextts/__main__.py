@@ -40,7 +40,7 @@ from .flag_types import (
     redis_url,
     remote_uri,
 )
-from .prerender import Prerenderer, PrerenderList
+from .prerender import EditedLists, Prerenderer, PrerenderList
 from .sentences import SplitterSettings
 from .service import Service, ServiceError, build_service
 
@@ -212,15 +212,15 @@ async def serve(args: argparse.Namespace, service: Service) -> None:
         assert isinstance(server, AsyncTcpServer)
         await announce(args, server)
 
-    http_server = await start_http(args, service) if args.http_address else None
+    # The page's lists live in the data folder, beside the cache, and are kept across restarts.
+    edited = EditedLists(args.data_dir / "prerender") if args.http_address else None
+    prerenderer = Prerenderer(service.synthesizer, service.settings.splitter, args.prerender, edited)
+    http_server = await start_http(args, service, prerenderer) if args.http_address else None
     voices = ", ".join(voice.name for voice in service.catalogue.voices())
     _LOGGER.info("Ready on %s; default voice %s; voices: %s; ONNX Runtime on %s", args.uri, args.voice, voices, PROVIDERS[service.provider])
     server_task = asyncio.create_task(server.run(service.handler_factory()))
-    prerendering = (
-        asyncio.create_task(Prerenderer(service.synthesizer, service.settings.splitter).run(args.prerender))
-        if args.prerender
-        else None
-    )
+    if args.prerender or (edited is not None and edited.lists()):
+        prerenderer.restart()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, server_task.cancel)
@@ -231,8 +231,7 @@ async def serve(args: argparse.Namespace, service: Service) -> None:
             await server_task
         _LOGGER.info("Server stopped")
     finally:
-        if prerendering is not None:
-            prerendering.cancel()
+        prerenderer.stop()
         if http_server is not None:
             await http_server.stop()
 
@@ -249,7 +248,7 @@ async def announce(args: argparse.Namespace, server: AsyncTcpServer) -> None:
     _LOGGER.info("Announced over zeroconf as %s at %s:%s", args.zeroconf, address, server.port)
 
 
-async def start_http(args: argparse.Namespace, service: Service) -> HttpServer:
+async def start_http(args: argparse.Namespace, service: Service, prerenderer: Prerenderer) -> HttpServer:
     from .http import HttpSettings
     from .http.library import UploadLimits
 
@@ -260,7 +259,7 @@ async def start_http(args: argparse.Namespace, service: Service) -> HttpServer:
         splitter=service.settings.splitter,
     )
     library = service.voice_library(UploadLimits(max_bytes=args.http_max_upload_mb << 20))
-    server = await service.start_http(args.http_address, http_settings, library)
+    server = await service.start_http(args.http_address, http_settings, library, prerenderer)
     _LOGGER.info("HTTP API and web page on %s", args.http_uri)
     return server
 

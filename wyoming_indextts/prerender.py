@@ -8,11 +8,17 @@ and renders nothing again; a text that cannot be spoken is reported once per run
 
 The list is one text per line (blank lines and `#` comments skipped), given per voice with
 `--prerender [VOICE=]FILE`, or rendered once with `wyoming-indextts prerender --voice NAME FILE`.
+With the web page a user also edits lists of their own (`EditedLists`), kept in the data folder
+beside the cache; each change re-runs the pre-renders in the background (`Prerenderer.restart`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,14 +53,91 @@ class PrerenderProgress:
         return self.cached + self.rendered + self.failed
 
 
+VOICE_LINE = "# voice: "
+"""First line of an edited list: the voice's name (a comment to the list reader)."""
+
+
+class EditedLists:
+    """The lists edited on the web page: one file per voice in `folder`, in the list format,
+    named by a digest of the voice's name (names may be in any script; the digest never leaves
+    the folder) and written atomically, so a crash keeps either the old list or the new one."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        # Edits read, change and write a list: two at once must not lose one of them.
+        self._lock = threading.Lock()
+
+    def _path(self, voice: str) -> Path:
+        return self.folder / f"{hashlib.sha256(voice.encode()).hexdigest()[:24]}.txt"
+
+    def lists(self) -> list[PrerenderList]:
+        found = []
+        for path in sorted(self.folder.glob("*.txt")):
+            with path.open(encoding="utf-8") as file:
+                first = file.readline()
+            if first.startswith(VOICE_LINE):
+                found.append(PrerenderList(first.removeprefix(VOICE_LINE).strip(), path))
+        return found
+
+    def texts(self) -> dict[str, list[str]]:
+        return {str(listed.voice): listed.texts() for listed in self.lists()}
+
+    def add(self, voice: str, text: str) -> None:
+        with self._lock:
+            texts = self.texts().get(voice, [])
+            if text not in texts:
+                self._write(voice, [*texts, text])
+
+    def remove(self, voice: str, text: str) -> bool:
+        with self._lock:
+            texts = self.texts().get(voice, [])
+            if text not in texts:
+                return False
+            self._write(voice, [t for t in texts if t != text])
+            return True
+
+    def _write(self, voice: str, texts: list[str]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self._path(voice)
+        if not texts:
+            path.unlink(missing_ok=True)
+            return
+        partial = path.with_suffix(".partial")
+        partial.write_text("".join(f"{line}\n" for line in [VOICE_LINE + voice, *texts]), encoding="utf-8")
+        os.replace(partial, path)
+
+
 class Prerenderer:
     """Renders listed texts into the cache, sentence by sentence, exactly as a request would
     split them (so the same cache keys answer), one sentence at a time in the background."""
 
-    def __init__(self, synthesizer: Synthesizer, splitter: SplitterSettings) -> None:
+    def __init__(
+        self,
+        synthesizer: Synthesizer,
+        splitter: SplitterSettings,
+        listed: list[PrerenderList] | None = None,
+        edited: EditedLists | None = None,
+    ) -> None:
         self.synthesizer = synthesizer
         self.splitter = splitter
+        self.listed = listed or []
+        """The command line's lists; `restart` renders them with the edited ones."""
+        self.edited = edited
         self.progress = PrerenderProgress()
+        self._task: asyncio.Task[PrerenderProgress] | None = None
+
+    def restart(self) -> asyncio.Task[PrerenderProgress]:
+        """(Re)start rendering every list in the background: a run under way is cancelled,
+        since the next one finds what it rendered already in the cache."""
+        if self._task is not None:
+            self._task.cancel()
+        lists = [*self.listed, *(self.edited.lists() if self.edited is not None else [])]
+        self._task = asyncio.create_task(self.run(lists))
+        return self._task
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
 
     def units(self, text: str) -> list[str]:
         splitter = SentenceSplitter(self.splitter)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # annotations only; the [http] extra is imported only when HT
 
     from .http import HttpAddress, HttpServer, HttpSettings
     from .http.library import UploadLimits, VoiceLibrary
+    from .prerender import Prerenderer
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -90,11 +91,18 @@ class Service:
         indextts = self.engines.get(INDEXTTS)
         return VoiceLibrary(indextts, self.catalogue, uploads) if isinstance(indextts, IndexTTSEngine) else None
 
-    async def start_http(self, address: HttpAddress, settings: HttpSettings, library: VoiceLibrary | None) -> HttpServer:
-        """The HTTP API and page on this loop, synthesizer and cache."""
+    async def start_http(
+        self,
+        address: HttpAddress,
+        settings: HttpSettings,
+        library: VoiceLibrary | None,
+        prerenderer: Prerenderer | None = None,
+    ) -> HttpServer:
+        """The HTTP API and page on this loop, synthesizer and cache; `prerenderer`: its
+        progress in /health and /metrics."""
         from .http import HttpServer, create_app
 
-        server = HttpServer(create_app(self.catalogue, self.synthesizer, settings, library), address)
+        server = HttpServer(create_app(self.catalogue, self.synthesizer, settings, library, prerenderer), address)
         try:
             await server.start()
         except OSError as err:

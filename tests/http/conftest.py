@@ -9,6 +9,7 @@ import contextlib
 import threading
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from wyoming.tts import Synthesize, SynthesizeVoice
@@ -17,6 +18,7 @@ from wyoming_indextts.cache import AudioCache
 from wyoming_indextts.engines.base import Engine
 from wyoming_indextts.http import HttpAddress, HttpServer, HttpSettings
 from wyoming_indextts.http.library import UploadLimits, VoiceLibrary
+from wyoming_indextts.prerender import EditedLists, Prerenderer
 from wyoming_indextts.synthesizer import ChainSettings
 
 from tests.conftest import Harness, Response, read_until, running_server
@@ -30,6 +32,7 @@ class LiveServer:
     harness: Harness
     http: HttpServer
     library: VoiceLibrary | None
+    prerenderer: Prerenderer
     loop: asyncio.AbstractEventLoop
 
     @property
@@ -57,24 +60,30 @@ def live_server(
     chain: ChainSettings | None = None,
     settings: HttpSettings | None = None,
     uploads: UploadLimits | None = None,
+    prerender_dir: Path | None = None,
 ) -> Iterator[LiveServer]:
-    """`uploads`: voice uploads on, into the voices folder of the `indextts` engine."""
+    """`uploads`: voice uploads on, into the voices folder of the `indextts` engine;
+    `prerender_dir`: pre-render lists edited over HTTP, kept there."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="live-server", daemon=True)
     thread.start()
     wyoming = running_server(engines, default_voice, cache=cache, chain=chain)
 
-    async def start() -> tuple[Harness, HttpServer, VoiceLibrary | None]:
+    async def start() -> tuple[Harness, HttpServer, VoiceLibrary | None, Prerenderer]:
         harness = await wyoming.__aenter__()
         library = None if uploads is None else harness.service.voice_library(uploads)
-        http = await harness.service.start_http(HttpAddress("127.0.0.1", 0), settings or HttpSettings(), library)
-        return harness, http, library
+        http_settings = settings or HttpSettings()
+        edited = EditedLists(prerender_dir) if prerender_dir is not None else None
+        prerenderer = Prerenderer(harness.synthesizer, http_settings.splitter, edited=edited)
+        http = await harness.service.start_http(HttpAddress("127.0.0.1", 0), http_settings, library, prerenderer)
+        return harness, http, library, prerenderer
 
-    harness, http, library = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
-    live = LiveServer(harness, http, library, loop)
+    harness, http, library, prerenderer = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
+    live = LiveServer(harness, http, library, prerenderer, loop)
     try:
         yield live
     finally:
+        loop.call_soon_threadsafe(prerenderer.stop)
         live.run(http.stop())
         if library is not None:
             live.run(library.drain())

@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 
 from wyoming_indextts.http import HttpSettings
+from wyoming_indextts.prerender import PrerenderList
 from wyoming_indextts.synthesizer import ChainSettings
 
 from tests.conftest import CountingEngine, assert_speech, make_cache
@@ -110,7 +111,6 @@ def test_unknown_voice_speaks_in_the_default_voice_like_wyoming(live):
         ("/tts", {"voice": "x"}, 422, "text: Field required"),
         ("/tts", {"text": "hi", "format": "ogg"}, 422, "format"),
         ("/v1/audio/speech", {"model": "tts-1", "input": "Hi.", "response_format": "aac"}, 400, "use one of wav, pcm"),
-        ("/v1/audio/speech", {"model": "tts-1", "input": "Hi.", "speed": 2.0}, 400, "--length-scale"),
         ("/v1/audio/speech", {"model": "tts-1", "input": "Hi.", "speed": 9}, 422, "speed"),
         ("/v1/audio/speech", {"model": "tts-1", "input": "Hi.", "stream_format": "sse"}, 400, "'audio'"),
     ],
@@ -220,3 +220,26 @@ def test_a_voice_named_in_any_script_is_served(piper):
         voices = httpx.get(f"{live.base_url}/v1/voices").json()["voices"]
     assert response.status_code == 200 and response.headers["x-voice"] == "%E5%A5%B6%E5%A5%B6"
     assert [voice["name"] for voice in voices] == ["奶奶"]
+
+
+def test_prerender_progress_in_metrics_and_health(joe, tmp_path):
+    listed = tmp_path / "announcements.txt"
+    listed.write_text(f"{TEXT}\nThe dishwasher is done. The kettle has boiled.\n", encoding="utf-8")
+    with live_server({"piper": joe}, cache=make_cache(tmp_path)) as live:
+        assert httpx.get(f"{live.base_url}/health").json()["prerender"]["total"] == 0
+        live.wyoming(TEXT)  # already cached when the run starts
+        live.run(live.prerenderer.run([PrerenderList(None, listed)]))
+        metrics = httpx.get(f"{live.base_url}/metrics").text
+        assert "wyoming_indextts_prerender_listed 3.0" in metrics
+        assert 'wyoming_indextts_prerender_sentences{result="cached"} 1.0' in metrics
+        assert 'wyoming_indextts_prerender_sentences{result="rendered"} 2.0' in metrics
+        assert 'wyoming_indextts_prerender_sentences{result="failed"} 0.0' in metrics
+
+        joe.fail_with = RuntimeError("engine down")
+        listed.write_text(f"{TEXT}\nThe oven is hot.\n", encoding="utf-8")
+        live.run(live.prerenderer.run([PrerenderList(None, listed)]))
+        status = httpx.get(f"{live.base_url}/health").json()["prerender"]
+        metrics = httpx.get(f"{live.base_url}/metrics").text
+    assert status == {"total": 2, "done": 2, "cached": 1, "rendered": 0, "failed": 1}
+    assert 'wyoming_indextts_prerender_sentences{result="failed"} 1.0' in metrics
+    assert "wyoming_indextts_prerender_listed 2.0" in metrics

