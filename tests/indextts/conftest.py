@@ -146,3 +146,26 @@ def snr_db(estimate: np.ndarray, reference: np.ndarray) -> float:
     if error == 0.0:
         return float("inf")
     return float(10.0 * np.log10(np.sum(reference**2) / error))
+
+
+@pytest.fixture(scope="session")
+def tiny25_checkpoints(tiny_checkpoints: TinyCheckpoints, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny official IndexTTS-2.5 folder (hf_cache/ holds the tiny 2.0 w2v-BERT, CAMPPlus and
+    BigVGAN, which 2.5 uses unchanged)."""
+    from tests.indextts.tiny25 import write_tiny25_checkpoints
+
+    aux = tiny_checkpoints.checkpoints
+    return write_tiny25_checkpoints(tmp_path_factory.mktemp("indextts25-official") / "IndexTTS-2.5", aux)
+
+
+@pytest.fixture(scope="session")
+def tiny25_model_dir(tiny25_checkpoints: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny 2.5 folder exported by `wyoming-indextts export` (no --w2v-bert etc.: hf_cache/)."""
+    from wyoming_indextts.export.cli import main
+
+    out = tmp_path_factory.mktemp("indextts25-model") / "model"
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        code = main(["--checkpoints", str(tiny25_checkpoints), "--out", str(out), "--no-progress"])
+    assert code == 0, stderr.getvalue()
+    return out

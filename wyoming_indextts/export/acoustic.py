@@ -78,7 +78,8 @@ class AcousticSources:
     s2mel_checkpoint: Path
     w2v_stats: Path
     w2v_bert_dir: Path
-    semantic_codec: Path
+    semantic_codec: Path | None
+    """None for IndexTTS-2.5, whose s2mel reads the decoded codes and has no gpt_layer."""
     campplus: Path
     bigvgan_dir: Path
 
@@ -88,11 +89,12 @@ class AcousticSources:
             self.s2mel_checkpoint: "s2mel checkpoint (s2mel.pth from IndexTeam/IndexTTS-2)",
             self.w2v_stats: "w2v-BERT statistics (wav2vec2bert_stats.pt from IndexTeam/IndexTTS-2)",
             self.w2v_bert_dir / "config.json": "w2v-BERT 2.0 folder (facebook/w2v-bert-2.0)",
-            self.semantic_codec: "MaskGCT semantic codec (amphion/MaskGCT semantic_codec/model.safetensors)",
             self.campplus: "CAMPPlus speaker model (funasr/campplus campplus_cn_common.bin)",
             self.bigvgan_dir / "config.json": "BigVGAN config (nvidia/bigvgan_v2_22khz_80band_256x)",
             self.bigvgan_dir / "bigvgan_generator.pt": "BigVGAN weights (nvidia/bigvgan_v2_22khz_80band_256x)",
         }
+        if self.semantic_codec is not None:
+            wanted[self.semantic_codec] = "MaskGCT semantic codec (amphion/MaskGCT semantic_codec/model.safetensors)"
         for path, what in wanted.items():
             if not Path(path).exists():
                 raise FileNotFoundError(f"{path} is missing: download the {what} and point the exporter at it")
@@ -118,7 +120,7 @@ class OfficialAcoustic:
     semantic_model: nn.Module
     semantic_mean: torch.Tensor
     semantic_std: torch.Tensor
-    semantic_codec: nn.Module
+    semantic_codec: nn.Module | None
     s2mel: nn.Module
     campplus: nn.Module
     bigvgan: nn.Module
@@ -175,18 +177,20 @@ def load_official_acoustic(cfg: Any, paths: AcousticSources) -> OfficialAcoustic
     from indextts.s2mel.modules.campplus.DTDNN import CAMPPlus
     from indextts.s2mel.modules.commons import MyModel, load_checkpoint2
 
-    build_semantic_codec = import_semantic_codec_builder()
     paths.check()
     semantic_model = Wav2Vec2BertModel.from_pretrained(str(paths.w2v_bert_dir), local_files_only=True).eval()
     stats = torch.load(paths.w2v_stats, map_location="cpu")
     semantic_mean = stats["mean"].float()
     semantic_std = torch.sqrt(stats["var"]).float()
 
-    semantic_codec = build_semantic_codec(cfg.semantic_codec)
-    safetensors.torch.load_model(semantic_codec, str(paths.semantic_codec))
-    semantic_codec.eval()
+    # IndexTTS-2.5 (no MaskGCT codec): same s2mel checkpoint layout, without gpt_layer.
+    semantic_codec = None
+    if paths.semantic_codec is not None:
+        semantic_codec = import_semantic_codec_builder()(cfg.semantic_codec)
+        safetensors.torch.load_model(semantic_codec, str(paths.semantic_codec))
+        semantic_codec.eval()
 
-    s2mel = MyModel(cfg.s2mel, use_gpt_latent=True)
+    s2mel = MyModel(cfg.s2mel, use_gpt_latent=semantic_codec is not None)
     s2mel, _, _, _ = load_checkpoint2(
         s2mel, None, str(paths.s2mel_checkpoint), load_only_params=True, ignore_modules=[], is_distributed=False
     )
@@ -630,14 +634,18 @@ def export_acoustic(
         ("spk_cond_emb",),
         {"input_features": {1: "frames"}, "attention_mask": {1: "frames"}, "spk_cond_emb": {1: "frames"}},
     )
-    export(
-        "semantic_codec",
-        CodecQuantize(official.semantic_codec),
-        (torch.randn(1, frames, 1024),),
-        ("spk_cond_emb",),
-        ("codes", "s_ref"),
-        {"spk_cond_emb": {1: "frames"}, "codes": {1: "frames"}, "s_ref": {1: "frames"}},
-    )
+    # 2.5 (no MaskGCT codec) regulates w2v-BERT features directly and has no gpt_layer: it
+    # needs neither `semantic_codec` nor `s2mel_front` (export.codec25 writes its decoder).
+    with_codec = official.semantic_codec is not None
+    if with_codec:
+        export(
+            "semantic_codec",
+            CodecQuantize(official.semantic_codec),
+            (torch.randn(1, frames, 1024),),
+            ("spk_cond_emb",),
+            ("codes", "s_ref"),
+            {"spk_cond_emb": {1: "frames"}, "codes": {1: "frames"}, "s_ref": {1: "frames"}},
+        )
     export(
         "campplus",
         CampPlusStyle(official.campplus),
@@ -656,19 +664,20 @@ def export_acoustic(
         ("prompt_condition",),
         {"s_ref": {1: "frames"}, "frame_index": {0: "mel_frames"}, "prompt_condition": {1: "mel_frames"}},
     )
-    export(
-        "s2mel_front",
-        S2MelFront(official.s2mel.models["gpt_layer"], official.semantic_codec, regulator),
-        (torch.randn(1, frames, 1280), torch.randint(0, 1000, (1, frames)), index),
-        ("latent", "codes", "frame_index"),
-        ("cond",),
-        {
-            "latent": {1: "codes"},
-            "codes": {1: "codes"},
-            "frame_index": {0: "mel_frames"},
-            "cond": {1: "mel_frames"},
-        },
-    )
+    if with_codec:
+        export(
+            "s2mel_front",
+            S2MelFront(official.s2mel.models["gpt_layer"], official.semantic_codec, regulator),
+            (torch.randn(1, frames, 1280), torch.randint(0, 1000, (1, frames)), index),
+            ("latent", "codes", "frame_index"),
+            ("cond",),
+            {
+                "latent": {1: "codes"},
+                "codes": {1: "codes"},
+                "frame_index": {0: "mel_frames"},
+                "cond": {1: "mel_frames"},
+            },
+        )
     estimator = EstimatorStep(official.s2mel.models["cfm"].estimator)
     content_dim = official.s2mel.models["cfm"].estimator.cond_projection.in_features
     mel_bins = official.s2mel.models["cfm"].estimator.in_channels

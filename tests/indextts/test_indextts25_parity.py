@@ -1,0 +1,163 @@
+"""IndexTTS-2.5: the exported model folder on ONNX Runtime against the official ``indextts25``
+code (``infer_v2_5.IndexTTS2``, built unmodified from the tiny official folder).
+
+Token ids come from the official tokenizer (the text side is ported separately); the runtime
+takes ids and a language. Checked: voice conditioning, greedy codes (identical, per language),
+the codec decoder, the length regulator at two speech rates, the mel and the waveform, and
+the official ``infer`` end to end (its draws answered from the runtime's numpy generator).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("indextts25")
+
+from tests.indextts.conftest import cosine, snr_db, voiced_clip, write_clip  # noqa: E402
+from tests.indextts.official_infer import draws_from  # noqa: E402
+from wyoming_indextts.engines.indextts.codec import duration_factor  # noqa: E402
+from wyoming_indextts.engines.indextts.indextts25 import IndexTTS25Pipeline  # noqa: E402
+from wyoming_indextts.engines.indextts.model import IndexTTSModel  # noqa: E402
+from wyoming_indextts.engines.indextts.sampling import Sampler, SamplingOptions  # noqa: E402
+from wyoming_indextts.engines.indextts.voice import prepare_clip_audio, read_clip  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+CLIP_RATE = 24000
+TEXTS = {"en": "hello world the weather today", "zh": "今天天气很好"}
+STEPS = 3
+MAX_CODES = 60
+COSINE = 0.999
+GREEDY = SamplingOptions(do_sample=False)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("voices25")
+    return write_clip(folder / "mia.wav", voiced_clip(1.6, CLIP_RATE, seed=7), CLIP_RATE)
+
+
+@pytest.fixture(scope="module")
+def official(tiny25_checkpoints: Path):
+    from indextts25.infer_v2_5 import IndexTTS2
+
+    torch.set_num_threads(2)
+    return IndexTTS2(cfg_path=str(tiny25_checkpoints / "config.yaml"), model_dir=str(tiny25_checkpoints), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny25_model_dir: Path) -> IndexTTS25Pipeline:
+    return IndexTTS25Pipeline(IndexTTSModel.open(tiny25_model_dir, threads=2))
+
+
+@pytest.fixture(scope="module")
+def voices(official, pipeline: IndexTTS25Pipeline, clip: Path):
+    """(official conditioning tensors, the runtime's VoiceConditioning) of the same clip."""
+    from indextts25.infer_v2_5 import _audio_key
+
+    key = _audio_key(str(clip))
+    spk_cond_emb, style, prompt_condition, ref_mel = official._speaker_conditioning(str(clip), key)
+    emo_cond_emb = official._emotion_conditioning(str(clip), key)
+    samples, rate = read_clip(clip)
+    return (spk_cond_emb, emo_cond_emb, style, prompt_condition, ref_mel), pipeline.condition_voice(prepare_clip_audio(samples, rate))
+
+
+def official_ids(official, text: str, language: str) -> list[int]:
+    prepared = official._prepare_text(text, language, text_normalization=False)
+    return official.tokenizer.encode(f"<|{language}|> " + prepared, allowed_special="all")
+
+
+def official_emovec(official, spk_cond_emb, emo_cond_emb) -> torch.Tensor:
+    lengths = torch.tensor([spk_cond_emb.shape[-1]])
+    return official.gpt.merge_emovec(spk_cond_emb, emo_cond_emb, lengths, lengths, alpha=1.0)
+
+
+def test_voice_conditioning_matches(official, voices) -> None:
+    (spk_cond_emb, emo_cond_emb, style, prompt_condition, ref_mel), mine = voices
+    lengths = torch.tensor([1024])
+    with torch.no_grad():
+        expected = {
+            "speaker_latents": official.gpt.spk_emb_proj(style)[None],
+            "emovec_speaker": official.gpt.get_emovec(spk_cond_emb, lengths),
+            "emovec_emotion": official.gpt.get_emovec(emo_cond_emb, lengths),
+            "style": style,
+            "prompt_condition": prompt_condition,
+            "ref_mel": ref_mel,
+        }
+    for name, value in expected.items():
+        theirs = value.numpy()
+        ours = getattr(mine, name)
+        assert ours.shape == theirs.shape, name
+        assert cosine(ours, theirs) >= COSINE, (name, cosine(ours, theirs))
+
+
+@pytest.mark.parametrize("language", sorted(TEXTS))
+def test_greedy_codes_identical(official, pipeline: IndexTTS25Pipeline, voices, language: str) -> None:
+    (spk_cond_emb, emo_cond_emb, style, *_), mine = voices
+    ids = official_ids(official, TEXTS[language], language)
+    from indextts25.utils.tokenizer import lang_to_token
+
+    with torch.no_grad():
+        raw = official.gpt.inference_speech(
+            torch.IntTensor(ids)[None], torch.LongTensor([lang_to_token(language)]),
+            official_emovec(official, spk_cond_emb, emo_cond_emb), style,
+            max_generate_length=MAX_CODES, do_sample=False, num_beams=1, repetition_penalty=10.0,
+        )  # fmt: skip
+    theirs = raw[0].numpy()
+    theirs = theirs[: np.flatnonzero(theirs == 8193)[0]] if (theirs == 8193).any() else theirs
+    ours = pipeline.codes(mine, ids, language, Sampler(GREEDY), max_new_tokens=MAX_CODES)
+    assert len(theirs) >= 8, "the tiny GPT should speak a while before it stops"
+    np.testing.assert_array_equal(ours, theirs)
+    # The language id is an input that matters: another language gives other codes.
+    other = "ja" if language != "ja" else "en"
+    assert not np.array_equal(pipeline.codes(mine, ids, other, Sampler(GREEDY), max_new_tokens=MAX_CODES), ours)
+
+
+@pytest.mark.parametrize("speed", [1.0, 1.25])
+def test_acoustic_stages_match(official, pipeline: IndexTTS25Pipeline, voices, speed: float) -> None:
+    """Codec decode, length regulator at the speech rate, s2mel and BigVGAN on the same codes."""
+    (_, _, style, prompt_condition, ref_mel), mine = voices
+    codes = np.random.default_rng(3).integers(0, 8192, size=(1, 17))
+    factor = duration_factor(speed)
+    with torch.no_grad():
+        features = official.semantic_codec.decode(torch.from_numpy(codes))
+        target = torch.LongTensor([int(features.shape[1] * 1.72 * factor)])
+        cond = official.s2mel.models["length_regulator"](features, ylens=target)
+        mu = torch.cat([prompt_condition, cond], dim=1)
+        torch.manual_seed(11)
+        noise = torch.randn([1, 80, mu.shape[1]])
+        torch.manual_seed(11)
+        mel = official.s2mel.models["cfm"].inference(
+            mu, torch.LongTensor([mu.size(1)]), ref_mel, style, None, STEPS, inference_cfg_rate=0.7
+        )[:, :, ref_mel.size(-1):]  # fmt: skip
+        wav = official.bigvgan(mel.float()).squeeze()
+    ours = pipeline.render(mine, codes, factor, steps=STEPS, noise=noise.numpy())
+    assert ours.features.shape == tuple(features.shape) == (1, 34, 1024)
+    assert ours.condition.shape == tuple(cond.shape)
+    for name, theirs in (("features", features), ("condition", cond), ("mel", mel), ("wav", wav)):
+        value = getattr(ours, name)
+        assert cosine(value, theirs.numpy()) >= COSINE, (name, cosine(value, theirs.numpy()))
+    assert snr_db(ours.wav, wav.numpy()) >= 40.0
+
+
+def test_official_infer_end_to_end(official, pipeline: IndexTTS25Pipeline, voices, clip: Path) -> None:
+    """``IndexTTS2.infer`` (greedy, 1 beam, speech rate 1.25) against the runtime's stages."""
+    _, mine = voices
+    language, factor = "en", duration_factor(1.25)
+    rng_seed = 5
+    with draws_from(np.random.default_rng(rng_seed)):
+        rate, samples = official.infer(
+            str(clip), TEXTS[language], None, language, do_sample=False, num_beams=1, text_normalization=False,
+            diffusion_steps=STEPS, max_mel_tokens=MAX_CODES, duration_factor=factor,
+        )  # fmt: skip
+    expected = samples.reshape(-1).astype(np.float64)
+    ids = official_ids(official, TEXTS[language], language)
+    codes = pipeline.codes(mine, ids, language, Sampler(GREEDY), max_new_tokens=MAX_CODES)
+    rendered = pipeline.render(mine, codes[None], factor, steps=STEPS, rng=np.random.default_rng(rng_seed))
+    pcm = np.clip(32767 * rendered.wav, -32767.0, 32767.0).astype(np.int16)
+    assert rate == 22050 and pcm.shape == expected.shape and np.abs(expected).max() > 300
+    assert cosine(pcm, expected) >= COSINE
