@@ -60,8 +60,9 @@ def voices(official, pipeline: IndexTTS25Pipeline, clip: Path):
     from indextts25.infer_v2_5 import _audio_key
 
     key = _audio_key(str(clip))
-    spk_cond_emb, style, prompt_condition, ref_mel = official._speaker_conditioning(str(clip), key)
-    emo_cond_emb = official._emotion_conditioning(str(clip), key)
+    with torch.no_grad():
+        spk_cond_emb, style, prompt_condition, ref_mel = official._speaker_conditioning(str(clip), key)
+        emo_cond_emb = official._emotion_conditioning(str(clip), key)
     samples, rate = read_clip(clip)
     return (spk_cond_emb, emo_cond_emb, style, prompt_condition, ref_mel), pipeline.condition_voice(prepare_clip_audio(samples, rate))
 

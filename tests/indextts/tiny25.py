@@ -39,9 +39,12 @@ VOCAB_WORDS = [
 
 
 def write_tiny_tiktoken(path: Path) -> Path:
-    """A byte-level tiktoken vocabulary: the 256 bytes, then every prefix of a few words (so the
-    BPE merges reach them). The official `get_encoding` appends its special tokens."""
-    ranks: list[bytes] = [bytes([b]) for b in range(256)]
+    """A byte-level tiktoken vocabulary: the 256 bytes in GPT-2's order (printable ASCII first,
+    so "!" is id 0 — also the start id — and '"' id 1, the stop id, as in the real vocabulary),
+    then every prefix of a few words (so the BPE merges reach them). The official
+    `get_encoding` appends its special tokens."""
+    printable = list(range(ord("!"), ord("~") + 1))
+    ranks: list[bytes] = [bytes([b]) for b in printable + [b for b in range(256) if b not in printable]]
     seen = set(ranks)
     for word in VOCAB_WORDS:
         data = word.encode("utf-8")

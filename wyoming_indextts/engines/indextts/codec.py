@@ -18,7 +18,7 @@ import numpy as np
 from .conditioning import GRAPH_PROMPT_REGULATOR, SessionFor, nearest_frame_index
 
 GRAPH_CODEC_DECODE = "codec_decode"
-MEL_FRAMES_PER_FEATURE = 1.72
+MEL_FRAMES_PER_FEATURE = 1.73
 """Mel frames (22050 Hz, hop 256) per 50 Hz codec frame; two codec frames per 25 Hz code."""
 
 
