@@ -16,17 +16,18 @@ from __future__ import annotations
 import numpy as np
 
 from .conditioning import GRAPH_PROMPT_REGULATOR, SessionFor, nearest_frame_index
+from .voice import MAX_SPEED, MIN_SPEED
 
 GRAPH_CODEC_DECODE = "codec_decode"
-MEL_FRAMES_PER_FEATURE = 1.73
+MEL_FRAMES_PER_FEATURE = 1.72
 """Mel frames (22050 Hz, hop 256) per 50 Hz codec frame; two codec frames per 25 Hz code."""
 
 
 def duration_factor(speed: float) -> float:
     """The official ``duration_factor`` for a speech rate (1.0 as published, 1.25 a quarter
     faster): the mel length is divided by the rate."""
-    if not 0.25 <= speed <= 4.0:
-        raise ValueError(f"speed must be between 0.25 and 4, got {speed}")
+    if not MIN_SPEED <= speed <= MAX_SPEED:
+        raise ValueError(f"speed must be between {MIN_SPEED} and {MAX_SPEED}, got {speed}")
     return 1.0 / speed
 
 
