@@ -178,8 +178,12 @@ def child_engine(model_dir: Path, threads: int) -> dict[str, Any]:
     import numpy as np
 
     from wyoming_indextts.engines.indextts.codec import SemanticDecoder
-    from wyoming_indextts.engines.indextts.indextts25 import IndexTTS25Pipeline
+    from wyoming_indextts.engines.indextts.conditioning import AcousticConditioner, load_mel_settings
+    from wyoming_indextts.engines.indextts.gpt import merge_emovec
     from wyoming_indextts.engines.indextts.model import IndexTTSModel
+    from wyoming_indextts.engines.indextts.options import IndexTTSOptions
+    from wyoming_indextts.engines.indextts.pipeline25 import Pipeline25
+    from wyoming_indextts.engines.indextts.preparation import condition_voice25
     from wyoming_indextts.engines.indextts.sampling import Sampler, SamplingOptions
     from wyoming_indextts.engines.indextts.voice import prepare_clip_audio, read_clip
 
@@ -187,21 +191,20 @@ def child_engine(model_dir: Path, threads: int) -> dict[str, Any]:
     for graph in model.manifest.graphs:
         if not graph.endswith("int8"):
             model.session(graph)
-    pipeline = IndexTTS25Pipeline(model)
+    pipeline = Pipeline25(model, IndexTTSOptions(diffusion_steps=STEPS, cfg_rate=CFG_RATE))
     times: dict[str, float] = {}
     start = time.perf_counter()
     samples, rate = read_clip(clip_path())
-    voice = pipeline.condition_voice(prepare_clip_audio(samples, rate))
+    conditioner = AcousticConditioner(model.session, load_mel_settings(model.path))
+    voice = condition_voice25(model, conditioner, prepare_clip_audio(samples, rate))
     times["a"] = time.perf_counter() - start
-    from wyoming_indextts.engines.indextts.gpt import merge_emovec
-
     start = time.perf_counter()
     prefix = pipeline.gpt.conditioning_prefix(voice.speaker_latents, merge_emovec(voice.emovec_speaker, voice.emovec_emotion))
     sampler = Sampler(SamplingOptions(seed=1))
     codes = pipeline.gpt.generate25(prefix, text_ids(), pipeline.gpt.language_id("en"), sampler, CODES, CODES)
     times["b"] = time.perf_counter() - start
     start = time.perf_counter()
-    cond = SemanticDecoder(model.session).condition(codes[None, :CODES])
+    cond = SemanticDecoder(model.session, model.speech.mel_frames_per_code).condition(codes[None, :CODES])
     times["c"] = time.perf_counter() - start
     start = time.perf_counter()
     mu = np.concatenate([voice.prompt_condition, cond], axis=1)

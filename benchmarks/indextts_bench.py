@@ -299,23 +299,19 @@ def child_engine(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
 
-    from wyoming_indextts.engines.indextts import IndexTTSModel, IndexTTSOptions
+    from wyoming_indextts.engines.indextts import IndexTTSModel, IndexTTSOptions, Pipeline
     from wyoming_indextts.engines.indextts.conditioning import AcousticConditioner, load_mel_settings
-    from wyoming_indextts.engines.indextts.engine import CONDITIONING_GRAPHS, condition_voice, release_memory, serving_graphs
-    from wyoming_indextts.engines.indextts.gpt import GPTConfig, GPTRuntime, merge_emovec, trim_codes
-    from wyoming_indextts.engines.indextts.s2mel import S2Mel
+    from wyoming_indextts.engines.indextts.gpt import trim_codes
+    from wyoming_indextts.engines.indextts.preparation import CONDITIONING_GRAPHS, condition_voice, release_memory
     from wyoming_indextts.engines.indextts.sampling import Sampler, SamplingOptions
-    from wyoming_indextts.engines.indextts.vocoder import Vocoder
 
     work = Path(args.work)
     model = IndexTTSModel.open(work / "model", verify=False, threads=args.threads)
     clip, ids = clip_and_tokens(work, args)
     engine_options = IndexTTSOptions(threads=args.threads)
     conditioner = AcousticConditioner(model.session, load_mel_settings(model.path))
-    cfg = model.config
-    core, _front, estimator, _vocoder = serving_graphs(IndexTTSOptions(int8=args.int8))
-    gpt = GPTRuntime(model.session(core), {n: model.array(f) for n, f in cfg["gpt_arrays"].items()}, GPTConfig.from_mapping(cfg["gpt"]))
-    s2mel, vocoder = S2Mel(model.session, estimator), Vocoder(model.session)
+    pipeline = Pipeline(model, IndexTTSOptions(int8=args.int8, diffusion_steps=args.steps, cfg_rate=args.cfg, threads=args.threads))
+    gpt = pipeline.gpt
     timings: dict[str, list[float]] = {stage: [] for stage in STAGES}
     serving_rss = None
     for run in range(args.warmup + args.runs):
@@ -330,7 +326,7 @@ def child_engine(args: argparse.Namespace) -> dict[str, Any]:
             release_memory()
             serving_rss = rss_now_mib()
         rng = np.random.default_rng(run)
-        prefix = gpt.conditioning_prefix(voice.speaker_latents, merge_emovec(voice.emovec_speaker, voice.emovec_emotion))
+        prefix = pipeline.prefix(voice)
         start = time.perf_counter()
         raw = gpt.generate(prefix, ids, Sampler(SamplingOptions(), rng), args.tokens, min_new_tokens=args.tokens)
         t_b = time.perf_counter() - start
@@ -339,12 +335,10 @@ def child_engine(args: argparse.Namespace) -> dict[str, Any]:
         latents = gpt.latents(prefix, ids, codes)
         t_c = time.perf_counter() - start
         start = time.perf_counter()
-        cond = s2mel.condition(latents, codes[None])
-        mu = np.concatenate([voice.prompt_condition, cond], axis=1)
-        mel = s2mel.sample(mu, voice.ref_mel, voice.style, steps=args.steps, cfg_rate=args.cfg, rng=rng)
+        mel, noise = pipeline.mel(latents, codes, voice, rng=rng)
         t_d = time.perf_counter() - start
         start = time.perf_counter()
-        wav = vocoder(mel)
+        wav = pipeline.vocoder(mel)
         t_e = time.perf_counter() - start
         if keep:
             for stage, value in zip(STAGES, (t_a, t_b, t_c, t_d, t_e)):
@@ -354,8 +348,8 @@ def child_engine(args: argparse.Namespace) -> dict[str, Any]:
         "timings": timings,
         "peak_rss_mib": peak_rss_mib(),
         "serving_rss_mib": serving_rss,
-        "audio_seconds": wav.shape[-1] / 22050,
-        "mel_frames": int(mu.shape[1]),
+        "audio_seconds": wav.shape[-1] / pipeline.sample_rate,
+        "mel_frames": int(noise.shape[2]),
     }
 
 
@@ -366,7 +360,7 @@ def child_int8_accuracy(args: argparse.Namespace) -> dict[str, Any]:
 
     from wyoming_indextts.engines.indextts import IndexTTSModel, IndexTTSOptions
     from wyoming_indextts.engines.indextts.conditioning import AcousticConditioner, load_mel_settings
-    from wyoming_indextts.engines.indextts.engine import condition_voice
+    from wyoming_indextts.engines.indextts.preparation import condition_voice
     from wyoming_indextts.engines.indextts.gpt import EMOTION_GRAPH, SPEAKER_GRAPH, GPTConfig, GPTRuntime, merge_emovec, trim_codes
     from wyoming_indextts.engines.indextts.s2mel import S2Mel, target_mel_frames
     from wyoming_indextts.engines.indextts.sampling import Sampler, SamplingOptions

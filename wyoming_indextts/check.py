@@ -29,6 +29,7 @@ from .audio import pcm_to_float
 from .engines.base import EngineError
 from .engines.indextts import IndexTTSEngine, IndexTTSOptions, ModelError
 from .engines.indextts.conditioning import AcousticConditioner
+from .engines.indextts.format import GPT_INT8_GRAPH, S2MEL_ESTIMATOR_INT8_GRAPH, graph_file
 from .engines.indextts.quality import cosine, mel_distance, speaker_embedding
 from .engines.indextts.voice import SPEAKER_RATE, librosa_resample, read_clip
 
@@ -146,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             wavs, seconds = render(args.indextts_model_dir, voices, conditioning, reference, texts)
             results = [PathResult("fp32 (reference)", wavs, seconds)]
-            has_int8 = all((args.indextts_model_dir / f"{g}.onnx").is_file() for g in ("gpt_int8", "s2mel_estimator_int8"))
+            has_int8 = all((args.indextts_model_dir / graph_file(g)).is_file() for g in (GPT_INT8_GRAPH, S2MEL_ESTIMATOR_INT8_GRAPH))
             for name, options in fast_paths(reference, args, has_int8):
                 print(f"rendering: {name} …", file=sys.stderr)
                 results.append(PathResult(name, *render(args.indextts_model_dir, voices, conditioning, options, texts)))

@@ -34,8 +34,8 @@ from wyoming_indextts.engines.indextts.features import (  # noqa: E402
 from wyoming_indextts.engines.indextts.s2mel import S2Mel, target_mel_frames  # noqa: E402
 from wyoming_indextts.engines.indextts.vocoder import Vocoder  # noqa: E402
 from wyoming_indextts.export import official_package  # noqa: E402
+from wyoming_indextts.engines.indextts.format import ACOUSTIC_PARAMS_FILE  # noqa: E402
 from wyoming_indextts.export.acoustic import (  # noqa: E402
-    ACOUSTIC_PARAMS_FILE,
     OfficialAcoustic,
     load_official_acoustic,
 )
@@ -305,7 +305,7 @@ def test_estimator_velocity_of_new_frames_equals_official(exported: Exported, ta
 def test_int8_estimator_stays_close_to_float_over_every_step(exported: Exported, prompt: AcousticPrompt) -> None:
     """s2mel_estimator_int8 (export --int8): same inputs and outputs as the float step, and
     25 guided Euler steps from the same noise end at a mel close to the float one."""
-    from wyoming_indextts.export.acoustic import ESTIMATOR_INT8_GRAPH
+    from wyoming_indextts.engines.indextts.format import S2MEL_ESTIMATOR_INT8_GRAPH as ESTIMATOR_INT8_GRAPH
 
     float_step = S2Mel.from_dir(exported.model_dir)
     int8_step = S2Mel.from_dir(exported.model_dir, estimator_graph=ESTIMATOR_INT8_GRAPH)

@@ -27,7 +27,7 @@ from tests.indextts.conftest import TinyCheckpoints, cosine, snr_db, voiced_clip
 from tests.indextts.official_infer import torchaudio_resample  # noqa: E402
 from wyoming_indextts.engines.base import EngineError  # noqa: E402
 from wyoming_indextts.engines.indextts import IndexTTSEngine, IndexTTSOptions  # noqa: E402
-from wyoming_indextts.engines.indextts.engine import to_pcm16  # noqa: E402
+from wyoming_indextts.engines.indextts.pipeline import to_pcm16  # noqa: E402
 from wyoming_indextts.engines.indextts.features import campplus_features  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,8 @@ torch = pytest.importorskip("torch")
 
 from wyoming_indextts.engines.indextts import speculative  # noqa: E402
 from wyoming_indextts.engines.indextts.batched import generate_batch  # noqa: E402
-from wyoming_indextts.engines.indextts.gpt import CORE_GRAPH, GPTConfig, GPTRuntime  # noqa: E402
+from wyoming_indextts.engines.indextts.format import GPT_GRAPH as CORE_GRAPH  # noqa: E402
+from wyoming_indextts.engines.indextts.gpt import GPTConfig, GPTRuntime  # noqa: E402
 from wyoming_indextts.engines.indextts.model import IndexTTSModel  # noqa: E402
 from wyoming_indextts.engines.indextts.sampling import Sampler, SamplingOptions  # noqa: E402
 from wyoming_indextts.engines.indextts.speculative import SpeculativeDecoder, SpeculativeStats  # noqa: E402

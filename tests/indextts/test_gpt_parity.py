@@ -20,10 +20,9 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from tests.indextts.conftest import TinyCheckpoints, cosine, snr_db  # noqa: E402
 from tests.indextts.official_infer import draws_from  # noqa: E402
+from wyoming_indextts.engines.indextts.format import EMOTION_GRAPH, SPEAKER_GRAPH  # noqa: E402
+from wyoming_indextts.engines.indextts.format import GPT_GRAPH as CORE_GRAPH  # noqa: E402
 from wyoming_indextts.engines.indextts.gpt import (  # noqa: E402
-    CORE_GRAPH,
-    EMOTION_GRAPH,
-    SPEAKER_GRAPH,
     GPTConfig,
     GPTRuntime,
     apply_emotion_vector,

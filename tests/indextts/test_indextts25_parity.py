@@ -20,9 +20,12 @@ pytest.importorskip("indextts25")
 from tests.indextts.conftest import cosine, snr_db, voiced_clip, write_clip  # noqa: E402
 from tests.indextts.official_infer import draws_from  # noqa: E402
 from wyoming_indextts.engines.indextts.codec import duration_factor  # noqa: E402
-from wyoming_indextts.engines.indextts.indextts25 import IndexTTS25Pipeline  # noqa: E402
+from wyoming_indextts.engines.indextts.conditioning import AcousticConditioner, load_mel_settings  # noqa: E402
+from wyoming_indextts.engines.indextts.gpt import trim_codes  # noqa: E402
 from wyoming_indextts.engines.indextts.model import IndexTTSModel  # noqa: E402
-from wyoming_indextts.engines.indextts.sampling import Sampler, SamplingOptions  # noqa: E402
+from wyoming_indextts.engines.indextts.options import IndexTTSOptions  # noqa: E402
+from wyoming_indextts.engines.indextts.pipeline25 import LanguageIds, Pipeline25  # noqa: E402
+from wyoming_indextts.engines.indextts.preparation import condition_voice25  # noqa: E402
 from wyoming_indextts.engines.indextts.voice import prepare_clip_audio, read_clip  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -33,7 +36,7 @@ TEXTS = {"en": "hello world! the weather today", "zh": "今天天气很好"}
 STEPS = 3
 MAX_CODES = 60
 COSINE = 0.999
-GREEDY = SamplingOptions(do_sample=False)
+STOP = 8193
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +54,13 @@ def official(tiny25_checkpoints: Path):
 
 
 @pytest.fixture(scope="module")
-def pipeline(tiny25_model_dir: Path) -> IndexTTS25Pipeline:
-    return IndexTTS25Pipeline(IndexTTSModel.open(tiny25_model_dir, threads=2))
+def pipeline(tiny25_model_dir: Path) -> Pipeline25:
+    options = IndexTTSOptions(do_sample=False, max_mel_tokens=MAX_CODES, diffusion_steps=STEPS)
+    return Pipeline25(IndexTTSModel.open(tiny25_model_dir, threads=2), options)
 
 
 @pytest.fixture(scope="module")
-def voices(official, pipeline: IndexTTS25Pipeline, clip: Path):
+def voices(official, pipeline: Pipeline25, clip: Path):
     """(official conditioning tensors, the runtime's VoiceConditioning) of the same clip."""
     from indextts25.infer_v2_5 import _audio_key
 
@@ -65,7 +69,15 @@ def voices(official, pipeline: IndexTTS25Pipeline, clip: Path):
         spk_cond_emb, style, prompt_condition, ref_mel = official._speaker_conditioning(str(clip), key)
         emo_cond_emb = official._emotion_conditioning(str(clip), key)
     samples, rate = read_clip(clip)
-    return (spk_cond_emb, emo_cond_emb, style, prompt_condition, ref_mel), pipeline.condition_voice(prepare_clip_audio(samples, rate))
+    model = pipeline.model
+    conditioner = AcousticConditioner(model.session, load_mel_settings(model.path))
+    mine = condition_voice25(model, conditioner, prepare_clip_audio(samples, rate))
+    return (spk_cond_emb, emo_cond_emb, style, prompt_condition, ref_mel), mine
+
+
+def greedy_codes(pipeline: Pipeline25, voice, ids: list[int], language: str) -> np.ndarray:
+    raw = pipeline.codes(pipeline.prefix(voice), LanguageIds(ids, language), np.random.default_rng(0))
+    return trim_codes(raw, STOP)
 
 
 def official_ids(official, text: str, language: str) -> list[int]:
@@ -98,7 +110,7 @@ def test_voice_conditioning_matches(official, voices) -> None:
 
 
 @pytest.mark.parametrize("language", sorted(TEXTS))
-def test_greedy_codes_identical(official, pipeline: IndexTTS25Pipeline, voices, language: str) -> None:
+def test_greedy_codes_identical(official, pipeline: Pipeline25, voices, language: str) -> None:
     (spk_cond_emb, emo_cond_emb, style, *_), mine = voices
     ids = official_ids(official, TEXTS[language], language)
     from indextts25.utils.tokenizer import lang_to_token
@@ -109,18 +121,17 @@ def test_greedy_codes_identical(official, pipeline: IndexTTS25Pipeline, voices, 
             official_emovec(official, spk_cond_emb, emo_cond_emb), style,
             max_generate_length=MAX_CODES, do_sample=False, num_beams=1, repetition_penalty=10.0,
         )  # fmt: skip
-    theirs = raw[0].numpy()
-    theirs = theirs[: np.flatnonzero(theirs == 8193)[0]] if (theirs == 8193).any() else theirs
-    ours = pipeline.codes(mine, ids, language, Sampler(GREEDY), max_new_tokens=MAX_CODES)
+    theirs = trim_codes(raw[0].numpy(), STOP)
+    ours = greedy_codes(pipeline, mine, ids, language)
     assert len(theirs) >= 8, "the tiny GPT should speak a while before it stops"
     np.testing.assert_array_equal(ours, theirs)
     # The language id is an input that matters: another language gives other codes.
     other = "ja" if language != "ja" else "en"
-    assert not np.array_equal(pipeline.codes(mine, ids, other, Sampler(GREEDY), max_new_tokens=MAX_CODES), ours)
+    assert not np.array_equal(greedy_codes(pipeline, mine, ids, other), ours)
 
 
 @pytest.mark.parametrize("speed", [1.0, 1.25])
-def test_acoustic_stages_match(official, pipeline: IndexTTS25Pipeline, voices, speed: float) -> None:
+def test_acoustic_stages_match(official, pipeline: Pipeline25, voices, speed: float) -> None:
     """Codec decode, length regulator at the speech rate, s2mel and BigVGAN on the same codes."""
     (_, _, style, prompt_condition, ref_mel), mine = voices
     # 29 codes: 58 codec frames → int(58 * 1.72) = 99 mel frames, where 1.73 would give 100.
@@ -138,29 +149,28 @@ def test_acoustic_stages_match(official, pipeline: IndexTTS25Pipeline, voices, s
             mu, torch.LongTensor([mu.size(1)]), ref_mel, style, None, STEPS, inference_cfg_rate=0.7
         )[:, :, ref_mel.size(-1):]  # fmt: skip
         wav = official.bigvgan(mel.float()).squeeze()
-    ours = pipeline.render(mine, codes, factor, steps=STEPS, noise=noise.numpy())
-    assert ours.features.shape == tuple(features.shape) == (1, 58, 1024)
-    assert ours.condition.shape == tuple(cond.shape)
-    for name, theirs in (("features", features), ("condition", cond), ("mel", mel), ("wav", wav)):
-        value = getattr(ours, name)
+    ours = pipeline.render(LanguageIds([], "en"), mine, raw_codes=codes[0], noise=noise.numpy(), speed=speed)
+    condition = pipeline.decoder.regulate(ours.latents, factor)
+    assert ours.latents.shape == tuple(features.shape) == (1, 58, 1024)
+    assert condition.shape == tuple(cond.shape)
+    for name, value, theirs in (("features", ours.latents, features), ("condition", condition, cond), ("mel", ours.mel, mel), ("wav", ours.wav, wav)):
         assert cosine(value, theirs.numpy()) >= COSINE, (name, cosine(value, theirs.numpy()))
     assert snr_db(ours.wav, wav.numpy()) >= 40.0
 
 
-def test_official_infer_end_to_end(official, pipeline: IndexTTS25Pipeline, voices, clip: Path) -> None:
+def test_official_infer_end_to_end(official, pipeline: Pipeline25, voices, clip: Path) -> None:
     """``IndexTTS2.infer`` (greedy, 1 beam, speech rate 1.25) against the runtime's stages."""
     _, mine = voices
-    language, factor = "en", duration_factor(1.25)
+    language, speed = "en", 1.25
     rng_seed = 5
     with draws_from(np.random.default_rng(rng_seed)):
         rate, samples = official.infer(
             str(clip), TEXTS[language], None, language, do_sample=False, num_beams=1, text_normalization=False,
-            diffusion_steps=STEPS, max_mel_tokens=MAX_CODES, duration_factor=factor,
+            diffusion_steps=STEPS, max_mel_tokens=MAX_CODES, duration_factor=duration_factor(speed),
         )  # fmt: skip
     expected = samples.reshape(-1).astype(np.float64)
     ids = official_ids(official, TEXTS[language], language)
-    codes = pipeline.codes(mine, ids, language, Sampler(GREEDY), max_new_tokens=MAX_CODES)
-    rendered = pipeline.render(mine, codes[None], factor, steps=STEPS, rng=np.random.default_rng(rng_seed))
+    rendered = pipeline.render(LanguageIds(ids, language), mine, rng=np.random.default_rng(rng_seed), speed=speed)
     pcm = np.clip(32767 * rendered.wav, -32767.0, 32767.0).astype(np.int16)
     assert rate == 22050 and pcm.shape == expected.shape and np.abs(expected).max() > 300
     assert cosine(pcm, expected) >= COSINE

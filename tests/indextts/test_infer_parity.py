@@ -21,7 +21,8 @@ torch = pytest.importorskip("torch")
 from tests.indextts.conftest import TinyCheckpoints, snr_db, voiced_clip, write_clip  # noqa: E402
 from tests.indextts.official_infer import build_official_indextts2, draws_from  # noqa: E402
 from wyoming_indextts.engines.indextts import IndexTTSEngine, IndexTTSOptions  # noqa: E402
-from wyoming_indextts.engines.indextts.engine import SAMPLE_RATE, to_pcm16  # noqa: E402
+from wyoming_indextts.engines.indextts.pipeline import to_pcm16  # noqa: E402
+from wyoming_indextts.engines.indextts.format import SAMPLE_RATE  # noqa: E402
 from wyoming_indextts.engines.indextts.gpt import trim_codes  # noqa: E402
 
 pytestmark = pytest.mark.slow

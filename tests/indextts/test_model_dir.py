@@ -13,6 +13,12 @@ import pytest
 
 from tests.indextts.conftest import TinyCheckpoints, copy_model_dir
 from wyoming_indextts.engines.base import EngineError
+from wyoming_indextts.engines.indextts.format import (
+    ACOUSTIC_PARAMS_FILE,
+    INDEXTTS_2,
+    MODEL_FIELD,
+    SpeechParams,
+)
 from wyoming_indextts.engines.indextts.model import (
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -114,6 +120,43 @@ def test_changed_file_is_a_startup_error(tiny_model_dir: Path, tmp_path: Path) -
     target.write_bytes(bytes(data[:-4]))
     with pytest.raises(ModelError, match=r"emo_matrix\.npy: size"):
         IndexTTSModel.open(broken, verify=False)
+
+
+@pytest.mark.slow
+def test_manifest_names_its_model_and_runtime_reads_its_numbers(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The folder says which model it holds (a folder from before the field holds IndexTTS-2;
+    an unknown model is refused by name), and the runtime takes the sample rate, hop and mel
+    frames per code from acoustic.json rather than from constants of its own."""
+    manifest = json.loads((tiny_model_dir / MANIFEST_NAME).read_text())
+    assert manifest[MODEL_FIELD] == INDEXTTS_2
+    model = IndexTTSModel.open(tiny_model_dir, verify=False)
+    assert model.manifest.model == INDEXTTS_2
+    assert model.speech == SpeechParams(sample_rate=22050, hop_length=256, mel_frames_per_code=1.72)
+
+    older = copy_model_dir(tiny_model_dir, tmp_path / "model")
+    manifest_path = older / MANIFEST_NAME
+    manifest_path.unlink()
+    manifest_path.write_text(json.dumps({k: v for k, v in manifest.items() if k != MODEL_FIELD}))
+    assert IndexTTSModel.open(older, verify=False).manifest.model == INDEXTTS_2
+    manifest_path.unlink()
+    manifest_path.write_text(json.dumps({**manifest, MODEL_FIELD: "indextts-9"}))
+    with pytest.raises(ModelError, match=r"holds model 'indextts-9', which this version .* does not know"):
+        IndexTTSModel.open(older, verify=False)
+    manifest_path.unlink()
+    manifest_path.write_text(json.dumps(manifest))
+
+    # Another model of the family (same file sizes: only the hash check would notice).
+    params_path = older / ACOUSTIC_PARAMS_FILE
+    params = params_path.read_text()
+    params_path.unlink()
+    params_path.write_text(params.replace('"mel_frames_per_code": 1.72', '"mel_frames_per_code": 0.86'))
+    other = IndexTTSModel.open(older, verify=False)
+    assert other.speech.mel_frames_per_code == 0.86
+    from wyoming_indextts.engines.indextts.s2mel import S2Mel
+
+    assert S2Mel(other.session, mel_frames_per_code=other.speech.mel_frames_per_code).condition(
+        np.zeros((1, 10, 1280), np.float32), np.zeros((1, 10), np.int64)
+    ).shape[1] == 8  # int(10 * 0.86); IndexTTS-2's 1.72 gives 17
 
 
 @pytest.mark.slow

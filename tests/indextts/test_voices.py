@@ -77,7 +77,8 @@ def test_bad_clips_are_skipped_and_good_voices_served(
 @pytest.mark.slow
 def test_conditioning_is_cached_on_disk_and_reused(tiny_model_dir: Path, tmp_path: Path) -> None:
     from wyoming_indextts.engines.indextts import IndexTTSEngine, IndexTTSOptions
-    from wyoming_indextts.engines.indextts.engine import CONDITIONING_GRAPHS, serving_graphs
+    from wyoming_indextts.engines.indextts.pipeline import serving_graphs
+    from wyoming_indextts.engines.indextts.preparation import CONDITIONING_GRAPHS
 
     voices = tmp_path / "voices"
     write_clip(voices / "anna.wav", voiced_clip(2.0, RATE, seed=1), RATE)

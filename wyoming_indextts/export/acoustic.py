@@ -54,6 +54,26 @@ from typing import Any
 import torch
 from torch import nn
 
+from wyoming_indextts.engines.indextts.format import (
+    ACOUSTIC_PARAMS_FILE,
+    BIGVGAN_GRAPH,
+    CAMPPLUS_GRAPH,
+    HOP_LENGTH_FIELD,
+    MEL_FIELD,
+    MEL_FRAMES_PER_CODE,
+    MEL_FRAMES_PER_CODE_FIELD,
+    OUTPUT_SAMPLE_RATE_FIELD,
+    PROMPT_REGULATOR_GRAPH,
+    S2MEL_ESTIMATOR_GRAPH,
+    S2MEL_ESTIMATOR_INT8_GRAPH,
+    S2MEL_FRONT_GRAPH,
+    SEMANTIC_CODEC_GRAPH,
+    SEMANTIC_SAMPLE_RATE,
+    SEMANTIC_SAMPLE_RATE_FIELD,
+    W2V_BERT_GRAPH,
+    W2V_LAYER_FIELD,
+    graph_file,
+)
 from wyoming_indextts.export import official_package
 
 log = logging.getLogger(__name__)
@@ -62,8 +82,6 @@ W2V_LAYER = 17
 """IndexTTS2 reads `hidden_states[17]` of w2v-BERT 2.0: the output of its 17th layer."""
 
 OPSET = 17
-ACOUSTIC_PARAMS_FILE = "acoustic.json"
-"""Side file with the numbers the runtime needs besides the graphs (mel settings, rates)."""
 
 ProgressFn = Callable[[str], None]
 
@@ -621,13 +639,13 @@ def export_acoustic(
         dynamic_axes: dict[str, dict[int, str]],
     ) -> None:
         say(f"exporting {name}")
-        file = f"{name}.onnx"
+        file = graph_file(name)
         _export(module, args, out_dir / file, inputs, outputs, dynamic_axes)
         records.append(GraphRecord(name, file, tuple(inputs), tuple(outputs)))
 
     frames = 37
     export(
-        "w2v_bert",
+        W2V_BERT_GRAPH,
         W2vBertLayer17(official.semantic_model, official.semantic_mean, official.semantic_std),
         (torch.randn(1, frames, 160), torch.ones(1, frames, dtype=torch.int64)),
         ("input_features", "attention_mask"),
@@ -639,7 +657,7 @@ def export_acoustic(
     with_codec = official.semantic_codec is not None
     if with_codec:
         export(
-            "semantic_codec",
+            SEMANTIC_CODEC_GRAPH,
             CodecQuantize(official.semantic_codec),
             (torch.randn(1, frames, 1024),),
             ("spk_cond_emb",),
@@ -647,7 +665,7 @@ def export_acoustic(
             {"spk_cond_emb": {1: "frames"}, "codes": {1: "frames"}, "s_ref": {1: "frames"}},
         )
     export(
-        "campplus",
+        CAMPPLUS_GRAPH,
         CampPlusStyle(official.campplus),
         (torch.randn(1, 211, 80),),
         ("fbank",),
@@ -657,7 +675,7 @@ def export_acoustic(
     regulator = official.s2mel.models["length_regulator"]
     index = torch.arange(frames).repeat_interleave(2)[: 2 * frames - 3]
     export(
-        "prompt_regulator",
+        PROMPT_REGULATOR_GRAPH,
         PromptRegulator(regulator),
         (torch.randn(1, frames, 1024), index),
         ("s_ref", "frame_index"),
@@ -666,7 +684,7 @@ def export_acoustic(
     )
     if with_codec:
         export(
-            "s2mel_front",
+            S2MEL_FRONT_GRAPH,
             S2MelFront(official.s2mel.models["gpt_layer"], official.semantic_codec, regulator),
             (torch.randn(1, frames, 1280), torch.randint(0, 1000, (1, frames)), index),
             ("latent", "codes", "frame_index"),
@@ -683,7 +701,7 @@ def export_acoustic(
     mel_bins = official.s2mel.models["cfm"].estimator.in_channels
     mel_frames = 53
     export(
-        "s2mel_estimator",
+        S2MEL_ESTIMATOR_GRAPH,
         estimator,
         (
             torch.randn(2, mel_bins, mel_frames),
@@ -705,7 +723,7 @@ def export_acoustic(
         },
     )
     export(
-        "bigvgan",
+        BIGVGAN_GRAPH,
         VocoderGraph(official.bigvgan),
         (torch.randn(1, mel_bins, 23),),
         ("mel",),
@@ -714,19 +732,16 @@ def export_acoustic(
     )
 
     params = {
-        "mel": _mel_params(cfg),
-        "semantic_sample_rate": 16000,
-        "output_sample_rate": int(official.bigvgan.h.sampling_rate),
-        "hop_length": int(official.bigvgan.h.hop_size),
-        "mel_frames_per_code": 1.72,
-        "w2v_layer": W2V_LAYER,
+        MEL_FIELD: _mel_params(cfg),
+        SEMANTIC_SAMPLE_RATE_FIELD: SEMANTIC_SAMPLE_RATE,
+        OUTPUT_SAMPLE_RATE_FIELD: int(official.bigvgan.h.sampling_rate),
+        HOP_LENGTH_FIELD: int(official.bigvgan.h.hop_size),
+        MEL_FRAMES_PER_CODE_FIELD: MEL_FRAMES_PER_CODE,
+        W2V_LAYER_FIELD: W2V_LAYER,
     }
     (out_dir / ACOUSTIC_PARAMS_FILE).write_text(json.dumps(params, indent=2) + "\n")
     say("acoustic export done")
     return records
-
-
-ESTIMATOR_INT8_GRAPH = "s2mel_estimator_int8"
 
 
 def quantize_estimator(out_dir: Path) -> GraphRecord:
@@ -739,14 +754,12 @@ def quantize_estimator(out_dir: Path) -> GraphRecord:
     """
     from .int8 import quantize_matmul_weights
 
-    file = f"{ESTIMATOR_INT8_GRAPH}.onnx"
-    quantize_matmul_weights(Path(out_dir) / "s2mel_estimator.onnx", Path(out_dir) / file)
-    return GraphRecord(ESTIMATOR_INT8_GRAPH, file, ESTIMATOR_INPUTS, ESTIMATOR_OUTPUTS)
+    file = graph_file(S2MEL_ESTIMATOR_INT8_GRAPH)
+    quantize_matmul_weights(Path(out_dir) / graph_file(S2MEL_ESTIMATOR_GRAPH), Path(out_dir) / file)
+    return GraphRecord(S2MEL_ESTIMATOR_INT8_GRAPH, file, ESTIMATOR_INPUTS, ESTIMATOR_OUTPUTS)
 
 
 __all__ = [
-    "ACOUSTIC_PARAMS_FILE",
-    "ESTIMATOR_INT8_GRAPH",
     "AcousticSources",
     "GraphRecord",
     "OfficialAcoustic",

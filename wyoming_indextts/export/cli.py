@@ -21,13 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_LOGGER = logging.getLogger(__name__)
+from ..engines.indextts.format import (
+    BPE_FILE,
+    CONFIG_NAME,
+    EMO_MATRIX_FILE,
+    EMOTION_GRAPH,
+    GPT_GRAPH,
+    GPT_INT8_GRAPH,
+    MAX_PROMPT_SECONDS,
+    MAX_PROMPT_SECONDS_FIELD,
+    SPEAKER_GRAPH,
+    SPK_MATRIX_FILE,
+    graph_file,
+)
 
-EMO_MATRIX_FILE = "emo_matrix.npy"
-SPK_MATRIX_FILE = "spk_matrix.npy"
-BPE_FILE = "bpe.model"
-MAX_PROMPT_SECONDS = 15.0
-"""infer_v2 cuts speaker and emotion clips to 15 s (`_load_and_cut_audio(..., 15)`)."""
+_LOGGER = logging.getLogger(__name__)
 
 
 class ExportError(Exception):
@@ -215,7 +223,6 @@ def run_export(plan: ExportPlan, progress: bool = True) -> Path:
     import torch
     from tqdm import tqdm
 
-    from ..engines.indextts.model import CONFIG_NAME
     from . import gpt as gpt_export
     from .manifest import write_manifest
 
@@ -241,19 +248,19 @@ def run_export(plan: ExportPlan, progress: bool = True) -> Path:
 
     def speaker() -> None:
         gpt_export.export_speaker_conditioning(state["gpt"], work)
-        state["graphs"]["gpt_speaker_conditioning"] = gpt_export.SPEAKER_GRAPH
+        state["graphs"][SPEAKER_GRAPH] = graph_file(SPEAKER_GRAPH)
 
     def emotion() -> None:
         gpt_export.export_emotion_conditioning(state["gpt"], work)
-        state["graphs"]["gpt_emotion_conditioning"] = gpt_export.EMOTION_GRAPH
+        state["graphs"][EMOTION_GRAPH] = graph_file(EMOTION_GRAPH)
 
     def core() -> None:
         gpt_export.export_core(state["gpt"], work)
-        state["graphs"]["gpt"] = gpt_export.CORE_GRAPH
+        state["graphs"][GPT_GRAPH] = graph_file(GPT_GRAPH)
 
     def core_int8() -> None:
         gpt_export.quantize_core(work)
-        state["graphs"]["gpt_int8"] = gpt_export.CORE_INT8_GRAPH
+        state["graphs"][GPT_INT8_GRAPH] = graph_file(GPT_INT8_GRAPH)
 
     def tables() -> None:
         gpt_export.save_runtime_arrays(state["gpt"], work)
@@ -304,8 +311,7 @@ def run_export(plan: ExportPlan, progress: bool = True) -> Path:
             "emo_matrix": EMO_MATRIX_FILE,
             "spk_matrix": SPK_MATRIX_FILE,
             "bpe_model": BPE_FILE,
-            "max_prompt_seconds": MAX_PROMPT_SECONDS,
-            "sample_rate": 22050,
+            MAX_PROMPT_SECONDS_FIELD: MAX_PROMPT_SECONDS,
             "version": str(cfg.get("version", "")),
             "speaks": plan.acoustic is not None,
         }

@@ -17,9 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..engines.indextts.format import CODEC_DECODE_GRAPH, graph_file
 from .gpt import _export, _plain
-
-CODEC_DECODE_GRAPH = "codec_decode.onnx"
 
 
 def load_codec25(codec_cfg: Any, checkpoint: str | os.PathLike[str]) -> nn.Module:
@@ -41,7 +40,7 @@ class CodecDecode(nn.Module):
 
 
 def export_codec_decode(codec: nn.Module, out_dir: Path) -> Path:
-    path = out_dir / CODEC_DECODE_GRAPH
+    path = out_dir / graph_file(CODEC_DECODE_GRAPH)
     _export(
         CodecDecode(codec),
         (torch.randint(0, 1000, (1, 23)),),

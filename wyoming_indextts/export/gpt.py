@@ -70,16 +70,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..engines.indextts.format import EMOTION_GRAPH, GPT_GRAPH, GPT_INT8_GRAPH, SPEAKER_GRAPH, graph_file
 from . import official_package
 
 _LOGGER = logging.getLogger(__name__)
 
 OPSET = 17
 
-SPEAKER_GRAPH = "gpt_speaker_conditioning.onnx"
-EMOTION_GRAPH = "gpt_emotion_conditioning.onnx"
-CORE_GRAPH = "gpt.onnx"
-CORE_INT8_GRAPH = "gpt_int8.onnx"
 
 # Arrays the runtime reads beside the graphs (name → file).
 GPT_ARRAYS = {
@@ -315,7 +312,7 @@ def _export(module: nn.Module, args: tuple, path: Path, input_names, output_name
 
 
 def export_speaker_conditioning(model, out_dir: Path) -> Path:
-    path = out_dir / SPEAKER_GRAPH
+    path = out_dir / graph_file(SPEAKER_GRAPH)
     features = torch.randn(1, 40, 1024)
     _export(
         SpeakerConditioning(model),
@@ -329,7 +326,7 @@ def export_speaker_conditioning(model, out_dir: Path) -> Path:
 
 
 def export_emotion_conditioning(model, out_dir: Path) -> Path:
-    path = out_dir / EMOTION_GRAPH
+    path = out_dir / graph_file(EMOTION_GRAPH)
     features = torch.randn(1, 40, 1024)
     _export(
         EmotionConditioning(model),
@@ -343,7 +340,7 @@ def export_emotion_conditioning(model, out_dir: Path) -> Path:
 
 
 def export_core(model, out_dir: Path) -> Path:
-    path = out_dir / CORE_GRAPH
+    path = out_dir / graph_file(GPT_GRAPH)
     core = GPTCore(model)
     layers = len(core.blocks)
     dim = core.embed_dim
@@ -380,7 +377,7 @@ def quantize_core(out_dir: Path) -> Path:
     """
     from .int8 import quantize_matmul_weights
 
-    return quantize_matmul_weights(out_dir / CORE_GRAPH, out_dir / CORE_INT8_GRAPH)
+    return quantize_matmul_weights(out_dir / graph_file(GPT_GRAPH), out_dir / graph_file(GPT_INT8_GRAPH))
 
 
 def runtime_arrays(model) -> dict[str, np.ndarray]:

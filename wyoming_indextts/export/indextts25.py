@@ -7,8 +7,8 @@ holds config.yaml, gpt.pth, s2mel.pth, codec.pth, the tiktoken vocabulary
 with w2v-BERT 2.0, CAMPPlus and BigVGAN (the same models as 2.0; ``--w2v-bert``,
 ``--campplus`` and ``--bigvgan`` point elsewhere).
 
-The model folder it writes differs from a 2.0 one in: ``config.json`` says
-``"model": "indextts-2.5"`` (and so does the manifest's ``source``); the GPT arrays are
+The model folder it writes differs from a 2.0 one in: the manifest says
+``"model": "indextts-2.5"``; the GPT arrays are
 2.5's (language embedding, speaker projection; no speed rows, no speaker graph); the
 ``codec_decode`` graph replaces ``semantic_codec`` and ``s2mel_front``; the tokenizer is the
 ``.tiktoken`` file. w2v-BERT, CAMPPlus, the prompt regulator, the diffusion step and BigVGAN
@@ -26,13 +26,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MODEL_NAME = "indextts-2.5"
+from ..engines.indextts.format import (
+    CODEC_DECODE_GRAPH,
+    CONFIG_NAME,
+    EMO_MATRIX_FILE,
+    EMOTION_GRAPH,
+    GPT_GRAPH,
+    GPT_INT8_GRAPH,
+    INDEXTTS_25,
+    MAX_PROMPT_SECONDS,
+    MAX_PROMPT_SECONDS_FIELD,
+    SPK_MATRIX_FILE,
+    graph_file,
+)
+
 CODEC_FILE = "codec.pth"
 HF_CACHE = "hf_cache"
-MEL_FRAMES_PER_FEATURE = 1.72
-"""infer_v2_5: ``target_lengths = int(S_infer.shape[1] * 1.72 * duration_factor)``, where
-S_infer is the codec's 50 Hz output (two frames per 25 Hz code)."""
-FEATURES_PER_CODE = 2
 
 
 def is_indextts25(checkpoints: Path, cfg: Any) -> bool:
@@ -132,10 +141,9 @@ def run_export25(plan: Export25Plan, progress: bool = True) -> Path:
     import torch
     from tqdm import tqdm
 
-    from ..engines.indextts.model import CONFIG_NAME
     from . import codec25, gpt25
     from . import gpt as gpt_export
-    from .cli import EMO_MATRIX_FILE, MAX_PROMPT_SECONDS, SPK_MATRIX_FILE, ExportError, _hash_sources, _load_matrix, _replace
+    from .cli import ExportError, _hash_sources, _load_matrix, _replace
     from .manifest import write_manifest
 
     out = plan.out
@@ -158,12 +166,12 @@ def run_export25(plan: Export25Plan, progress: bool = True) -> Path:
 
     def graphs() -> None:
         gpt_export.export_emotion_conditioning(state["gpt"], work)
-        state["graphs"]["gpt_emotion_conditioning"] = gpt_export.EMOTION_GRAPH
         gpt_export.export_core(state["gpt"], work)
-        state["graphs"]["gpt"] = gpt_export.CORE_GRAPH
+        names = [EMOTION_GRAPH, GPT_GRAPH]
         if plan.int8:
             gpt_export.quantize_core(work)
-            state["graphs"]["gpt_int8"] = gpt_export.CORE_INT8_GRAPH
+            names.append(GPT_INT8_GRAPH)
+        state["graphs"].update({name: graph_file(name) for name in names})
 
     def tables() -> None:
         gpt25.save_runtime_arrays25(state["gpt"], work)
@@ -188,7 +196,7 @@ def run_export25(plan: Export25Plan, progress: bool = True) -> Path:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ExportError(f"{plan.codec}: cannot load it as the codec of this config.yaml ({first[:200]})") from err
         codec25.export_codec_decode(decoder, work)
-        state["graphs"]["codec_decode"] = codec25.CODEC_DECODE_GRAPH
+        state["graphs"][CODEC_DECODE_GRAPH] = graph_file(CODEC_DECODE_GRAPH)
 
     def acoustic() -> None:
         from .acoustic import export_acoustic
@@ -206,17 +214,13 @@ def run_export25(plan: Export25Plan, progress: bool = True) -> Path:
         gpt_export.write_json(
             work / CONFIG_NAME,
             {
-                "model": MODEL_NAME,
                 "gpt": state["gpt_config"],
                 "gpt_arrays": dict(gpt25.GPT25_ARRAYS),
                 "emo_num": emo_num,
                 "emo_matrix": EMO_MATRIX_FILE,
                 "spk_matrix": SPK_MATRIX_FILE,
                 "tokenizer": plan.tokenizer.name,
-                "max_prompt_seconds": MAX_PROMPT_SECONDS,
-                "sample_rate": 22050,
-                "features_per_code": FEATURES_PER_CODE,
-                "mel_frames_per_feature": MEL_FRAMES_PER_FEATURE,
+                MAX_PROMPT_SECONDS_FIELD: MAX_PROMPT_SECONDS,
                 "version": str(cfg.get("version", "")),
                 "speaks": plan.acoustic is not None,
             },
@@ -226,12 +230,8 @@ def run_export25(plan: Export25Plan, progress: bool = True) -> Path:
         write_manifest(
             work,
             state["graphs"],
-            {
-                "model": MODEL_NAME,
-                "checkpoints": state["source_hashes"],
-                "gpt_only": plan.acoustic is None,
-                "int8": plan.int8,
-            },
+            {"checkpoints": state["source_hashes"], "gpt_only": plan.acoustic is None, "int8": plan.int8},
+            model=INDEXTTS_25,
         )
 
     steps: list[tuple[str, Callable[[], None]]] = [

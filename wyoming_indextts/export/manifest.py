@@ -10,12 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..engines.indextts.model import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    sha256_file,
-)
+from ..engines.indextts.format import DEFAULT_MODEL, FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, MODEL_FIELD
+from ..engines.indextts.model import sha256_file
 
 _ONNX_TYPES = {
     1: "float32",
@@ -74,11 +70,13 @@ def write_manifest(
     out_dir: Path,
     graphs: Mapping[str, str],
     source: Mapping[str, Any],
+    model: str = DEFAULT_MODEL,
 ) -> Path:
     """Write `manifest.json` for everything in `out_dir` (every file is hashed).
 
     `graphs` maps graph names (what the runtime asks for) to file names relative to `out_dir`;
-    `source` records where the export came from (checkpoint hashes, options).
+    `source` records where the export came from (checkpoint hashes, options); `model` names
+    the model family (a `format.KNOWN_MODELS` entry).
     """
     files: dict[str, dict[str, Any]] = {}
     for path in sorted(p for p in out_dir.rglob("*") if p.is_file()):
@@ -95,6 +93,7 @@ def write_manifest(
     manifest = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
+        MODEL_FIELD: model,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "exporter": _versions(),
         "source": dict(source),

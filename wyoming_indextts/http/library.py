@@ -23,7 +23,8 @@ from typing import IO
 import numpy as np
 
 from ..engines.indextts import IndexTTSEngine
-from ..engines.indextts.voice import MIN_CLIP_SECONDS, PROMPT_SECONDS, SILENCE_PEAK, SPEAKER_RATE, librosa_resample
+from ..engines.indextts.format import MAX_PROMPT_SECONDS
+from ..engines.indextts.voice import MIN_CLIP_SECONDS, SILENCE_PEAK, SPEAKER_RATE, librosa_resample
 from ..voices import VoiceCatalogue
 from .errors import ApiError
 
@@ -139,7 +140,7 @@ class VoiceLibrary:
         loud = np.flatnonzero(np.abs(samples) >= TRIM_PEAK)
         samples = samples[loud[0] : loud[-1] + 1] if loud.size else samples
         samples = librosa_resample(np.ascontiguousarray(samples, dtype=np.float32), int(rate), SPEAKER_RATE)
-        samples = samples[: int(PROMPT_SECONDS * SPEAKER_RATE)]
+        samples = samples[: int(MAX_PROMPT_SECONDS * SPEAKER_RATE)]
         if len(samples) < MIN_CLIP_SECONDS * SPEAKER_RATE:
             raise ApiError(422, f"only {len(samples) / SPEAKER_RATE:.1f} s of sound: upload at least {MIN_CLIP_SECONDS:g} s of speech (5-15 s is best)", "too_short")
         return samples

@@ -1,9 +1,11 @@
 """IndexTTS-2 on ONNX Runtime: model folder, text frontend, voice conditioning, GPT decode,
 s2mel, vocoder and the engine. Torch-free: onnxruntime, numpy, sentencepiece, soundfile."""
 
-from .engine import IndexTTSEngine, IndexTTSOptions, SegmentResult
+from .engine import IndexTTSEngine
 from .gpt import EMOTIONS
 from .model import IndexTTSModel, ModelError
+from .options import IndexTTSOptions
+from .pipeline import Pipeline, SegmentResult
 from .voice import VoiceError
 
 __all__ = [
@@ -12,6 +14,7 @@ __all__ = [
     "IndexTTSModel",
     "IndexTTSOptions",
     "ModelError",
+    "Pipeline",
     "SegmentResult",
     "VoiceError",
 ]

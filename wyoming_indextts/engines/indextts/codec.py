@@ -8,19 +8,18 @@ infer_v2_5 per sentence::
     cond = length_regulator(S_infer, ylens=target)
 
 The decoder is the ``codec_decode`` graph; the regulator is the ``prompt_regulator`` graph (the
-same module the voice's prompt goes through), fed the nearest-neighbour frame index.
+same module the voice's prompt goes through), fed the nearest-neighbour frame index. The 1.72
+is the folder's ``mel_frames_per_code`` (acoustic.json): per 50 Hz frame, which for 2.5 is a
+codec frame (two per code), for 2.0 a code.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .conditioning import GRAPH_PROMPT_REGULATOR, SessionFor, nearest_frame_index
+from .conditioning import SessionFor, nearest_frame_index
+from .format import CODEC_DECODE_GRAPH, MEL_FRAMES_PER_CODE, PROMPT_REGULATOR_GRAPH
 from .voice import MAX_SPEED, MIN_SPEED
-
-GRAPH_CODEC_DECODE = "codec_decode"
-MEL_FRAMES_PER_FEATURE = 1.72
-"""Mel frames (22050 Hz, hop 256) per 50 Hz codec frame; two codec frames per 25 Hz code."""
 
 
 def duration_factor(speed: float) -> float:
@@ -31,26 +30,27 @@ def duration_factor(speed: float) -> float:
     return 1.0 / speed
 
 
-def target_mel_frames25(feature_frames: int, factor: float = 1.0) -> int:
+def target_mel_frames25(feature_frames: int, factor: float = 1.0, per_frame: float = MEL_FRAMES_PER_CODE) -> int:
     """``int(S_infer.shape[1] * 1.72 * duration_factor)`` in Python floats, as infer_v2_5."""
-    return int(feature_frames * MEL_FRAMES_PER_FEATURE * factor)
+    return int(feature_frames * per_frame * factor)
 
 
 class SemanticDecoder:
-    def __init__(self, session_for: SessionFor) -> None:
+    def __init__(self, session_for: SessionFor, mel_frames_per_frame: float = MEL_FRAMES_PER_CODE) -> None:
         self._session_for = session_for
+        self.mel_frames_per_frame = mel_frames_per_frame
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """Codes (1, N) → features (1, 2N, 1024) (``EnhancedCodec.decode``)."""
         codes = np.ascontiguousarray(np.asarray(codes, dtype=np.int64).reshape(1, -1))
-        (features,) = self._session_for(GRAPH_CODEC_DECODE).run(None, {"codes": codes})
+        (features,) = self._session_for(CODEC_DECODE_GRAPH).run(None, {"codes": codes})
         return features
 
     def regulate(self, features: np.ndarray, factor: float = 1.0) -> np.ndarray:
         """Features (1, F, 1024) → condition (1, int(F * 1.72 * factor), C)."""
-        frames = target_mel_frames25(features.shape[1], factor)
+        frames = target_mel_frames25(features.shape[1], factor, self.mel_frames_per_frame)
         index = nearest_frame_index(features.shape[1], frames)
-        (cond,) = self._session_for(GRAPH_PROMPT_REGULATOR).run(None, {"s_ref": features, "frame_index": index})
+        (cond,) = self._session_for(PROMPT_REGULATOR_GRAPH).run(None, {"s_ref": features, "frame_index": index})
         return cond
 
     def condition(self, codes: np.ndarray, factor: float = 1.0) -> np.ndarray:

@@ -13,7 +13,6 @@ this module takes audio already at 16 kHz and 22.05 kHz, float in [-1, 1].
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from wyoming_indextts.engines.sessions import providers, session_options
+from wyoming_indextts.engines.indextts.format import (
+    CAMPPLUS_GRAPH,
+    MEL_FIELD,
+    PROMPT_REGULATOR_GRAPH,
+    SEMANTIC_CODEC_GRAPH,
+    W2V_BERT_GRAPH,
+    graph_file,
+    read_acoustic_params,
+)
+from wyoming_indextts.engines.indextts.model import open_session
 from wyoming_indextts.engines.indextts.features import (
     MelSettings,
     campplus_features,
@@ -32,27 +40,19 @@ from wyoming_indextts.engines.indextts.features import (
 SessionFor = Callable[[str], Any]
 """Graph name (e.g. "w2v_bert") -> an onnxruntime.InferenceSession for it."""
 
-ACOUSTIC_PARAMS_FILE = "acoustic.json"  # written by wyoming_indextts.export.acoustic
-
-GRAPH_W2V_BERT = "w2v_bert"
-GRAPH_SEMANTIC_CODEC = "semantic_codec"
-GRAPH_CAMPPLUS = "campplus"
-GRAPH_PROMPT_REGULATOR = "prompt_regulator"
 
 
 def directory_sessions(model_dir: Path, threads: int = 0) -> SessionFor:
-    """Sessions for `<model_dir>/<name>.onnx`, created on first use and kept."""
-    import onnxruntime as ort
-
+    """Sessions for `<model_dir>/<name>.onnx`, created on first use and kept (no manifest
+    needed: for tests and tools that hold a folder of graphs, not a verified model)."""
     cache: dict[str, Any] = {}
 
     def session_for(name: str) -> Any:
         if name not in cache:
-            path = Path(model_dir) / f"{name}.onnx"
+            path = Path(model_dir) / graph_file(name)
             if not path.is_file():
                 raise FileNotFoundError(f"{path} is missing: export the model folder again (wyoming-indextts export)")
-            options = session_options(threads)
-            cache[name] = ort.InferenceSession(str(path), sess_options=options, providers=providers())
+            cache[name] = open_session(path, name, threads=threads)
         return cache[name]
 
     return session_for
@@ -60,10 +60,10 @@ def directory_sessions(model_dir: Path, threads: int = 0) -> SessionFor:
 
 def load_mel_settings(model_dir: Path) -> MelSettings:
     """The s2mel mel settings the exporter wrote to acoustic.json (defaults if absent)."""
-    path = Path(model_dir) / ACOUSTIC_PARAMS_FILE
-    if not path.is_file():
+    params = read_acoustic_params(model_dir)
+    if not params:
         return MelSettings()
-    mel = json.loads(path.read_text())["mel"]
+    mel = params[MEL_FIELD]
     return MelSettings(
         sampling_rate=int(mel["sampling_rate"]),
         n_fft=int(mel["n_fft"]),
@@ -161,24 +161,24 @@ class AcousticConditioner:
         """`IndexTTS2.get_emb` of a 16 kHz clip: (1, T, 1024). Also the emotion conditioning."""
         features = w2v_bert_features(wav_16k)
         (emb,) = self._run(
-            GRAPH_W2V_BERT,
+            W2V_BERT_GRAPH,
             {"input_features": features.input_features, "attention_mask": features.attention_mask},
         )
         return emb
 
     def quantize(self, spk_cond_emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Semantic codec `quantize`: (codes (1, T) int64, S_ref (1, T, 1024))."""
-        codes, s_ref = self._run(GRAPH_SEMANTIC_CODEC, {"spk_cond_emb": spk_cond_emb})
+        codes, s_ref = self._run(SEMANTIC_CODEC_GRAPH, {"spk_cond_emb": spk_cond_emb})
         return codes, s_ref
 
     def style(self, wav_16k: np.ndarray) -> np.ndarray:
         """CAMPPlus embedding (1, 192) of a 16 kHz clip."""
-        (style,) = self._run(GRAPH_CAMPPLUS, {"fbank": campplus_features(wav_16k)})
+        (style,) = self._run(CAMPPLUS_GRAPH, {"fbank": campplus_features(wav_16k)})
         return style
 
     def prompt_condition(self, s_ref: np.ndarray, mel_frames: int) -> np.ndarray:
         index = nearest_frame_index(s_ref.shape[1], mel_frames)
-        (condition,) = self._run(GRAPH_PROMPT_REGULATOR, {"s_ref": s_ref, "frame_index": index})
+        (condition,) = self._run(PROMPT_REGULATOR_GRAPH, {"s_ref": s_ref, "frame_index": index})
         return condition
 
     def prepare(self, wav_16k: np.ndarray, wav_22k: np.ndarray) -> AcousticPrompt:

@@ -20,6 +20,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .format import HOP_LENGTH, SAMPLE_RATE
+
 KALDI_SAMPLE_RATE = 16000
 KALDI_FRAME_LENGTH = 400  # 25 ms
 KALDI_FRAME_SHIFT = 160  # 10 ms
@@ -190,10 +192,10 @@ def slaney_mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fma
 class MelSettings:
     """The s2mel `spect_params` (config.yaml) at `sampling_rate`."""
 
-    sampling_rate: int = 22050
+    sampling_rate: int = SAMPLE_RATE
     n_fft: int = 1024
     win_length: int = 1024
-    hop_length: int = 256
+    hop_length: int = HOP_LENGTH
     n_mels: int = 80
     fmin: float = 0.0
     fmax: float | None = None

@@ -24,11 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .format import GPT_GRAPH, graph_file
 from .sampling import Sampler
-
-CORE_GRAPH = "gpt"
-SPEAKER_GRAPH = "gpt_speaker_conditioning"
-EMOTION_GRAPH = "gpt_emotion_conditioning"
 
 REEXPORT_HINT = "export the model again with this version of wyoming-indextts for batched and speculative decoding"
 
@@ -142,7 +139,7 @@ class GPTRuntime:
             if len(logit_positions):
                 names = [*names, "position_logits"]
         elif mask is not None or len(logit_positions):
-            raise ValueError(f"{CORE_GRAPH}.onnx was exported without attention_mask; {REEXPORT_HINT}")
+            raise ValueError(f"{graph_file(GPT_GRAPH)} was exported without attention_mask; {REEXPORT_HINT}")
         outputs = self.session.run(names, feed)
         present = dict(zip(self._past_names, outputs[2 : 2 + len(self._past_names)]))
         position_logits = outputs[-1] if len(names) > len(self._output_names) else None

@@ -25,18 +25,24 @@ import numpy as np
 from ..base import EngineError
 from ..sessions import providers as session_providers
 from ..sessions import session_options as new_session_options
+from .format import (
+    CONFIG_NAME,
+    DEFAULT_MODEL,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    GPT_GRAPH,
+    GPT_INT8_GRAPH,
+    KNOWN_MODELS,
+    MANIFEST_NAME,
+    MODEL_FIELD,
+    SpeechParams,
+    read_acoustic_params,
+)
 
-ARENA_GRAPHS = frozenset({"gpt", "gpt_int8"})
+ARENA_GRAPHS = frozenset({GPT_GRAPH, GPT_INT8_GRAPH})
 """Graphs run many times per sentence, where ONNX Runtime's memory arena saves allocations."""
 
 _LOGGER = logging.getLogger(__name__)
-
-MANIFEST_NAME = "manifest.json"
-CONFIG_NAME = "config.json"
-FORMAT_NAME = "wyoming-indextts-model"
-FORMAT_VERSION = 2
-"""Bumped whenever a change in the exporter makes older folders unusable by this runtime.
-2: the diffusion step takes `target_start` and returns the new frames only."""
 
 EXPORT_HINT = (
     "re-create the model folder with `wyoming-indextts export --checkpoints DIR --out MODEL_DIR`"
@@ -78,6 +84,8 @@ class Manifest:
     graphs: Mapping[str, GraphInfo]
     source: Mapping[str, Any]
     raw: Mapping[str, Any] = field(repr=False)
+    model: str = DEFAULT_MODEL
+    """Which model the folder holds (one of format.KNOWN_MODELS)."""
     sha256: str = ""
     """sha256 of manifest.json itself: identifies the whole model (it covers every file)."""
 
@@ -102,6 +110,12 @@ class Manifest:
                 f"of wyoming-indextts (it reads version {FORMAT_VERSION}); {EXPORT_HINT} using "
                 "this version"
             )
+        model = data.get(MODEL_FIELD, DEFAULT_MODEL)
+        if model not in KNOWN_MODELS:
+            raise ModelError(
+                f"{path}: holds model {model!r}, which this version of wyoming-indextts does not "
+                f"know (it runs {', '.join(KNOWN_MODELS)}); update wyoming-indextts or {EXPORT_HINT}"
+            )
         try:
             files = {str(k): dict(v) for k, v in data["files"].items()}
             graphs = {
@@ -124,6 +138,7 @@ class Manifest:
             graphs=graphs,
             source=dict(data.get("source", {})),
             raw=data,
+            model=model,
             sha256=hashlib.sha256(data_bytes).hexdigest(),
         )
 
@@ -144,7 +159,6 @@ class IndexTTSModel:
         self.path = Path(path)
         self.manifest = manifest
         self._sessions: dict[str, Any] = dict(sessions or {})
-        self._injected = set(self._sessions)
         self._threads = threads
         self._providers = providers or session_providers()
         self._session_options = session_options
@@ -152,6 +166,8 @@ class IndexTTSModel:
         self.created: list[str] = []
         """Names of the graphs this object has created sessions for, in order (not injected ones)."""
         self.config: dict[str, Any] = self._load_config()
+        self.speech: SpeechParams = self._load_speech_params()
+        """Sample rate, hop and mel frames per code of this folder (acoustic.json)."""
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -209,6 +225,12 @@ class IndexTTSModel:
         except (OSError, ValueError) as err:
             raise ModelError(f"{path}: unreadable ({err}); {EXPORT_HINT}") from err
 
+    def _load_speech_params(self) -> SpeechParams:
+        try:
+            return SpeechParams.from_mapping(read_acoustic_params(self.path))
+        except (OSError, ValueError, TypeError, AttributeError) as err:
+            raise ModelError(f"{self.path}: unreadable acoustic parameters ({err}); {EXPORT_HINT}") from err
+
     # -- facts ------------------------------------------------------------------------------
 
     @property
@@ -257,28 +279,16 @@ class IndexTTSModel:
         """Drop a session (e.g. the conditioning graphs once voices are prepared)."""
         with self._lock:
             self._sessions.pop(name, None)
-            self._injected.discard(name)
 
     def close(self) -> None:
         with self._lock:
             self._sessions.clear()
-            self._injected.clear()
 
     def _create_session(self, graph: GraphInfo) -> Any:
-        import onnxruntime as ort
-
         path = self.path / graph.file
-        options = self._session_options
-        if options is None:
-            # Only the GPT core, run once per token, keeps an arena; s2mel and BigVGAN run once
-            # per sentence on large tensors, and their arenas would hold that memory between
-            # sentences (full size, int8 GPT: 1748 instead of 2062 MiB resident after a sentence;
-            # the peak inside a sentence, ~2.0-2.1 GiB, is the activations themselves).
-            options = new_session_options(self._threads, arena=graph.name in ARENA_GRAPHS)
-        try:
-            session = ort.InferenceSession(str(path), sess_options=options, providers=self._providers)
-        except Exception as err:  # noqa: BLE001 - onnxruntime raises several types
-            raise ModelError(f"{path}: ONNX Runtime cannot load it ({err}); {EXPORT_HINT}") from err
+        session = open_session(
+            path, graph.name, threads=self._threads, providers=self._providers, options=self._session_options
+        )
         names = tuple(i.name for i in session.get_inputs())
         if set(names) != set(graph.input_names):
             raise ModelError(
@@ -286,3 +296,28 @@ class IndexTTSModel:
             )
         _LOGGER.debug("Loaded %s", path)
         return session
+
+
+def open_session(
+    path: Path,
+    graph: str,
+    *,
+    threads: int = 0,
+    providers: list[str] | None = None,
+    options: Any = None,
+) -> Any:
+    """An ONNX Runtime session for graph `graph` stored at `path`: the one way this package
+    opens a graph (the model folder and `conditioning.directory_sessions` both come here).
+    Raises ModelError when ONNX Runtime cannot load the file."""
+    import onnxruntime as ort
+
+    if options is None:
+        # Only the GPT core, run once per token, keeps an arena; s2mel and BigVGAN run once
+        # per sentence on large tensors, and their arenas would hold that memory between
+        # sentences (full size, int8 GPT: 1748 instead of 2062 MiB resident after a sentence;
+        # the peak inside a sentence, ~2.0-2.1 GiB, is the activations themselves).
+        options = new_session_options(threads, arena=graph in ARENA_GRAPHS)
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers or session_providers())
+    except Exception as err:  # noqa: BLE001 - onnxruntime raises several types
+        raise ModelError(f"{path}: ONNX Runtime cannot load it ({err}); {EXPORT_HINT}") from err

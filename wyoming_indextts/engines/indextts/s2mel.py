@@ -3,7 +3,7 @@
 Mirrors the s2mel part of `IndexTTS2.infer_generator` and `CFM.inference`/`solve_euler`:
 
 1. `s2mel_front` graph: gpt_layer(latent) + codec vq2emb(codes), length-regulated to
-   `int(code_len * 1.72)` frames;
+   `int(code_len * mel_frames_per_code)` frames (1.72 for IndexTTS-2, read from the folder);
 2. the prompt condition (from the voice) is put in front, giving mu for T = prompt + new frames;
 3. Euler steps from noise at t=0 to t=1 in numpy. Each step calls the `s2mel_estimator`
    graph ONCE with the conditional and the unconditional (zero prompt, style and mu) inputs
@@ -24,17 +24,20 @@ from wyoming_indextts.engines.indextts.conditioning import (
     directory_sessions,
     nearest_frame_index,
 )
+from wyoming_indextts.engines.indextts.format import (
+    MEL_FRAMES_PER_CODE,
+    S2MEL_ESTIMATOR_GRAPH,
+    S2MEL_FRONT_GRAPH,
+    SpeechParams,
+)
 
-GRAPH_S2MEL_FRONT = "s2mel_front"
-GRAPH_S2MEL_ESTIMATOR = "s2mel_estimator"
-MEL_FRAMES_PER_CODE = 1.72
 DEFAULT_STEPS = 25
 DEFAULT_CFG_RATE = 0.7
 
 
-def target_mel_frames(code_len: int) -> int:
+def target_mel_frames(code_len: int, per_code: float = MEL_FRAMES_PER_CODE) -> int:
     """`(code_lens * 1.72).long()` as torch computes it (float32 product, truncated)."""
-    return int(np.float32(code_len) * np.float32(MEL_FRAMES_PER_CODE))
+    return int(np.float32(code_len) * np.float32(per_code))
 
 
 def euler_time_grid(steps: int) -> np.ndarray:
@@ -43,21 +46,29 @@ def euler_time_grid(steps: int) -> np.ndarray:
 
 
 class S2Mel:
-    def __init__(self, session_for: SessionFor, estimator_graph: str = GRAPH_S2MEL_ESTIMATOR) -> None:
-        """`estimator_graph`: the float step or its int8 copy (``s2mel_estimator_int8``)."""
+    def __init__(
+        self,
+        session_for: SessionFor,
+        estimator_graph: str = S2MEL_ESTIMATOR_GRAPH,
+        mel_frames_per_code: float = MEL_FRAMES_PER_CODE,
+    ) -> None:
+        """`estimator_graph`: the float step or its int8 copy (``s2mel_estimator_int8``);
+        `mel_frames_per_code`: the folder's (`SpeechParams`)."""
         self._session_for = session_for
         self._estimator_graph = estimator_graph
+        self.mel_frames_per_code = mel_frames_per_code
 
     @classmethod
-    def from_dir(cls, model_dir: Path, threads: int = 0, estimator_graph: str = GRAPH_S2MEL_ESTIMATOR) -> S2Mel:
-        return cls(directory_sessions(model_dir, threads), estimator_graph)
+    def from_dir(cls, model_dir: Path, threads: int = 0, estimator_graph: str = S2MEL_ESTIMATOR_GRAPH) -> S2Mel:
+        params = SpeechParams.read(model_dir)
+        return cls(directory_sessions(model_dir, threads), estimator_graph, params.mel_frames_per_code)
 
     def condition(self, latent: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        """latent (1, N, 1280) float32 + codes (1, N) -> cond (1, int(N * 1.72), C)."""
+        """latent (1, N, 1280) float32 + codes (1, N) -> cond (1, int(N * mel_frames_per_code), C)."""
         if latent.ndim != 3 or codes.ndim != 2 or latent.shape[1] != codes.shape[1]:
             raise ValueError(f"latent {latent.shape} and codes {codes.shape} must be (1, N, 1280) and (1, N)")
-        frames = target_mel_frames(codes.shape[1])
-        (cond,) = self._session_for(GRAPH_S2MEL_FRONT).run(
+        frames = target_mel_frames(codes.shape[1], self.mel_frames_per_code)
+        (cond,) = self._session_for(S2MEL_FRONT_GRAPH).run(
             None,
             {
                 "latent": np.ascontiguousarray(latent, dtype=np.float32),
@@ -140,7 +151,7 @@ class S2Mel:
         noise: np.ndarray | None = None,
         rng: np.random.Generator | None = None,
     ) -> np.ndarray:
-        """GPT latent (1, N, 1280) + codes (1, N) -> the new mel (1, 80, int(N * 1.72))."""
+        """GPT latent (1, N, 1280) + codes (1, N) -> the new mel (1, 80, int(N * mel_frames_per_code))."""
         cond = self.condition(latent, codes)
         mu = np.concatenate([prompt.prompt_condition, cond], axis=1)
         return self.sample(mu, prompt.ref_mel, prompt.style, steps=steps, cfg_rate=cfg_rate, noise=noise, rng=rng)

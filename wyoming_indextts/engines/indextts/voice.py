@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from .format import MAX_PROMPT_SECONDS, SAMPLE_RATE, SEMANTIC_SAMPLE_RATE
+
 _LOGGER = logging.getLogger(__name__)
 
 CONDITIONING_FORMAT = 1
@@ -47,12 +49,12 @@ CONDITIONING_FORMAT = 1
 DEFAULT_LANGUAGES = ("zh", "en")
 MIN_CLIP_SECONDS = 1.0
 MAX_CLIP_SECONDS = 30.0
-PROMPT_SECONDS = 15.0
 SILENCE_PEAK = 10 ** (-60 / 20)
 """A clip whose loudest sample stays under -60 dBFS is treated as silent."""
 
-SPEAKER_RATE = 22050
-SEMANTIC_RATE = 16000
+SPEAKER_RATE = SAMPLE_RATE
+"""The speaker prompt's rate: the reference mel is taken at the output rate."""
+SEMANTIC_RATE = SEMANTIC_SAMPLE_RATE
 
 CONDITIONING_ARRAYS = (
     "speaker_latents",
@@ -253,7 +255,7 @@ class ClipAudio:
     emotion_16k: np.ndarray
 
 
-def prepare_clip_audio(samples: np.ndarray, rate: int, prompt_seconds: float = PROMPT_SECONDS) -> ClipAudio:
+def prepare_clip_audio(samples: np.ndarray, rate: int, prompt_seconds: float = MAX_PROMPT_SECONDS) -> ClipAudio:
     """``_load_and_cut_audio`` for the speaker (22050 Hz) and the emotion (16 kHz) prompts."""
     speaker = librosa_resample(samples, rate, SPEAKER_RATE)[: int(prompt_seconds * SPEAKER_RATE)]
     emotion = librosa_resample(samples, rate, SEMANTIC_RATE)[: int(prompt_seconds * SEMANTIC_RATE)]
