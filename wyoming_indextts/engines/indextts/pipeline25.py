@@ -49,6 +49,15 @@ def is_indextts25(model: IndexTTSModel) -> bool:
     return model.manifest.model == INDEXTTS_25
 
 
+def frontend25_for(model: IndexTTSModel, options: IndexTTSOptions):
+    """The text frontend of an IndexTTS-2.5 folder: tiktoken ids with the language token, as
+    `LanguageIds` segments. Its torch-free port is separate work, not in this module yet."""
+    raise ModelError(
+        f"{model.path}: holds IndexTTS-2.5, whose text frontend (tiktoken tokenizer with a language "
+        "token) is not part of this build yet; use an IndexTTS-2 model folder"
+    )
+
+
 def serving_graphs25(options: IndexTTSOptions) -> tuple[str, ...]:
     core = GPT_INT8_GRAPH if options.int8 else GPT_GRAPH
     estimator = S2MEL_ESTIMATOR_INT8_GRAPH if options.int8 else S2MEL_ESTIMATOR_GRAPH

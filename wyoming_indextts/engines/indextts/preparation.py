@@ -74,6 +74,7 @@ def _fingerprint(model: IndexTTSModel, spec: VoiceSpec, options: IndexTTSOptions
         "clip": spec.clip_sha256,
         "conditioning": CONDITIONING_FORMAT,
         "options": options.audio_key(),
+        **({"speed": spec.speed} if spec.speed is not None else {}),
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
