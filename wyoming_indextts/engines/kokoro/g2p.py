@@ -2,7 +2,8 @@
 
 Three steps, each from an offline registry package:
 - numbers, dates, times, units and symbols are written out by WeTextProcessing's grammars
-  (`wetext`): misaki alone reads "3:30" and "°C" as noise;
+  (`wyoming_indextts.text.normalize`, wetext with its fixes): misaki alone reads "3:30" and
+  "°C" as noise;
 - runs of Chinese go through misaki's `ZHG2P` (jieba words, pypinyin tones → Kokoro's IPA
   with tone arrows), the G2P Kokoro's Mandarin voices were trained with;
 - runs of Latin letters go through espeak-ng's American English (the copy that ships with
@@ -21,15 +22,11 @@ import unicodedata
 import jieba
 from misaki.zh import ZHG2P
 from piper.phonemize_espeak import EspeakPhonemizer
-from wetext import Normalizer
 
+from ...text import normalize
 from ...voices import HAN
 
 LATIN_WORDS = re.compile(r"[A-Za-z][A-Za-z'’-]*(?: +[A-Za-z][A-Za-z'’-]*)*")
-# Where wetext 0.1.8 reads wrong, fixed around it (each shown by a test): "1,234" fell apart
-# into 一,两百三十四; "2点" was 二点 and "第2" 第两.
-THOUSANDS_SEPARATOR = re.compile(r"(?<=[0-9]),(?=[0-9]{3}(?![0-9]))")
-TWO_OCLOCK = re.compile(r"(?<![0-9.])2(?=点(?![0-9]))")
 PUNCTUATION_SPACING = re.compile(r" *([,.!?;:]) *")
 ENGLISH_VOICE = "en-us"
 
@@ -79,22 +76,13 @@ class MandarinG2P:
         jieba.setLogLevel(logging.WARNING)
         jieba.initialize()  # its dictionary takes a second or two: at start-up, not mid-request
         self._zh = ZHG2P()
-        self._normalisers = {
-            "zh": Normalizer(lang="zh", operator="tn", traditional_to_simple=True, full_to_half=True),
-            "en": Normalizer(lang="en", operator="tn"),
-        }
         self._espeak = EspeakPhonemizer()
-        # espeak-ng keeps its voice in global state, and wetext's and jieba's caches are not
-        # documented as thread-safe: one sentence at a time through here (a few ms each).
+        # espeak-ng keeps its voice in global state, and jieba's caches are not documented as
+        # thread-safe: one sentence at a time through here (a few ms each).
         self._lock = threading.Lock()
 
     def normalise(self, text: str) -> str:
-        language = "zh" if has_han(text) else "en"
-        if language == "zh":
-            text = TWO_OCLOCK.sub("两", THOUSANDS_SEPARATOR.sub("", text))
-        with self._lock:
-            written = self._normalisers[language].normalize(text)
-        return written.replace("第两", "第二") if language == "zh" else written
+        return normalize(text, "zh" if has_han(text) else "en")
 
     def phonemes(self, text: str) -> str:
         """Kokoro phonemes for `text`; characters the model has no token for are dropped."""
