@@ -257,7 +257,8 @@ def report(official: dict[str, Any], engine: dict[str, Any], threads: int, secon
             "",
             f"- engine 2.5 vs official 2.5, like for like: {vs_official:.2f}× (target ≥ 2×: {held(vs_official >= 2)})",
             f"- engine 2.5 vs the IndexTTS-2 fp32 engine, per second of audio: {vs20:.2f}× (target ≥ 2×: {held(vs20 >= 2)}; "
-            "the 2.0 row comes from another run on a quieter machine)",
+            "the 2.0 row comes from another run on a quieter machine"
+            + ("; this run's machine was busy, so this ratio says nothing: re-run on a quiet machine)" if load.busy() else ")"),
             "",
             "Command:",
             "",
