@@ -2,8 +2,7 @@
 are not reused (conditioning is keyed by the model's manifest hash), and the speech rate
 (`IndexTTSOptions.speed`, a voice's yaml `speed`) sets the official duration factor.
 
-Text ids come from the stand-in for the 2.5 frontend (`frontend25_standin`): the official
-tokenizer; the frontend's torch-free port is separate work.
+Text goes through the folder's own 2.5 frontend (`text/frontend25.py`, tiktoken).
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ pytest.importorskip("torch")
 pytest.importorskip("indextts25")
 
 from tests.indextts.conftest import voiced_clip, write_clip  # noqa: E402
-from tests.indextts.frontend25_standin import OfficialTokenizer25  # noqa: E402
 from wyoming_indextts.engines.base import EngineError  # noqa: E402
 from wyoming_indextts.engines.indextts import IndexTTSEngine, IndexTTSOptions  # noqa: E402
 from wyoming_indextts.engines.indextts.codec import target_mel_frames25  # noqa: E402
@@ -44,7 +42,7 @@ def voices_dir(tmp_path: Path) -> Path:
 
 
 def load25(model_dir: Path, voices_dir: Path, store: Path, opts: IndexTTSOptions) -> IndexTTSEngine:
-    return IndexTTSEngine.load(model_dir, voices_dir, store, opts, frontend=OfficialTokenizer25(model_dir, "en"))
+    return IndexTTSEngine.load(model_dir, voices_dir, store, opts)
 
 
 def test_voices_prepared_for_20_are_not_reused_for_25(
@@ -77,7 +75,8 @@ def test_speed_sets_the_duration_factor(tiny25_model_dir: Path, voices_dir: Path
         engine = load25(tiny25_model_dir, voices_dir, tmp_path / "prepared", options(speed=speed))
         try:
             voices = {v.name: v for v in engine.voices()}
-            ids = engine.text_segments(TEXT)[0]
+            ids = engine.text_segments(TEXT, ["en"])[0]
+            assert ids.language == "en" and ids[0] == engine.frontend.frontend.tokenizer.encode("", "en")[0]
             for name in ("mia", "ben"):
                 result = engine.render(ids, voices[name])
                 assert result.codes.size >= 8
@@ -89,6 +88,21 @@ def test_speed_sets_the_duration_factor(tiny25_model_dir: Path, voices_dir: Path
         assert samples == target_mel_frames25(2 * codes, 1.0 / voice_speed) * HOP, (name, speed)
     assert lengths[("mia", 1.25)][1] < lengths[("mia", 1.0)][1]
     assert lengths[("ben", 1.25)] == lengths[("ben", 1.0)]
+
+
+def test_language_per_text(tiny25_model_dir: Path, voices_dir: Path, tmp_path: Path) -> None:
+    engine = load25(tiny25_model_dir, voices_dir, tmp_path / "prepared", options())
+    try:
+        assert engine.text_segments("今天天气很好", ["en"])[0].language == "zh"
+        assert engine.text_segments("hola buenos días", ["es", "en"])[0].language == "es"
+        assert engine.text_segments("مرحبا", ["en"])[0].language == "ar"
+        assert engine.text_segments(TEXT, ["zh", "en"])[0].language == "en"
+        # Spanish is upper-cased and gets its own language token (the frontend's own tests
+        # check the ids against the official tokenizer; the parity tests, the language id)
+        spanish = engine.text_segments(TEXT, ["es"])[0]
+        assert spanish[0] != engine.text_segments(TEXT, ["en"])[0][0] and len(spanish) > len(TEXT.split())
+    finally:
+        engine.close()
 
 
 def test_speed_needs_an_indextts25_model(tiny_model_dir: Path, voices_dir: Path, tmp_path: Path) -> None:

@@ -152,7 +152,7 @@ class IndexTTSEngine:
         loaded = self._voices.get(voice.name)
         if loaded is None:
             raise EngineError(f"IndexTTS has no voice {voice.name!r}; it has {', '.join(self._voices) or 'none'}")
-        segments = self.text_segments(text)
+        segments = self.text_segments(text, loaded.spec.languages)
         return self._stream(segments, loaded)
 
     def close(self) -> None:
@@ -160,9 +160,14 @@ class IndexTTSEngine:
 
     # -- synthesis --------------------------------------------------------------------------
 
-    def text_segments(self, text: str) -> list[list[int]]:
+    def text_segments(self, text: str, languages: Sequence[str] = ()) -> list[list[int]]:
+        """Token id segments; for IndexTTS-2.5 `LanguageIds`, in a language chosen with the
+        voice's `languages` (see `pipeline25.Frontend25`)."""
         try:
-            segments = self.frontend.segment_ids(text, self.options.max_text_tokens_per_segment)
+            if isinstance(self.pipeline, Pipeline25):
+                segments = self.frontend.segment_ids(text, self.options.max_text_tokens_per_segment, languages)
+            else:
+                segments = self.frontend.segment_ids(text, self.options.max_text_tokens_per_segment)
         except NoSpeakableTextError as err:
             raise EngineError(str(err)) from err
         segments = [s for s in segments if s]

@@ -10,6 +10,7 @@ and the language whose embedding the GPT adds (the 2.5 text frontend makes both)
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 
@@ -33,6 +34,7 @@ from .options import IndexTTSOptions
 from .pipeline import Pipeline, SegmentResult
 from .s2mel import S2Mel
 from .sampling import Sampler
+from .text.frontend25 import TextFrontend25
 from .vocoder import Vocoder
 from .voice import VoiceConditioning
 
@@ -49,13 +51,45 @@ def is_indextts25(model: IndexTTSModel) -> bool:
     return model.manifest.model == INDEXTTS_25
 
 
-def frontend25_for(model: IndexTTSModel, options: IndexTTSOptions):
-    """The text frontend of an IndexTTS-2.5 folder: tiktoken ids with the language token, as
-    `LanguageIds` segments. Its torch-free port is separate work, not in this module yet."""
-    raise ModelError(
-        f"{model.path}: holds IndexTTS-2.5, whose text frontend (tiktoken tokenizer with a language "
-        "token) is not part of this build yet; use an IndexTTS-2 model folder"
-    )
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_ARABIC = re.compile(r"[\u0600-\u06ff]")
+LATIN_LANGUAGES = ("en", "es")
+
+
+class Frontend25:
+    """`TextFrontend25` with a language per text: the forced one (options.language), else the
+    text's script (kana: ja, Han: zh, Arabic: ar), else the voice's first Latin-script language
+    (its yaml `languages`: en or es), else en."""
+
+    def __init__(self, frontend: TextFrontend25, capacity: int, language: str | None = None) -> None:
+        self.frontend = frontend
+        self.capacity = capacity
+        self.language = language
+
+    def language_for(self, text: str, languages: Sequence[str] = ()) -> str:
+        if self.language:
+            return self.language
+        if _KANA.search(text):
+            return "ja"
+        if _HAN.search(text):
+            return "zh"
+        if _ARABIC.search(text):
+            return "ar"
+        return next((lang for lang in languages if lang in LATIN_LANGUAGES), "en")
+
+    def segment_ids(self, text: str, max_tokens: int, languages: Sequence[str] = ()) -> list[LanguageIds]:
+        language = self.language_for(text, languages)
+        return [LanguageIds(ids, language) for ids in self.frontend.segment_ids(text, language, self.capacity, max_tokens)]
+
+
+def frontend25_for(model: IndexTTSModel, options: IndexTTSOptions) -> Frontend25:
+    """The folder's 2.5 text frontend (its .tiktoken vocabulary), positions as the GPT has."""
+    try:
+        frontend = TextFrontend25.load(model.file(model.config["tokenizer"]))
+    except (OSError, ValueError) as err:
+        raise ModelError(f"{model.path}: unreadable IndexTTS-2.5 tokenizer ({err}); {EXPORT_HINT}") from err
+    return Frontend25(frontend, int(model.config["gpt"]["max_text_tokens"]) + 2, options.language)
 
 
 def serving_graphs25(options: IndexTTSOptions) -> tuple[str, ...]:
