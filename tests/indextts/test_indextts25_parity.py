@@ -110,6 +110,25 @@ def test_voice_conditioning_matches(official, voices) -> None:
 
 
 @pytest.mark.parametrize("language", sorted(TEXTS))
+def test_gpt_prompt_matches(official, pipeline: Pipeline25, voices, language: str) -> None:
+    """The assembled GPT input (prefix, text ids with start/stop, text positions, language
+    embedding) against ``prepare_gpt_inputs``: the tiny GPT's greedy codes hardly react to one
+    text id, so the prompt is compared directly."""
+    _, mine = voices
+    from indextts25.utils.tokenizer import lang_to_token
+
+    ids = official_ids(official, TEXTS[language], language)
+    prefix = pipeline.prefix(mine)
+    with torch.no_grad():
+        _, theirs, _ = official.gpt.prepare_gpt_inputs(
+            torch.from_numpy(prefix), torch.IntTensor([ids]), torch.LongTensor([lang_to_token(language)])
+        )
+    ours = pipeline.gpt.prompt_embeddings25(prefix, ids, pipeline.gpt.language_id(language))
+    assert ours.shape == tuple(theirs.shape)
+    np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("language", sorted(TEXTS))
 def test_greedy_codes_identical(official, pipeline: Pipeline25, voices, language: str) -> None:
     (spk_cond_emb, emo_cond_emb, style, *_), mine = voices
     ids = official_ids(official, TEXTS[language], language)
