@@ -406,7 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(
             f"error: {err}; the exporter needs the export extra (pip install 'wyoming-indextts[export]') "
-            "and `pip install --no-deps indextts2-inference==2.1.1`",
+            "and `pip install --no-deps indextts2-inference==2.1.1` (IndexTTS-2.5: also "
+            "`pip install --no-deps indextts25-inference==0.2.0`)",
             file=sys.stderr,
         )
         return 2
