@@ -108,6 +108,7 @@ def build_parser() -> OneLineParser:
     clone.add_argument("--indextts-seed", type=int, help="fixed seed: the same text always sounds the same")
     clone.add_argument("--indextts-emotion", type=emotion, metavar="W,W,W,W,W,W,W,W", help=f"8 emotion weights ({', '.join(EMOTIONS)}); default: the clip's own emotion")
     clone.add_argument("--indextts-emotion-strength", type=float, default=IndexTTSOptions.emotion_strength, help="how strongly --indextts-emotion applies, 0..1 (default: %(default)s)")
+    clone.add_argument("--indextts-speed", type=float, default=IndexTTSOptions.speed, help="speech rate of an IndexTTS-2.5 model, 0.5..2 (1: its own pace; a voice's yaml speed wins; default: %(default)s)")
     clone.add_argument("--indextts-int8", action="store_true", help="use the int8 GPT and diffusion graphs (export with --int8): about 2x faster synthesis on CPUs with VNNI/AMX, slightly different audio")
     clone.add_argument("--indextts-speculative", type=non_negative_int, default=0, metavar="K", help="speculative GPT decoding: the int8 GPT (export with --int8) drafts K codes, the fp32 GPT keeps the ones it would have chosen; same output distribution, speed depends on how often int8 agrees (0: off; default: %(default)s)")
 

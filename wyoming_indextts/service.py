@@ -234,6 +234,7 @@ def load_indextts(args: argparse.Namespace) -> IndexTTSEngine | None:
             seed=args.indextts_seed,
             emotion=args.indextts_emotion,
             emotion_strength=args.indextts_emotion_strength,
+            speed=args.indextts_speed,
             int8=args.indextts_int8,
             speculative=args.indextts_speculative,
         )

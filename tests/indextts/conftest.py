@@ -4,8 +4,9 @@ once, and the model folder the project's real exporter makes from it (also once)
 benchmarks/plant_bugs.py runs the parity tests once per planted bug; two environment
 variables let those runs share what a planted bug cannot change:
 ``WYOMING_INDEXTTS_TINY_CACHE`` (a folder: the tiny official files are built there once and
-reused) and ``WYOMING_INDEXTTS_TINY_MODEL`` (an exported model folder to use instead of
-exporting again; set only for bugs planted in the runtime, never in the exporter)."""
+reused) and ``WYOMING_INDEXTTS_TINY_MODEL`` / ``WYOMING_INDEXTTS_TINY25_MODEL`` (an exported
+2.0 / 2.5 model folder to use instead of exporting again; set only for bugs planted in the
+runtime, never in the exporter)."""
 
 from __future__ import annotations
 
@@ -146,3 +147,34 @@ def snr_db(estimate: np.ndarray, reference: np.ndarray) -> float:
     if error == 0.0:
         return float("inf")
     return float(10.0 * np.log10(np.sum(reference**2) / error))
+
+
+@pytest.fixture(scope="session")
+def tiny25_checkpoints(tiny_checkpoints: TinyCheckpoints, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny official IndexTTS-2.5 folder (hf_cache/ holds the tiny 2.0 w2v-BERT, CAMPPlus and
+    BigVGAN, which 2.5 uses unchanged)."""
+    from tests.indextts.tiny25 import write_tiny25_checkpoints
+
+    cache = os.environ.get("WYOMING_INDEXTTS_TINY_CACHE")
+    root = Path(cache) if cache else tmp_path_factory.mktemp("indextts25-official")
+    checkpoints = root / "IndexTTS-2.5"
+    if not (root / "complete25").exists():
+        write_tiny25_checkpoints(checkpoints, tiny_checkpoints.checkpoints)
+        (root / "complete25").touch()
+    return checkpoints
+
+
+@pytest.fixture(scope="session")
+def tiny25_model_dir(tiny25_checkpoints: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny 2.5 folder exported by `wyoming-indextts export` (no --w2v-bert etc.: hf_cache/)."""
+    from wyoming_indextts.export.cli import main
+
+    exported = os.environ.get("WYOMING_INDEXTTS_TINY25_MODEL")
+    if exported:
+        return Path(exported)
+    out = tmp_path_factory.mktemp("indextts25-model") / "model"
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        code = main(["--checkpoints", str(tiny25_checkpoints), "--out", str(out), "--no-progress"])
+    assert code == 0, stderr.getvalue()
+    return out

@@ -97,7 +97,8 @@ class AcousticSources:
     s2mel_checkpoint: Path
     w2v_stats: Path
     w2v_bert_dir: Path
-    semantic_codec: Path
+    semantic_codec: Path | None
+    """None for IndexTTS-2.5, whose s2mel reads the decoded codes and has no gpt_layer."""
     campplus: Path
     bigvgan_dir: Path
 
@@ -107,11 +108,12 @@ class AcousticSources:
             self.s2mel_checkpoint: "s2mel checkpoint (s2mel.pth from IndexTeam/IndexTTS-2)",
             self.w2v_stats: "w2v-BERT statistics (wav2vec2bert_stats.pt from IndexTeam/IndexTTS-2)",
             self.w2v_bert_dir / "config.json": "w2v-BERT 2.0 folder (facebook/w2v-bert-2.0)",
-            self.semantic_codec: "MaskGCT semantic codec (amphion/MaskGCT semantic_codec/model.safetensors)",
             self.campplus: "CAMPPlus speaker model (funasr/campplus campplus_cn_common.bin)",
             self.bigvgan_dir / "config.json": "BigVGAN config (nvidia/bigvgan_v2_22khz_80band_256x)",
             self.bigvgan_dir / "bigvgan_generator.pt": "BigVGAN weights (nvidia/bigvgan_v2_22khz_80band_256x)",
         }
+        if self.semantic_codec is not None:
+            wanted[self.semantic_codec] = "MaskGCT semantic codec (amphion/MaskGCT semantic_codec/model.safetensors)"
         for path, what in wanted.items():
             if not Path(path).exists():
                 raise FileNotFoundError(f"{path} is missing: download the {what} and point the exporter at it")
@@ -137,7 +139,7 @@ class OfficialAcoustic:
     semantic_model: nn.Module
     semantic_mean: torch.Tensor
     semantic_std: torch.Tensor
-    semantic_codec: nn.Module
+    semantic_codec: nn.Module | None
     s2mel: nn.Module
     campplus: nn.Module
     bigvgan: nn.Module
@@ -202,7 +204,8 @@ def load_s2mel(cfg: Any, paths: AcousticSources) -> nn.Module:
     official_package()
     from indextts.s2mel.modules.commons import MyModel, load_checkpoint2
 
-    s2mel = MyModel(cfg.s2mel, use_gpt_latent=True)
+    # IndexTTS-2.5 (no MaskGCT codec): same s2mel checkpoint layout, without gpt_layer.
+    s2mel = MyModel(cfg.s2mel, use_gpt_latent=paths.semantic_codec is not None)
     s2mel, _, _, _ = load_checkpoint2(
         s2mel, None, str(paths.s2mel_checkpoint), load_only_params=True, ignore_modules=[], is_distributed=False
     )
@@ -240,7 +243,7 @@ def load_official_acoustic(cfg: Any, paths: AcousticSources) -> OfficialAcoustic
         semantic_model=semantic_model,
         semantic_mean=semantic_mean,
         semantic_std=semantic_std,
-        semantic_codec=load_semantic_codec(cfg, paths),
+        semantic_codec=load_semantic_codec(cfg, paths) if paths.semantic_codec is not None else None,
         s2mel=load_s2mel(cfg, paths),
         campplus=load_campplus(paths),
         bigvgan=load_bigvgan(paths),
@@ -671,16 +674,21 @@ def export_acoustic(
     )
     del w2v
     gc.collect()
-    say("loading the semantic codec")
-    codec = load_semantic_codec(cfg, paths)
-    export(
-        SEMANTIC_CODEC_GRAPH,
-        CodecQuantize(codec),
-        (torch.randn(1, frames, 1024),),
-        ("spk_cond_emb",),
-        ("codes", "s_ref"),
-        {"spk_cond_emb": {1: "frames"}, "codes": {1: "frames"}, "s_ref": {1: "frames"}},
-    )
+    # 2.5 (no MaskGCT codec) regulates w2v-BERT features directly and has no gpt_layer: it
+    # needs neither `semantic_codec` nor `s2mel_front` (export.codec25 writes its decoder).
+    with_codec = paths.semantic_codec is not None
+    codec = None
+    if with_codec:
+        say("loading the semantic codec")
+        codec = load_semantic_codec(cfg, paths)
+        export(
+            SEMANTIC_CODEC_GRAPH,
+            CodecQuantize(codec),
+            (torch.randn(1, frames, 1024),),
+            ("spk_cond_emb",),
+            ("codes", "s_ref"),
+            {"spk_cond_emb": {1: "frames"}, "codes": {1: "frames"}, "s_ref": {1: "frames"}},
+        )
     say("loading CAMPPlus")
     export(
         CAMPPLUS_GRAPH,
@@ -703,19 +711,20 @@ def export_acoustic(
         ("prompt_condition",),
         {"s_ref": {1: "frames"}, "frame_index": {0: "mel_frames"}, "prompt_condition": {1: "mel_frames"}},
     )
-    export(
-        S2MEL_FRONT_GRAPH,
-        S2MelFront(s2mel.models["gpt_layer"], codec, regulator),
-        (torch.randn(1, frames, 1280), torch.randint(0, 1000, (1, frames)), index),
-        ("latent", "codes", "frame_index"),
-        ("cond",),
-        {
-            "latent": {1: "codes"},
-            "codes": {1: "codes"},
-            "frame_index": {0: "mel_frames"},
-            "cond": {1: "mel_frames"},
-        },
-    )
+    if with_codec:
+        export(
+            S2MEL_FRONT_GRAPH,
+            S2MelFront(s2mel.models["gpt_layer"], codec, regulator),
+            (torch.randn(1, frames, 1280), torch.randint(0, 1000, (1, frames)), index),
+            ("latent", "codes", "frame_index"),
+            ("cond",),
+            {
+                "latent": {1: "codes"},
+                "codes": {1: "codes"},
+                "frame_index": {0: "mel_frames"},
+                "cond": {1: "mel_frames"},
+            },
+        )
     del codec, regulator
     estimator = EstimatorStep(s2mel.models["cfm"].estimator)
     content_dim = s2mel.models["cfm"].estimator.cond_projection.in_features

@@ -46,7 +46,8 @@ class ExportError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wyoming-indextts export",
-        description="Export official IndexTTS-2 checkpoints to an ONNX model folder (nothing is downloaded).",
+        description="Export official IndexTTS-2 or IndexTTS-2.5 checkpoints to an ONNX model folder "
+        "(nothing is downloaded; a 2.5 folder is recognised by its codec.pth).",
     )
     parser.add_argument(
         "--checkpoints",
@@ -113,6 +114,10 @@ def plan_export(args: argparse.Namespace) -> ExportPlan:
         cfg = OmegaConf.load(config_path)
     except Exception as err:  # noqa: BLE001 - yaml/omegaconf raise several types
         raise ExportError(f"{config_path}: unreadable ({str(err).splitlines()[0]})") from err
+    from .indextts25 import is_indextts25, plan_export25
+
+    if is_indextts25(checkpoints, cfg):
+        return plan_export25(args, cfg)
 
     def need(path: Path, what: str) -> Path:
         if not path.exists():
@@ -211,6 +216,10 @@ def _load_matrix(path: Path):
 
 def run_export(plan: ExportPlan, progress: bool = True) -> Path:
     """Run every step into a temporary folder beside `plan.out`, then move it into place."""
+    from .indextts25 import Export25Plan, run_export25
+
+    if isinstance(plan, Export25Plan):
+        return run_export25(plan, progress)
     import numpy as np
     import torch
     from tqdm import tqdm
@@ -401,7 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(
             f"error: {err}; the exporter needs the export extra (pip install 'wyoming-indextts[export]') "
-            "and `pip install --no-deps indextts2-inference==2.1.1`",
+            "and `pip install --no-deps indextts2-inference==2.1.1` (IndexTTS-2.5: also "
+            "`pip install --no-deps indextts25-inference==0.2.0`)",
             file=sys.stderr,
         )
         return 2

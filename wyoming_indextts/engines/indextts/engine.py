@@ -29,6 +29,7 @@ from .gpt import REEXPORT_HINT
 from .model import IndexTTSModel, ModelError
 from .options import IndexTTSOptions
 from .pipeline import Pipeline, SegmentResult, to_pcm16
+from .pipeline25 import Pipeline25, frontend25_for, is_indextts25
 from .preparation import ENGINE_NAME, LoadedVoice, prepare_voices
 from .sampling import Sampler
 from .text import NoSpeakableTextError, TextFrontend
@@ -58,7 +59,7 @@ class IndexTTSEngine:
         """Set by `load`: the folder `reload_voices` reads again."""
         self._store: ConditioningStore | None = None
         self._reload_lock = threading.Lock()
-        self.pipeline = Pipeline(model, options)
+        self.pipeline = Pipeline25(model, options) if is_indextts25(model) else Pipeline(model, options)
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -72,11 +73,13 @@ class IndexTTSEngine:
         *,
         sessions: dict[str, Any] | None = None,
         allow_empty: bool = False,
+        frontend: Any = None,
     ) -> IndexTTSEngine:
         """Open and verify the model folder, prepare (or reuse) every voice, keep only the
         sessions synthesis needs. Raises ModelError for a bad model folder and EngineError
         when no voice is usable (unless `allow_empty`: voices may be uploaded later); a bad
-        clip only skips its voice (logged)."""
+        clip only skips its voice (logged). `frontend`: text → token id segments, instead of
+        the folder's own (an IndexTTS-2.5 folder needs one that gives `LanguageIds`)."""
         options = options or IndexTTSOptions()
         model = IndexTTSModel.open(model_dir, verify=options.verify_model, sessions=sessions, threads=options.threads)
         if not model.config.get("speaks", False):
@@ -84,16 +87,27 @@ class IndexTTSEngine:
                 f"{Path(model_dir)}: exported with --gpt-only, it has no acoustic graphs; export it "
                 "again with --w2v-bert, --semantic-codec, --campplus and --bigvgan"
             )
-        try:
-            frontend = TextFrontend.load(model.file(model.config["bpe_model"]), language=options.language)
-        except (OSError, RuntimeError) as err:
-            raise ModelError(f"{model.path / 'bpe.model'}: unreadable tokenizer ({err})") from err
+        if is_indextts25(model):
+            frontend = frontend or frontend25_for(model, options)
+        else:
+            if options.speed != 1.0:
+                raise ModelError(f"{model.path}: holds IndexTTS-2, which has no speech rate; --indextts-speed needs an IndexTTS-2.5 model")
+            if frontend is None:
+                try:
+                    frontend = TextFrontend.load(model.file(model.config["bpe_model"]), language=options.language)
+                except (OSError, RuntimeError) as err:
+                    raise ModelError(f"{model.path / 'bpe.model'}: unreadable tokenizer ({err})") from err
         specs, problems = discover_voices(Path(voices_dir))
         for problem in problems:
             _LOGGER.warning("Voice skipped: %s", problem)
         store = ConditioningStore(Path(conditioning_dir), model.fingerprint)
         voices, more = prepare_voices(model, specs, store, options)
         problems += more
+        if not is_indextts25(model):
+            for spec in specs:
+                if spec.speed is not None:
+                    _LOGGER.warning("Voice %s: speed ignored (IndexTTS-2 has no speech rate)", spec.name)
+                    problems.append(f"{spec.clip.with_suffix('.yaml')}: speed ignored, IndexTTS-2 has no speech rate")
         if not voices and not allow_empty:
             model.close()
             detail = "; ".join(problems) if problems else f"no NAME.wav in {voices_dir}"
@@ -141,7 +155,7 @@ class IndexTTSEngine:
         loaded = self._voices.get(voice.name)
         if loaded is None:
             raise EngineError(f"IndexTTS has no voice {voice.name!r}; it has {', '.join(self._voices) or 'none'}")
-        segments = self.text_segments(text)
+        segments = self.text_segments(text, loaded.spec.languages)
         return self._stream(segments, loaded)
 
     def close(self) -> None:
@@ -149,9 +163,14 @@ class IndexTTSEngine:
 
     # -- synthesis --------------------------------------------------------------------------
 
-    def text_segments(self, text: str) -> list[list[int]]:
+    def text_segments(self, text: str, languages: Sequence[str] = ()) -> list[list[int]]:
+        """Token id segments; for IndexTTS-2.5 `LanguageIds`, in a language chosen with the
+        voice's `languages` (see `pipeline25.Frontend25`)."""
         try:
-            segments = self.frontend.segment_ids(text, self.options.max_text_tokens_per_segment)
+            if isinstance(self.pipeline, Pipeline25):
+                segments = self.frontend.segment_ids(text, self.options.max_text_tokens_per_segment, languages)
+            else:
+                segments = self.frontend.segment_ids(text, self.options.max_text_tokens_per_segment)
         except NoSpeakableTextError as err:
             raise EngineError(str(err)) from err
         segments = [s for s in segments if s]
@@ -191,6 +210,8 @@ class IndexTTSEngine:
         loaded = self._voices.get(voice.name)
         if loaded is None:
             raise EngineError(f"IndexTTS has no voice {voice.name!r}; it has {', '.join(self._voices) or 'none'}")
+        if isinstance(self.pipeline, Pipeline25):
+            return [self._synthesize_or_error(text, voice) for text in texts]  # no batched 2.5 decoding yet
         if not self.pipeline.gpt.maskable:
             raise ModelError(f"{self.model.path}: {REEXPORT_HINT}")
         results: list[bytes | EngineError] = []
@@ -242,4 +263,15 @@ class IndexTTSEngine:
     ) -> SegmentResult:
         """`Pipeline.render` of one segment in `voice` (see there)."""
         loaded = self._voices[voice.name]
+        if isinstance(self.pipeline, Pipeline25):
+            speed = loaded.spec.speed or self.options.speed
+            return self.pipeline.render(
+                text_ids, loaded.conditioning, loaded.emotion_rows, rng=rng, noise=noise, raw_codes=raw_codes, speed=speed
+            )
         return self.pipeline.render(text_ids, loaded.conditioning, loaded.emotion_rows, rng=rng, noise=noise, raw_codes=raw_codes)
+
+    def _synthesize_or_error(self, text: str, voice: Voice) -> bytes | EngineError:
+        try:
+            return b"".join(self.synthesize(text, voice))
+        except EngineError as err:
+            return err

@@ -39,7 +39,9 @@ FORMAT_VERSION = 2
 MODEL_FIELD = "model"
 """Manifest field naming the model family of the folder (one of KNOWN_MODELS)."""
 INDEXTTS_2 = "indextts-2"
-KNOWN_MODELS = (INDEXTTS_2,)
+INDEXTTS_25 = "indextts-2.5"
+"""25 Hz codes decoded by its own codec (CODEC_DECODE_GRAPH), a language id, a speech rate."""
+KNOWN_MODELS = (INDEXTTS_2, INDEXTTS_25)
 DEFAULT_MODEL = INDEXTTS_2
 """What a folder written before MODEL_FIELD existed holds."""
 
@@ -57,6 +59,8 @@ S2MEL_FRONT_GRAPH = "s2mel_front"
 S2MEL_ESTIMATOR_GRAPH = "s2mel_estimator"
 S2MEL_ESTIMATOR_INT8_GRAPH = "s2mel_estimator_int8"
 BIGVGAN_GRAPH = "bigvgan"
+CODEC_DECODE_GRAPH = "codec_decode"
+"""IndexTTS-2.5: 25 Hz codes → 50 Hz features (replaces SEMANTIC_CODEC and S2MEL_FRONT)."""
 
 
 def graph_file(name: str) -> str:

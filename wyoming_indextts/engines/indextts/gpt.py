@@ -62,7 +62,8 @@ class GPTRuntime:
         self.text_pos_embedding = np.asarray(arrays["text_pos_embedding"], dtype=np.float32)
         self.mel_embedding = np.asarray(arrays["mel_embedding"], dtype=np.float32)
         self.mel_pos_embedding = np.asarray(arrays["mel_pos_embedding"], dtype=np.float32)
-        self.speed_embedding = np.asarray(arrays["speed_embedding"], dtype=np.float32)
+        # IndexTTS-2.5 has no speed rows (its runtime, gpt25.GPT25Runtime, builds its own prefix).
+        self.speed_embedding = np.asarray(arrays["speed_embedding"], dtype=np.float32) if "speed_embedding" in arrays else None
         self._past_names = []
         self._present_names = []
         for i in range(config.layers):
@@ -181,8 +182,20 @@ class GPTRuntime:
         ``min_new_tokens`` forbids the stop token before that many codes, as transformers'
         ``MinNewTokensLengthLogitsProcessor`` (benchmarks force a length with it).
         """
-        cfg = self.config
         logits, past, seen = self.start(prefix, text_ids)
+        return self.decode(logits, past, seen, sampler, max_new_tokens, min_new_tokens)
+
+    def decode(
+        self,
+        logits: np.ndarray,
+        past: Mapping[str, np.ndarray],
+        seen: list[int],
+        sampler: Sampler,
+        max_new_tokens: int,
+        min_new_tokens: int = 0,
+    ) -> np.ndarray:
+        """The decode loop after the prefill (``start``): codes up to the stop token or the limit."""
+        cfg = self.config
         limit = min(max_new_tokens, cfg.max_mel_tokens)
         codes: list[int] = []
         while True:

@@ -8,7 +8,7 @@ from typing import Any
 
 from .gpt import EMOTIONS
 from .sampling import SamplingOptions
-from .voice import MAX_CLIP_SECONDS, MIN_CLIP_SECONDS
+from .voice import MAX_CLIP_SECONDS, MAX_SPEED, MIN_CLIP_SECONDS, MIN_SPEED
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,10 @@ class IndexTTSOptions:
     emotion: tuple[float, ...] | None = None
     emotion_strength: float = 1.0
     """infer_v2's emo_alpha for an explicit emotion vector: weights are scaled by it (0..1)."""
+
+    speed: float = 1.0
+    """Speech rate of IndexTTS-2.5 (its duration factor is 1 / speed; a voice's yaml `speed`
+    wins); 1: the model's own pace. IndexTTS-2 has none."""
 
     # precision
     int8: bool = False
@@ -75,6 +79,8 @@ class IndexTTSOptions:
             raise ValueError("speculative must not be negative")
         if self.speculative and self.int8:
             raise ValueError("speculative decoding verifies with the fp32 GPT; it does not combine with int8")
+        if not MIN_SPEED <= self.speed <= MAX_SPEED:
+            raise ValueError(f"speed must be from {MIN_SPEED} to {MAX_SPEED} (1 is the model's own pace)")
         if self.max_mel_tokens < 1:
             raise ValueError("max_mel_tokens must be at least 1")
         if self.max_text_tokens_per_segment < 1:
@@ -100,6 +106,8 @@ class IndexTTSOptions:
             data["emotion"] = list(data["emotion"])
         else:
             data.pop("emotion_strength")  # only scales an explicit emotion vector
+        if self.speed == 1.0:
+            data.pop("speed")  # the default: keys made before the option existed stay valid
         if not self.do_sample:
             data.pop("speculative")  # greedy speculative decoding gives the fp32 codes
         return data

@@ -8,14 +8,18 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from ..base import INDEXTTS, Voice
 from .conditioning import AcousticConditioner, load_mel_settings
+from .features import reference_mel
 from .format import (
     CAMPPLUS_GRAPH,
     EMOTION_GRAPH,
+    INDEXTTS_25,
     MAX_PROMPT_SECONDS,
     MAX_PROMPT_SECONDS_FIELD,
     PROMPT_REGULATOR_GRAPH,
@@ -28,6 +32,7 @@ from .model import IndexTTSModel, ModelError
 from .options import IndexTTSOptions
 from .voice import (
     CONDITIONING_FORMAT,
+    ClipAudio,
     ConditioningStore,
     VoiceConditioning,
     VoiceError,
@@ -70,6 +75,7 @@ def _fingerprint(model: IndexTTSModel, spec: VoiceSpec, options: IndexTTSOptions
         "clip": spec.clip_sha256,
         "conditioning": CONDITIONING_FORMAT,
         "options": options.audio_key(),
+        **({"speed": spec.speed} if spec.speed is not None else {}),
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
@@ -79,6 +85,9 @@ def condition_voice(model: IndexTTSModel, conditioner: AcousticConditioner, clip
     samples, rate = read_clip(clip)
     check_clip(clip, samples, rate, options.min_clip_seconds, options.max_clip_seconds)
     audio = prepare_clip_audio(samples, rate, float(model.config.get(MAX_PROMPT_SECONDS_FIELD, MAX_PROMPT_SECONDS)))
+    meta = {"clip": clip.name, "rate": rate, "seconds": round(samples.shape[0] / rate, 3)}
+    if model.manifest.model == INDEXTTS_25:
+        return replace(condition_voice25(model, conditioner, audio), meta=meta)
     prompt = conditioner.prepare(audio.speaker_16k, audio.speaker_22k)
     emotion_features = conditioner.semantic_embedding(audio.emotion_16k)
     speaker = model.session(SPEAKER_GRAPH)
@@ -93,7 +102,30 @@ def condition_voice(model: IndexTTSModel, conditioner: AcousticConditioner, clip
         style=prompt.style,
         prompt_condition=prompt.prompt_condition,
         ref_mel=prompt.ref_mel,
-        meta={"clip": clip.name, "rate": rate, "seconds": round(samples.shape[0] / rate, 3)},
+        meta=meta,
+    )
+
+
+def condition_voice25(model: IndexTTSModel, conditioner: AcousticConditioner, audio: ClipAudio) -> VoiceConditioning:
+    """IndexTTS-2.5 (``_speaker_conditioning`` / ``_emotion_conditioning`` of infer_v2_5): the
+    prompt is regulated from the w2v-BERT features themselves (no MaskGCT codec), and the GPT's
+    speaker conditioning is the projected CAMPPlus style, one row, in `speaker_latents`."""
+    spk_cond_emb = conditioner.semantic_embedding(audio.speaker_16k)
+    style = conditioner.style(audio.speaker_16k)
+    ref_mel = reference_mel(audio.speaker_22k, load_mel_settings(model.path))
+    emotion = model.session(EMOTION_GRAPH)
+    (emovec_speaker,) = emotion.run(None, {"features": spk_cond_emb})
+    (emovec_emotion,) = emotion.run(None, {"features": conditioner.semantic_embedding(audio.emotion_16k)})
+    arrays = model.config["gpt_arrays"]
+    weight = model.array(arrays["speaker_projection_weight"])
+    bias = model.array(arrays["speaker_projection_bias"])
+    return VoiceConditioning(
+        speaker_latents=(np.asarray(style, dtype=np.float32) @ weight.T + bias)[None].astype(np.float32),
+        emovec_speaker=emovec_speaker,
+        emovec_emotion=emovec_emotion,
+        style=style,
+        prompt_condition=conditioner.prompt_condition(spk_cond_emb, ref_mel.shape[2]),
+        ref_mel=ref_mel,
     )
 
 

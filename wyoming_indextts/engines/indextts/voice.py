@@ -4,6 +4,7 @@
 
     description: Warm voice for announcements
     languages: [en]          # default: [zh, en]
+    speed: 1.1               # IndexTTS-2.5 only: speech rate (default: --indextts-speed)
 
 A voice's conditioning — everything synthesis needs from the clip — is computed once per
 (clip sha256, model manifest sha256) and stored as one ``.npz`` in the conditioning folder
@@ -78,6 +79,9 @@ class VoiceSpec:
     description: str = ""
     languages: tuple[str, ...] = DEFAULT_LANGUAGES
     clip_sha256: str = ""
+    speed: float | None = None
+    """Speech rate from NAME.yaml (IndexTTS-2.5's duration factor is 1 / speed); None: the
+    engine's option."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_voice_yaml(path: Path) -> tuple[str, tuple[str, ...]]:
+MIN_SPEED, MAX_SPEED = 0.5, 2.0
+"""Speech rates a voice may ask for (the official 2.5 code saturates above about 1.28)."""
+
+
+def _read_voice_yaml(path: Path) -> tuple[str, tuple[str, ...], float | None]:
     import yaml
 
     try:
@@ -126,7 +134,12 @@ def _read_voice_yaml(path: Path) -> tuple[str, tuple[str, ...]]:
         languages = [languages]
     if not isinstance(languages, list) or not languages or not all(isinstance(x, str) and x.strip() for x in languages):
         raise VoiceError(f"{path}: languages must be a non-empty list of language codes")
-    return description.strip(), tuple(x.strip() for x in languages)
+    speed = data.get("speed")
+    if speed is not None:
+        if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not MIN_SPEED <= speed <= MAX_SPEED:
+            raise VoiceError(f"{path}: speed must be a number from {MIN_SPEED} to {MAX_SPEED} (1 is the model's own pace)")
+        speed = float(speed)
+    return description.strip(), tuple(x.strip() for x in languages), speed
 
 
 def discover_voices(voices_dir: Path) -> tuple[list[VoiceSpec], list[str]]:
@@ -141,7 +154,7 @@ def discover_voices(voices_dir: Path) -> tuple[list[VoiceSpec], list[str]]:
         name = clip.stem
         settings = clip.with_suffix(".yaml")
         try:
-            description, languages = _read_voice_yaml(settings) if settings.is_file() else ("", DEFAULT_LANGUAGES)
+            description, languages, speed = _read_voice_yaml(settings) if settings.is_file() else ("", DEFAULT_LANGUAGES, None)
             digest = sha256_file(clip)
         except VoiceError as err:
             problems.append(str(err))
@@ -149,7 +162,7 @@ def discover_voices(voices_dir: Path) -> tuple[list[VoiceSpec], list[str]]:
         except OSError as err:
             problems.append(f"{clip}: unreadable ({err.strerror or err})")
             continue
-        voices.append(VoiceSpec(name, clip, description, languages, digest))
+        voices.append(VoiceSpec(name, clip, description, languages, digest, speed))
     return voices, problems
 
 
