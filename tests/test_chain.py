@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import pytest
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
@@ -193,16 +194,18 @@ async def test_breaker_skips_a_failing_engine_then_tries_it_once(piper, caplog):
     primary.fail_with = EngineError("still broken")
     engines = {"indextts": primary, "piper": piper}
     caplog.set_level(logging.INFO)
-    # A cool-down long enough that the third request comes before it ends on a loaded machine.
-    settings = chain(breaker_failures=2, breaker_cooldown=4.0)
+    # A cool-down no loaded machine outlasts; the test moves the breaker's clock past it.
+    settings = chain(breaker_failures=2, breaker_cooldown=300.0)
     texts = ["Timer finished.", "The dishwasher is done.", "Motion detected in the backyard."]
     async with running_server(engines, "clone-en", chain=settings) as harness:
         for text in texts:
             response = await ask(harness, text, "clone-en")
             assert_speech(response.audio, 22050, text)
         assert primary.calls == texts[:2]  # the third sentence skipped the open breaker
-        assert harness.synthesizer.breakers["indextts"].state is BreakerState.OPEN
-        await asyncio.sleep(4.1)
+        breaker = harness.synthesizer.breakers["indextts"]
+        assert breaker.state is BreakerState.OPEN
+        # The cool-down ends on the breaker's clock: jump it forward rather than sleep through it.
+        breaker._clock = lambda: time.monotonic() + settings.breaker_cooldown
         primary.fail_with = None
         await ask(harness, "Good morning.", "clone-en")
         assert primary.calls[-1] == "Good morning."
