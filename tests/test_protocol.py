@@ -124,7 +124,7 @@ async def test_first_clause_can_be_turned_off(piper):
 
 
 async def test_describe_is_answered_while_every_worker_is_busy(piper):
-    slow = CountingEngine(piper, delay=3.0)
+    slow = CountingEngine(piper, delay=1.5)  # outlasts the 1 s allowed for describe
     async with running_server({"piper": slow}, max_concurrent=1) as harness:
         async with harness.client() as busy, harness.client() as asking:
             await busy.write_event(Synthesize(text="Motion detected in the backyard.").event())
