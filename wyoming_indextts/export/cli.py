@@ -214,15 +214,57 @@ def _load_matrix(path: Path):
     return value.detach().to(torch.float32).numpy().astype(np.float32)
 
 
+def load_or_fail(load: Callable[[], Any], path: Path, what: str) -> Any:
+    """`load()`, or an ExportError naming the file when torch cannot read it as `what`."""
+    try:
+        return load()
+    except Exception as err:  # noqa: BLE001 - torch.load / load_state_dict raise many types
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ExportError(f"{path}: cannot load it as the {what} of this config.yaml ({first[:200]})") from err
+
+
+def save_matrices(emo_path: Path, spk_path: Path, emo_num: Sequence[int], model_dim: int, work: Path) -> None:
+    """The emotion and speaker matrices, checked against config.yaml, into the model folder."""
+    import numpy as np
+
+    emo, spk = _load_matrix(emo_path), _load_matrix(spk_path)
+    total = sum(emo_num)
+    for path, matrix in ((emo_path, emo), (spk_path, spk)):
+        if matrix.ndim != 2 or matrix.shape[0] != total:
+            raise ExportError(f"{path}: shape {tuple(matrix.shape)} does not match emo_num (sum {total}) of config.yaml")
+    if emo.shape[1] != model_dim:
+        raise ExportError(f"{emo_path}: width {emo.shape[1]} is not gpt.model_dim")
+    np.save(work / EMO_MATRIX_FILE, emo, allow_pickle=False)
+    np.save(work / SPK_MATRIX_FILE, spk, allow_pickle=False)
+
+
+def run_steps(steps: Sequence[tuple[str, Callable[[], None]]], work: Path, out: Path, desc: str, progress: bool) -> Path:
+    """Each step in order with a progress bar; the finished folder replaces `out` at once, and
+    a failed or interrupted export leaves `out` as it was (its work folder is removed)."""
+    from tqdm import tqdm
+
+    bar = tqdm(steps, desc=desc, unit="step", disable=not progress, file=sys.stderr)
+    try:
+        for label, step in bar:
+            bar.set_postfix_str(label)
+            _LOGGER.debug("export step: %s", label)
+            step()
+        bar.close()
+        _replace(work, out)
+    except BaseException:
+        bar.close()
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return out
+
+
 def run_export(plan: ExportPlan, progress: bool = True) -> Path:
     """Run every step into a temporary folder beside `plan.out`, then move it into place."""
     from .indextts25 import Export25Plan, run_export25
 
     if isinstance(plan, Export25Plan):
         return run_export25(plan, progress)
-    import numpy as np
     import torch
-    from tqdm import tqdm
 
     from . import gpt as gpt_export
     from .manifest import write_manifest
@@ -239,13 +281,7 @@ def run_export(plan: ExportPlan, progress: bool = True) -> Path:
 
     def load_gpt() -> None:
         torch.set_grad_enabled(False)
-        try:
-            state["gpt"] = gpt_export.load_unified_voice(cfg.gpt, plan.gpt_checkpoint)
-        except Exception as err:  # noqa: BLE001 - torch.load / load_state_dict raise many types
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ExportError(
-                f"{plan.gpt_checkpoint}: cannot load it as the GPT of this config.yaml ({first[:200]})"
-            ) from err
+        state["gpt"] = load_or_fail(lambda: gpt_export.load_unified_voice(cfg.gpt, plan.gpt_checkpoint), plan.gpt_checkpoint, "GPT")
 
     def speaker() -> None:
         gpt_export.export_speaker_conditioning(state["gpt"], work)
@@ -270,18 +306,7 @@ def run_export(plan: ExportPlan, progress: bool = True) -> Path:
         gc.collect()  # the model's module graph has cycles: free (unmap) it before the next stage
 
     def matrices() -> None:
-        emo = _load_matrix(plan.emo_matrix)
-        spk = _load_matrix(plan.spk_matrix)
-        total = sum(emo_num)
-        for path, matrix in ((plan.emo_matrix, emo), (plan.spk_matrix, spk)):
-            if matrix.ndim != 2 or matrix.shape[0] != total:
-                raise ExportError(
-                    f"{path}: shape {tuple(matrix.shape)} does not match emo_num (sum {total}) of config.yaml"
-                )
-        if emo.shape[1] != state["gpt_config"]["model_dim"]:
-            raise ExportError(f"{plan.emo_matrix}: width {emo.shape[1]} is not gpt.model_dim")
-        np.save(work / EMO_MATRIX_FILE, emo, allow_pickle=False)
-        np.save(work / SPK_MATRIX_FILE, spk, allow_pickle=False)
+        save_matrices(plan.emo_matrix, plan.spk_matrix, emo_num, state["gpt_config"]["model_dim"], work)
 
     def tokenizer() -> None:
         shutil.copyfile(plan.bpe_model, work / BPE_FILE)
@@ -291,7 +316,6 @@ def run_export(plan: ExportPlan, progress: bool = True) -> Path:
 
         def report(message: str) -> None:
             _LOGGER.debug("acoustic: %s", message)
-            bar.set_postfix_str(f"acoustic graphs: {message}")
 
         records = export_acoustic(cfg, plan.acoustic, work, progress=report)
         for record in records:
@@ -349,19 +373,7 @@ def run_export(plan: ExportPlan, progress: bool = True) -> Path:
             steps.append(("int8 diffusion graph", estimator_int8))
     steps += [("config", config), ("manifest", manifest)]
 
-    bar = tqdm(steps, desc="export", unit="step", disable=not progress, file=sys.stderr)
-    try:
-        for label, step in bar:
-            bar.set_postfix_str(label)
-            _LOGGER.debug("export step: %s", label)
-            step()
-        bar.close()
-        _replace(work, out)
-    except BaseException:
-        bar.close()
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return out
+    return run_steps(steps, work, out, "export", progress)
 
 
 def _replace(work: Path, out: Path) -> None:

@@ -421,6 +421,11 @@ def save_runtime_arrays(model, out_dir: Path) -> list[Path]:
 
 def runtime_config(gpt_cfg: Mapping[str, Any], model) -> dict[str, Any]:
     """The GPT facts the runtime needs (JSON-serialisable)."""
+    return {**core_config(gpt_cfg, model), "condition_latents": int(model.cond_num)}
+
+
+def core_config(gpt_cfg: Mapping[str, Any], model) -> dict[str, Any]:
+    """The facts IndexTTS-2 and IndexTTS-2.5 GPTs share: sizes and special tokens."""
     cfg = _plain(gpt_cfg)
     core = model.gpt.config
     return {
@@ -436,7 +441,6 @@ def runtime_config(gpt_cfg: Mapping[str, Any], model) -> dict[str, Any]:
         "stop_mel_token": int(cfg["stop_mel_token"]),
         "start_text_token": int(cfg["start_text_token"]),
         "stop_text_token": int(cfg["stop_text_token"]),
-        "condition_latents": int(model.cond_num),
     }
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .gpt import _plain
+from .gpt import _plain, core_config
 
 GPT25_ARRAYS = {
     "text_embedding": "gpt_text_embedding.npy",
@@ -75,20 +75,4 @@ def runtime_config25(gpt_cfg: Mapping[str, Any], model) -> dict[str, Any]:
     """The GPT facts the runtime needs (JSON-serialisable), plus the language table."""
     from indextts25.utils.tokenizer import LANGUAGE_DICT
 
-    cfg = _plain(gpt_cfg)
-    core = model.gpt.config
-    return {
-        "model_dim": int(cfg["model_dim"]),
-        "layers": int(core.n_layer),
-        "heads": int(core.n_head),
-        "head_dim": int(core.n_embd // core.n_head),
-        "max_mel_tokens": int(cfg["max_mel_tokens"]),
-        "max_text_tokens": int(cfg["max_text_tokens"]),
-        "number_text_tokens": int(cfg["number_text_tokens"]),
-        "number_mel_codes": int(cfg["number_mel_codes"]),
-        "start_mel_token": int(cfg["start_mel_token"]),
-        "stop_mel_token": int(cfg["stop_mel_token"]),
-        "start_text_token": int(cfg["start_text_token"]),
-        "stop_text_token": int(cfg["stop_text_token"]),
-        "languages": dict(LANGUAGE_DICT),
-    }
+    return {**core_config(gpt_cfg, model), "languages": dict(LANGUAGE_DICT)}

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -137,13 +136,11 @@ def plan_export25(args: argparse.Namespace, cfg: Any) -> Export25Plan:
 
 def run_export25(plan: Export25Plan, progress: bool = True) -> Path:
     """Every step into a temporary folder beside `plan.out`, then moved into place."""
-    import numpy as np
     import torch
-    from tqdm import tqdm
 
     from . import codec25, gpt25
     from . import gpt as gpt_export
-    from .cli import ExportError, _hash_sources, _load_matrix, _replace
+    from .cli import _hash_sources, load_or_fail, run_steps, save_matrices
     from .manifest import write_manifest
 
     out = plan.out
@@ -158,11 +155,7 @@ def run_export25(plan: Export25Plan, progress: bool = True) -> Path:
 
     def load_gpt() -> None:
         torch.set_grad_enabled(False)
-        try:
-            state["gpt"] = gpt25.load_unified_voice25(cfg.gpt, plan.gpt_checkpoint)
-        except Exception as err:  # noqa: BLE001 - torch.load / load_state_dict raise many types
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ExportError(f"{plan.gpt_checkpoint}: cannot load it as the GPT of this config.yaml ({first[:200]})") from err
+        state["gpt"] = load_or_fail(lambda: gpt25.load_unified_voice25(cfg.gpt, plan.gpt_checkpoint), plan.gpt_checkpoint, "GPT")
 
     def graphs() -> None:
         gpt_export.export_emotion_conditioning(state["gpt"], work)
@@ -179,22 +172,11 @@ def run_export25(plan: Export25Plan, progress: bool = True) -> Path:
         del state["gpt"]
 
     def matrices() -> None:
-        emo, spk = _load_matrix(plan.emo_matrix), _load_matrix(plan.spk_matrix)
-        for path, matrix in ((plan.emo_matrix, emo), (plan.spk_matrix, spk)):
-            if matrix.ndim != 2 or matrix.shape[0] != sum(emo_num):
-                raise ExportError(f"{path}: shape {tuple(matrix.shape)} does not match emo_num (sum {sum(emo_num)}) of config.yaml")
-        if emo.shape[1] != state["gpt_config"]["model_dim"]:
-            raise ExportError(f"{plan.emo_matrix}: width {emo.shape[1]} is not gpt.model_dim")
-        np.save(work / EMO_MATRIX_FILE, emo, allow_pickle=False)
-        np.save(work / SPK_MATRIX_FILE, spk, allow_pickle=False)
+        save_matrices(plan.emo_matrix, plan.spk_matrix, emo_num, state["gpt_config"]["model_dim"], work)
         shutil.copyfile(plan.tokenizer, work / plan.tokenizer.name)
 
     def codec() -> None:
-        try:
-            decoder = codec25.load_codec25(cfg.semantic_codec, plan.codec)
-        except Exception as err:  # noqa: BLE001 - torch.load / load_state_dict raise many types
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ExportError(f"{plan.codec}: cannot load it as the codec of this config.yaml ({first[:200]})") from err
+        decoder = load_or_fail(lambda: codec25.load_codec25(cfg.semantic_codec, plan.codec), plan.codec, "codec")
         codec25.export_codec_decode(decoder, work)
         state["graphs"][CODEC_DECODE_GRAPH] = graph_file(CODEC_DECODE_GRAPH)
 
@@ -247,15 +229,4 @@ def run_export25(plan: Export25Plan, progress: bool = True) -> Path:
             steps.append(("int8 diffusion graph", estimator_int8))
     steps += [("config", config), ("manifest", manifest)]
 
-    bar = tqdm(steps, desc="export 2.5", unit="step", disable=not progress, file=sys.stderr)
-    try:
-        for label, step in bar:
-            bar.set_postfix_str(label)
-            step()
-        bar.close()
-        _replace(work, out)
-    except BaseException:
-        bar.close()
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return out
+    return run_steps(steps, work, out, "export 2.5", progress)
