@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -29,6 +30,7 @@ RUN_SCRIPT = SERVICES / "wyoming-indextts" / "run"
 DISCOVERY_SCRIPT = SERVICES / "discovery" / "run"
 BASHIO = Path(__file__).with_name("bashio_standin") / "bashio"
 CREDENTIAL_VARIABLES = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "NLS_APPKEY")
+HTTP_TOKEN_VARIABLE = "WYOMING_INDEXTTS_HTTP_TOKEN"
 
 
 def load(path: Path) -> Any:
@@ -36,6 +38,9 @@ def load(path: Path) -> Any:
 
 
 CONFIG = load(ADDON / "config.yaml")
+INGRESS_PROXY = "172.30.32.2"
+"""The Supervisor's ingress proxy (Home Assistant's developer docs, "Ingress")."""
+INGRESS_FLAGS = ["--http-uri", f"http://0.0.0.0:{CONFIG['ingress_port']}", "--http-trusted-peer", INGRESS_PROXY]
 
 
 # --- the files, against the Supervisor's documented rules ------------------------------------
@@ -141,7 +146,7 @@ def standin_bin(root: Path) -> Path:
     bin_dir = root / "bin"
     bin_dir.mkdir(exist_ok=True)
     server = bin_dir / "wyoming-indextts"
-    server.write_text(STANDIN_SERVER.format(python=sys.executable, variables=CREDENTIAL_VARIABLES))
+    server.write_text(STANDIN_SERVER.format(python=sys.executable, variables=(*CREDENTIAL_VARIABLES, HTTP_TOKEN_VARIABLE)))
     server.chmod(0o755)
     return bin_dir
 
@@ -169,11 +174,19 @@ def test_default_options_start_the_bundled_voice(addon_root):
         "--uri", "tcp://0.0.0.0:10200", "--data-dir", f"{addon_root}/data",
         "--voice", "en_US-joe-medium", "--deadline", "10",
         "--cache-memory-mb", "64", "--cache-disk-mb", "512",
+        *INGRESS_FLAGS,
     ]
-    assert started["env"] == {}
+    # The web page's token: made once, kept private in /data, passed in the environment.
+    token_file = addon_root / "data" / "http-token"
+    token = token_file.read_text()
+    assert started["env"] == {HTTP_TOKEN_VARIABLE: token} and len(token) >= 32 and token.isalnum()
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert token not in started["argv"]
+    assert started_with(run_addon(addon_root, standin_bin(addon_root)))["env"][HTTP_TOKEN_VARIABLE] == token
     assert (addon_root / "share" / "wyoming-indextts" / "voices").is_dir()
     assert (addon_root / "share" / "wyoming-indextts" / "models").is_dir()
-    assert parse_args(started["argv"], {}).voice == "en_US-joe-medium"  # the real parser accepts it
+    args = parse_args(started["argv"], started["env"])  # the real parser accepts it
+    assert args.voice == "en_US-joe-medium" and args.http_token == token
 
 
 def test_every_option_reaches_its_flag_and_credentials_stay_off_the_command_line(addon_root):
@@ -196,12 +209,14 @@ def test_every_option_reaches_its_flag_and_credentials_stay_off_the_command_line
         "--cache-memory-mb", "0", "--cache-disk-mb", "2048",
         "--indextts-model-dir", f"{share}/models/indextts2", "--voices-dir", f"{share}/voices", "--indextts-int8",
         "--prerender", f"{share}/announcements.txt",
+        *INGRESS_FLAGS,
         "--debug",
     ]
-    assert started["env"] == dict(zip(CREDENTIAL_VARIABLES, ("LTAI5tKeyId", "s3cret value", "appkey1")))
+    token = (addon_root / "data" / "http-token").read_text()
+    assert started["env"] == {**dict(zip(CREDENTIAL_VARIABLES, ("LTAI5tKeyId", "s3cret value", "appkey1"))), HTTP_TOKEN_VARIABLE: token}
     assert "s3cret" not in result.stderr
     known = [arg for arg in started["argv"] if arg not in ("--prerender", f"{share}/announcements.txt")]
-    assert parse_args(known, {}).indextts_int8  # every flag but the pre-render one (another branch adds it) is real
+    assert parse_args(known, started["env"]).indextts_int8  # every flag but the pre-render one (another branch adds it) is real
 
 
 @pytest.mark.parametrize(
@@ -261,13 +276,16 @@ def real_bin(root: Path) -> Path:
 async def test_discovery_waits_for_describe_then_announces_the_running_server(addon_root):
     write_options(addon_root)
     bin_dir = real_bin(addon_root)
-    port = free_port()
+    port, http_port = free_port(), free_port()
     discovered = addon_root / "discovered"
     environ = {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "ADDON_ROOT": str(addon_root),
         "ADDON_CONFIG": str(addon_root / "data" / "options.json"),
         "WYOMING_INDEXTTS_PORT": str(port),
+        "WYOMING_INDEXTTS_HTTP_PORT": str(http_port),
+        # The ingress proxy's place: 127.0.0.1 here; requests from 127.0.0.2 stand for the network.
+        "WYOMING_INDEXTTS_INGRESS_PEER": "127.0.0.1",
         "BASHIO_STANDIN_DISCOVERY": str(discovered),
     }
     discovery = subprocess.Popen([BASHIO, DISCOVERY_SCRIPT], cwd=ROOT, env=environ, stderr=subprocess.PIPE, text=True)
@@ -284,6 +302,13 @@ async def test_discovery_waits_for_describe_then_announces_the_running_server(ad
             cwd=ROOT, capture_output=True, text=True, timeout=60,
         )
         assert health.returncode == 0 and health.stdout.startswith("healthy: "), health.stderr
+        # The web page through ingress: the proxy needs no token, anyone else does.
+        voices = f"http://127.0.0.1:{http_port}/v1/voices"
+        assert httpx.get(voices, timeout=30).status_code == 200
+        with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=30) as network:
+            assert network.get(voices).status_code == 401
+            token = (addon_root / "data" / "http-token").read_text()
+            assert network.get(voices, headers={"Authorization": f"Bearer {token}"}).status_code == 200
     finally:
         discovery.kill()
         if server is not None:

@@ -10,6 +10,7 @@ Subcommands: `wyoming-indextts export ...` runs the ONNX exporter (needs the `[e
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import asyncio
 import contextlib
 import logging
@@ -50,6 +51,8 @@ if TYPE_CHECKING:  # the [http] extra is imported only when --http-uri asks for 
 _LOGGER = logging.getLogger(__name__)
 
 ENV_ARGS = "WYOMING_INDEXTTS_ARGS"
+ENV_HTTP_TOKEN = "WYOMING_INDEXTTS_HTTP_TOKEN"
+"""--http-token from the environment: a command line is readable by every user (ps)."""
 URI_SCHEMES = ("tcp://", "unix://", "stdio://")
 
 
@@ -128,7 +131,8 @@ def build_parser() -> OneLineParser:
     web = parser.add_argument_group("HTTP API and web page (needs the [http] extra)")
     web.add_argument("--http-uri", help="also serve the HTTP API (/tts, OpenAI's /v1/audio/speech) and the web page on http://HOST:PORT (default: off)")
     web.add_argument("--http-max-upload-mb", type=positive_int, default=20, help="largest voice clip upload in MiB (default: 20)")
-    web.add_argument("--http-token", help="token (Authorization: Bearer) for requests that change anything, and for every request when --http-uri is not a loopback address")
+    web.add_argument("--http-token", help=f"token (Authorization: Bearer) for requests that change anything, and for every request when --http-uri is not a loopback address (or the environment variable {ENV_HTTP_TOKEN})")
+    web.add_argument("--http-trusted-peer", action="append", default=[], metavar="ADDRESS", help="requests from this address need no token: a proxy that has authenticated the user already, such as Home Assistant's ingress (172.30.32.2; the add-on sets it)")
 
     parser.add_argument("--debug", action="store_true", help="log DEBUG messages")
     parser.add_argument("--log-format", default=logging.BASIC_FORMAT, help="format for log messages")
@@ -165,6 +169,13 @@ def parse_args(
         parser.error(f"--zeroconf-host must be an IPv4 address, got {args.zeroconf_host!r}")
     if (args.indextts_model_dir is None) != (args.voices_dir is None):
         parser.error("IndexTTS voices need both --indextts-model-dir and --voices-dir")
+    if args.http_token is None:
+        args.http_token = environ.get(ENV_HTTP_TOKEN) or None
+    for peer in args.http_trusted_peer:
+        try:
+            ipaddress.ip_address(peer)
+        except ValueError:
+            parser.error(f"--http-trusted-peer must be an IP address, got {peer!r}")
     args.http_address = _http_address(parser, args) if args.http_uri else None
     args.parser = parser
     return args
@@ -256,6 +267,7 @@ async def start_http(args: argparse.Namespace, service: Service, prerenderer: Pr
     http_settings = HttpSettings(
         token=args.http_token,
         protect_reads=not args.http_address.loopback,
+        trusted_peers=frozenset(args.http_trusted_peer),
         max_text_bytes=service.settings.limits.max_event_bytes,
         splitter=service.settings.splitter,
     )

@@ -20,6 +20,7 @@ from tests.http.conftest import WAV_HEADER_BYTES
         (["--http-uri", "http://0.0.0.0:10210"], "--http-token"),
         (["--http-uri", "tcp://127.0.0.1:10210"], "http://HOST:PORT"),
         (["--http-uri", "http://127.0.0.1"], "no port"),
+        (["--http-uri", "http://127.0.0.1:10210", "--http-trusted-peer", "the-proxy"], "must be an IP address"),
     ],
 )
 def test_bad_http_settings_are_one_line_and_exit_code_2(tmp_path, args, complaint):

@@ -40,6 +40,8 @@ class HttpSettings:
     token: str | None = None
     protect_reads: bool = False
     """True when listening beyond loopback: then every API request needs the token."""
+    trusted_peers: frozenset[str] = frozenset()
+    """Peer addresses whose requests need no token (Home Assistant's ingress proxy)."""
     max_text_bytes: int = ReaderLimits.max_event_bytes
     """A speech request's body: the same limit as one Wyoming event."""
     splitter: SplitterSettings = field(default_factory=SplitterSettings)
@@ -102,7 +104,7 @@ def create_app(
     def public(path: str) -> bool:
         return path == "/" or path.removeprefix("/page/") in PAGE_FILES
 
-    policy = AccessPolicy(settings.token, settings.protect_reads, public_paths=public)
+    policy = AccessPolicy(settings.token, settings.protect_reads, public_paths=public, trusted_peers=settings.trusted_peers)
     app.add_middleware(BodyLimit, limit_for=limit_for)
     app.add_middleware(TokenGuard, policy=policy)
     app.add_middleware(RequestCounter, metrics=parts.metrics)

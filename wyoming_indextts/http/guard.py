@@ -27,8 +27,13 @@ class AccessPolicy:
     public_paths: Callable[[str], bool]
     """The page's static files: HTML and script with no data in them (a browser cannot send a
     token when it opens a page)."""
+    trusted_peers: frozenset[str] = frozenset()
+    """Peers that authenticated the user themselves: Home Assistant's ingress proxy sends the
+    add-on's page to signed-in users only, and its browser requests carry no token."""
 
-    def needs_token(self, method: str, path: str) -> bool:
+    def needs_token(self, method: str, path: str, peer: str | None = None) -> bool:
+        if peer is not None and peer in self.trusted_peers:
+            return False
         if self.public_paths(path) and method in SAFE_METHODS:
             return False
         return self.protect_reads or (method not in SAFE_METHODS and path not in SPEECH_PATHS)
@@ -53,7 +58,8 @@ class TokenGuard:
         self.policy = policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.policy.needs_token(scope["method"], scope["path"]):
+        peer = (scope.get("client") or (None,))[0]
+        if scope["type"] == "http" and self.policy.needs_token(scope["method"], scope["path"], peer):
             problem = self._problem(scope)
             if problem is not None:
                 status, message = problem
