@@ -55,6 +55,9 @@ assembly exactly (see ``engines/indextts/gpt.py``):
 The emotion vector merge and the 8-emotion path therefore have no graph of their own: they
 are O(model_dim) arithmetic on cached vectors, and keeping them in numpy lets the options
 (emotion weights, strength) change per request without touching a session.
+
+Over 400 lines: one concern (the GPT's graphs and tables), most of it the docstrings that say
+why each graph is cut where it is.
 """
 
 from __future__ import annotations
