@@ -398,19 +398,24 @@ def quantize_core(out_dir: Path) -> Path:
     return quantize_matmul_weights(out_dir / graph_file(GPT_GRAPH), out_dir / graph_file(GPT_INT8_GRAPH))
 
 
+def as_array(t: torch.Tensor) -> np.ndarray:
+    """A float32 numpy copy of a parameter (the checkpoint may hold half precision)."""
+    return t.detach().to(torch.float32).cpu().numpy().copy()
+
+
+def embedding_arrays(model) -> dict[str, np.ndarray]:
+    """The text and mel embedding tables both IndexTTS-2 and IndexTTS-2.5 GPTs have."""
+    return {
+        "text_embedding": as_array(model.text_embedding.weight),
+        "text_pos_embedding": as_array(model.text_pos_embedding.emb.weight),
+        "mel_embedding": as_array(model.mel_embedding.weight),
+        "mel_pos_embedding": as_array(model.mel_pos_embedding.emb.weight),
+    }
+
+
 def runtime_arrays(model) -> dict[str, np.ndarray]:
     """The embedding tables the runtime assembles GPT inputs from (float32)."""
-
-    def arr(t: torch.Tensor) -> np.ndarray:
-        return t.detach().to(torch.float32).cpu().numpy().copy()
-
-    return {
-        "text_embedding": arr(model.text_embedding.weight),
-        "text_pos_embedding": arr(model.text_pos_embedding.emb.weight),
-        "mel_embedding": arr(model.mel_embedding.weight),
-        "mel_pos_embedding": arr(model.mel_pos_embedding.emb.weight),
-        "speed_embedding": arr(model.speed_emb.weight),
-    }
+    return {**embedding_arrays(model), "speed_embedding": as_array(model.speed_emb.weight)}
 
 
 def save_runtime_arrays(model, out_dir: Path) -> list[Path]:

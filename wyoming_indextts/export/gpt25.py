@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from .gpt import _plain, core_config
+from .gpt import _plain, as_array, core_config, embedding_arrays
 
 GPT25_ARRAYS = {
     "text_embedding": "gpt_text_embedding.npy",
@@ -52,17 +51,11 @@ def load_unified_voice25(gpt_cfg: Mapping[str, Any], checkpoint: str | os.PathLi
 
 
 def runtime_arrays25(model) -> dict[str, np.ndarray]:
-    def arr(t: torch.Tensor) -> np.ndarray:
-        return t.detach().to(torch.float32).cpu().numpy().copy()
-
     return {
-        "text_embedding": arr(model.text_embedding.weight),
-        "text_pos_embedding": arr(model.text_pos_embedding.emb.weight),
-        "mel_embedding": arr(model.mel_embedding.weight),
-        "mel_pos_embedding": arr(model.mel_pos_embedding.emb.weight),
-        "lang_embedding": arr(model.lang_embedding.weight),
-        "speaker_projection_weight": arr(model.spk_emb_proj.weight),
-        "speaker_projection_bias": arr(model.spk_emb_proj.bias),
+        **embedding_arrays(model),
+        "lang_embedding": as_array(model.lang_embedding.weight),
+        "speaker_projection_weight": as_array(model.spk_emb_proj.weight),
+        "speaker_projection_bias": as_array(model.spk_emb_proj.bias),
     }
 
 
