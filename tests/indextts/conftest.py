@@ -55,8 +55,8 @@ class TinyCheckpoints:
         ]
 
     def acoustic_sources(self):
-        """Where the official acoustic files are, for `export.acoustic.load_official_acoustic`."""
-        from wyoming_indextts.export.acoustic import AcousticSources
+        """Where the official acoustic files are, for `export.official_acoustic.load_official_acoustic`."""
+        from wyoming_indextts.export.official_acoustic import AcousticSources
 
         return AcousticSources(
             s2mel_checkpoint=self.checkpoints / "s2mel.pth",

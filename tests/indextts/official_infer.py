@@ -33,7 +33,7 @@ from omegaconf import OmegaConf
 
 from wyoming_indextts.engines.indextts.features import kaldi_fbank
 from wyoming_indextts.export import official_package
-from wyoming_indextts.export.acoustic import import_semantic_codec_builder
+from wyoming_indextts.export.official_acoustic import import_semantic_codec_builder
 
 
 def torchaudio_resample(waveform: torch.Tensor, orig_freq: int, new_freq: int) -> torch.Tensor:

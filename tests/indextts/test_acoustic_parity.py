@@ -35,7 +35,7 @@ from wyoming_indextts.engines.indextts.s2mel import S2Mel, target_mel_frames  # 
 from wyoming_indextts.engines.indextts.vocoder import Vocoder  # noqa: E402
 from wyoming_indextts.export import official_package  # noqa: E402
 from wyoming_indextts.engines.indextts.format import ACOUSTIC_PARAMS_FILE  # noqa: E402
-from wyoming_indextts.export.acoustic import (  # noqa: E402
+from wyoming_indextts.export.official_acoustic import (  # noqa: E402
     OfficialAcoustic,
     load_official_acoustic,
 )

@@ -65,7 +65,7 @@ class OfficialVoice:
 
 @pytest.fixture(scope="module")
 def official(tiny_checkpoints: TinyCheckpoints, tiny_model_dir: Path) -> Official:
-    from wyoming_indextts.export.acoustic import AcousticSources, load_official_acoustic
+    from wyoming_indextts.export.official_acoustic import AcousticSources, load_official_acoustic
     from wyoming_indextts.export.gpt import load_unified_voice
 
     ck = tiny_checkpoints.checkpoints

@@ -74,7 +74,7 @@ class Official:
 
 @pytest.fixture(scope="module")
 def official(tiny_checkpoints: TinyCheckpoints) -> Official:
-    from wyoming_indextts.export.acoustic import load_official_acoustic
+    from wyoming_indextts.export.official_acoustic import load_official_acoustic
     from wyoming_indextts.export.gpt import load_unified_voice
 
     cfg = OmegaConf.load(tiny_checkpoints.checkpoints / "config.yaml")

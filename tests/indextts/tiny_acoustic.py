@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from wyoming_indextts.export import official_package
-from wyoming_indextts.export.acoustic import AcousticSources, import_semantic_codec_builder
+from wyoming_indextts.export.official_acoustic import AcousticSources, import_semantic_codec_builder
 
 TINY_CONFIG = Path(__file__).with_name("tiny_config.yaml")
 

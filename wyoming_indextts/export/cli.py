@@ -148,7 +148,7 @@ def plan_export(args: argparse.Namespace) -> ExportPlan:
             if value is None:
                 raise ExportError(f"{what} is required (or pass --gpt-only)")
             need(value, what)
-        from .acoustic import AcousticSources
+        from .official_acoustic import AcousticSources
 
         acoustic = AcousticSources(
             s2mel_checkpoint=s2mel,

@@ -65,7 +65,7 @@ class Export25Plan:
 
 def plan_export25(args: argparse.Namespace, cfg: Any) -> Export25Plan:
     """Check every input of a 2.5 export; raise ExportError naming the first missing one."""
-    from .acoustic import AcousticSources
+    from .official_acoustic import AcousticSources
     from .cli import ExportError, _cfg_file
 
     checkpoints: Path = args.checkpoints
