@@ -1,12 +1,13 @@
 """What the benchmarks measure with, shared: free ports and server readiness, the process's own
 memory from /proc, percentiles, milliseconds as text, cosine similarity, measured children that
-answer in one JSON line, and the texts folder (`--texts`). Writing RESULTS.md, the machine and
+answer in one JSON line, exports kept until the exporter changes, and the texts folder (`--texts`). Writing RESULTS.md, the machine and
 its load are in _report.py."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parents[1]
 SHARED_TEXTS = Path(__file__).resolve().parents[2] / "shared" / "texts"
 """The project's shared texts: the `shared/` folder beside the repository, as in CI."""
 
@@ -96,3 +98,22 @@ def run_json_child(command: Sequence[str], what: str, env: Mapping[str, str] | N
     if result.returncode != 0:
         raise SystemExit(f"{what} run failed (exit {result.returncode})")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def export_once(argv: Sequence[str], out: Path) -> Path:
+    """`wyoming-indextts export ARGV --out OUT --force`, skipped while `out` holds an export made
+    by the exporter's current code (a stamp of its sources sits beside the folder), so a
+    benchmark never measures stale graphs."""
+    from wyoming_indextts.export.cli import main
+
+    stamp = out.parent / f"{out.name}.exporter-sha256"
+    digest = hashlib.sha256()
+    for source in sorted((ROOT / "wyoming_indextts" / "export").glob("*.py")):
+        digest.update(source.read_bytes())
+    if (out / "manifest.json").is_file() and stamp.is_file() and stamp.read_text() == digest.hexdigest():
+        return out
+    code = main([*argv, "--out", str(out), "--force"])
+    if code != 0:
+        raise SystemExit(f"export failed with exit code {code}")
+    stamp.write_text(digest.hexdigest())
+    return out

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
 import json
 import os
 import shutil
@@ -38,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _common import cosine, proc_status_mib, run_json_child  # noqa: E402
+from _common import cosine, export_once, proc_status_mib, run_json_child  # noqa: E402
 
 FULL_CONFIG = ROOT.parent / "shared" / "indextts2" / "config.yaml"
 TINY_CONFIG = ROOT / "tests" / "indextts" / "tiny_config.yaml"
@@ -94,7 +93,7 @@ def _build_full(config: Path, out: Path) -> None:
 
     from tests.indextts.tiny_gpt import make_bpe_model
     from wyoming_indextts.export import official_package
-    from wyoming_indextts.export.acoustic import import_semantic_codec_builder
+    from wyoming_indextts.export.official_acoustic import import_semantic_codec_builder
     from wyoming_indextts.export.gpt import build_unified_voice
 
     official_package()
@@ -130,27 +129,15 @@ def _build_full(config: Path, out: Path) -> None:
 
 
 def export_model(paths: dict[str, Path], out: Path) -> Path:
-    """Export once; again whenever the exporter's code changed since (a stamp of its sources
-    sits beside the folder), so a benchmark never measures stale graphs."""
-    from wyoming_indextts.export.cli import main
-
-    stamp = out.parent / f"{out.name}.exporter-sha256"
-    digest = hashlib.sha256()
-    for source in sorted((ROOT / "wyoming_indextts" / "export").glob("*.py")):
-        digest.update(source.read_bytes())
-    if (out / "manifest.json").is_file() and stamp.is_file() and stamp.read_text() == digest.hexdigest():
-        return out
-    code = main(
+    """The published-size (or tiny) folder exported with its int8 graphs (see `export_once`)."""
+    return export_once(
         [
-            "--checkpoints", str(paths["checkpoints"]), "--out", str(out), "--force",
-            "--w2v-bert", str(paths["w2v_bert"]), "--semantic-codec", str(paths["semantic_codec"]),
-            "--campplus", str(paths["campplus"]), "--bigvgan", str(paths["bigvgan"]), "--int8",
-        ]
+            "--checkpoints", str(paths["checkpoints"]), "--w2v-bert", str(paths["w2v_bert"]),
+            "--semantic-codec", str(paths["semantic_codec"]), "--campplus", str(paths["campplus"]),
+            "--bigvgan", str(paths["bigvgan"]), "--int8",
+        ],
+        out,
     )  # fmt: skip
-    if code != 0:
-        raise SystemExit(f"export failed with exit code {code}")
-    stamp.write_text(digest.hexdigest())
-    return out
 
 
 # -- measured children ---------------------------------------------------------------------------
@@ -176,8 +163,8 @@ def child_official(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import SeamlessM4TFeatureExtractor
 
     from wyoming_indextts.export import official_package
-    from wyoming_indextts.export.acoustic import AcousticSources, load_official_acoustic
     from wyoming_indextts.export.gpt import load_unified_voice
+    from wyoming_indextts.export.official_acoustic import AcousticSources, load_official_acoustic
 
     official_package()
     torch.set_num_threads(args.threads)
@@ -339,8 +326,9 @@ def child_int8_accuracy(args: argparse.Namespace) -> dict[str, Any]:
 
     from wyoming_indextts.engines.indextts import IndexTTSModel, IndexTTSOptions
     from wyoming_indextts.engines.indextts.conditioning import AcousticConditioner, load_mel_settings
+    from wyoming_indextts.engines.indextts.format import EMOTION_GRAPH, SPEAKER_GRAPH
+    from wyoming_indextts.engines.indextts.gpt import GPTConfig, GPTRuntime, merge_emovec, trim_codes
     from wyoming_indextts.engines.indextts.preparation import condition_voice
-    from wyoming_indextts.engines.indextts.gpt import EMOTION_GRAPH, SPEAKER_GRAPH, GPTConfig, GPTRuntime, merge_emovec, trim_codes
     from wyoming_indextts.engines.indextts.s2mel import S2Mel, target_mel_frames
     from wyoming_indextts.engines.indextts.sampling import Sampler, SamplingOptions
 
