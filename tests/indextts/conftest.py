@@ -166,7 +166,8 @@ def tiny25_checkpoints(tiny_checkpoints: TinyCheckpoints, tmp_path_factory: pyte
 
 @pytest.fixture(scope="session")
 def tiny25_model_dir(tiny25_checkpoints: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny 2.5 folder exported by `wyoming-indextts export` (no --w2v-bert etc.: hf_cache/)."""
+    """The tiny 2.5 folder exported by `wyoming-indextts export --int8` (no --w2v-bert etc.:
+    hf_cache/); the int8 GPT core is the speculative draft."""
     from wyoming_indextts.export.cli import main
 
     exported = os.environ.get("WYOMING_INDEXTTS_TINY25_MODEL")
@@ -175,6 +176,6 @@ def tiny25_model_dir(tiny25_checkpoints: Path, tmp_path_factory: pytest.TempPath
     out = tmp_path_factory.mktemp("indextts25-model") / "model"
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
-        code = main(["--checkpoints", str(tiny25_checkpoints), "--out", str(out), "--no-progress"])
+        code = main(["--checkpoints", str(tiny25_checkpoints), "--out", str(out), "--no-progress", "--int8"])
     assert code == 0, stderr.getvalue()
     return out

@@ -210,15 +210,13 @@ class IndexTTSEngine:
         loaded = self._voices.get(voice.name)
         if loaded is None:
             raise EngineError(f"IndexTTS has no voice {voice.name!r}; it has {', '.join(self._voices) or 'none'}")
-        if isinstance(self.pipeline, Pipeline25):
-            return [self._synthesize_or_error(text, voice) for text in texts]  # no batched 2.5 decoding yet
         if not self.pipeline.gpt.maskable:
             raise ModelError(f"{self.model.path}: {REEXPORT_HINT}")
         results: list[bytes | EngineError] = []
         segments: list[list[list[int]]] = []
         for text in texts:
             try:
-                segments.append(self.text_segments(text))
+                segments.append(self.text_segments(text, loaded.spec.languages))
                 results.append(b"")
             except EngineError as err:
                 segments.append([])
@@ -269,9 +267,3 @@ class IndexTTSEngine:
                 text_ids, loaded.conditioning, loaded.emotion_rows, rng=rng, noise=noise, raw_codes=raw_codes, speed=speed
             )
         return self.pipeline.render(text_ids, loaded.conditioning, loaded.emotion_rows, rng=rng, noise=noise, raw_codes=raw_codes)
-
-    def _synthesize_or_error(self, text: str, voice: Voice) -> bytes | EngineError:
-        try:
-            return b"".join(self.synthesize(text, voice))
-        except EngineError as err:
-            return err

@@ -14,6 +14,10 @@ What ``indextts25``'s ``UnifiedVoice.inference_speech`` does around the GPT-2 co
 
 Codes come at 25 Hz; ``codec.SemanticDecoder`` turns them into 50 Hz features for s2mel.
 There are no GPT latents in 2.5: s2mel reads the decoded codes alone.
+
+Text arrives as `LanguageIds` (ids + language), so `start` can prefill 2.5's prompt from the
+same call 2.0's takes: plain, speculative (``speculative.py``) and batched (``batched.py``)
+decoding run on this runtime unchanged.
 """
 
 from __future__ import annotations
@@ -32,6 +36,14 @@ PREFIX_ZERO_ROWS = 2
 
 class UnknownLanguage(ValueError):
     pass
+
+
+class LanguageIds(list):
+    """Token ids of one segment, with the language they are in (``language``: "en", "zh", ...)."""
+
+    def __init__(self, ids: Sequence[int], language: str) -> None:
+        super().__init__(int(i) for i in ids)
+        self.language = language
 
 
 class GPT25Runtime(GPTRuntime):
@@ -81,6 +93,21 @@ class GPT25Runtime(GPTRuntime):
         positions = np.arange(first_index, first_index + len(tokens)) + 1
         return (self.mel_embedding[np.asarray(tokens, dtype=np.int64)] + self.mel_pos_embedding[positions])[None]
 
+    def start(self, prefix: np.ndarray, text_ids: Sequence[int]):
+        """`GPTRuntime.start` for `LanguageIds`: prefill with the language they carry."""
+        language = getattr(text_ids, "language", None)
+        if language is None:
+            raise ValueError("IndexTTS-2.5 needs the language of the text ids (LanguageIds)")
+        return self.start25(prefix, text_ids, self.language_id(language))
+
+    def start25(self, prefix: np.ndarray, text_ids: Sequence[int], language_id: int):
+        """Prefill ``[prefix][text + language][start_mel]`` → (logits for the first code, past, seen ids)."""
+        prompt = self.prompt_embeddings25(prefix, text_ids, language_id)
+        embeds = np.concatenate([prompt, self._mel_step_embedding(self.config.start_mel_token, 0)], axis=1)
+        _, logits, past = self.run_core(embeds)
+        # what transformers' generate sees as input_ids: fake ids (1) + start_mel
+        return logits, past, [1, self.config.start_mel_token]
+
     def generate25(
         self,
         prefix: np.ndarray,
@@ -91,8 +118,5 @@ class GPT25Runtime(GPTRuntime):
         min_new_tokens: int = 0,
     ) -> np.ndarray:
         """Codes as ``inference_speech`` returns them (the stop token included when it came)."""
-        prompt = self.prompt_embeddings25(prefix, text_ids, language_id)
-        embeds = np.concatenate([prompt, self._mel_step_embedding(self.config.start_mel_token, 0)], axis=1)
-        _, logits, past = self.run_core(embeds)
-        # what transformers' generate sees as input_ids: fake ids (1) + start_mel
-        return self.decode(logits, past, [1, self.config.start_mel_token], sampler, max_new_tokens, min_new_tokens)
+        logits, past, seen = self.start25(prefix, text_ids, language_id)
+        return self.decode(logits, past, seen, sampler, max_new_tokens, min_new_tokens)

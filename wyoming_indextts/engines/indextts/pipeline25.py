@@ -3,9 +3,10 @@ length regulator at the speech rate → s2mel → BigVGAN.
 
 `Pipeline25` is `Pipeline` with 2.5's stages (see ``gpt25``, ``codec`` and
 ``infer_v2_5.IndexTTS2.infer_generator``): there are no GPT latents (s2mel reads the decoded
-codes alone), no ``s2mel_front`` graph, no speculative or batched decoding yet. Text comes as
-`LanguageIds`: the token ids (the language token included, as the 2.5 tokenizer writes it)
-and the language whose embedding the GPT adds (the 2.5 text frontend makes both).
+codes alone) and no ``s2mel_front`` graph. Text comes as `LanguageIds`: the token ids (the
+language token included, as the 2.5 tokenizer writes it) and the language whose embedding the
+GPT adds (the 2.5 text frontend makes both). Plain, speculative and batched decoding are 2.0's,
+on `GPT25Runtime`.
 """
 
 from __future__ import annotations
@@ -27,24 +28,16 @@ from .format import (
     S2MEL_ESTIMATOR_GRAPH,
     S2MEL_ESTIMATOR_INT8_GRAPH,
 )
-from .gpt import GPTConfig, trim_codes
-from .gpt25 import GPT25Runtime
+from .gpt import REEXPORT_HINT, GPTConfig, trim_codes
+from .gpt25 import GPT25Runtime, LanguageIds
 from .model import EXPORT_HINT, IndexTTSModel, ModelError
 from .options import IndexTTSOptions
 from .pipeline import Pipeline, SegmentResult
 from .s2mel import S2Mel
-from .sampling import Sampler
+from .speculative import SpeculativeDecoder
 from .text.frontend25 import TextFrontend25
 from .vocoder import Vocoder
 from .voice import VoiceConditioning
-
-
-class LanguageIds(list):
-    """Token ids of one segment, with the language they are in (``language``: "en", "zh", ...)."""
-
-    def __init__(self, ids: Sequence[int], language: str) -> None:
-        super().__init__(int(i) for i in ids)
-        self.language = language
 
 
 def is_indextts25(model: IndexTTSModel) -> bool:
@@ -93,28 +86,36 @@ def frontend25_for(model: IndexTTSModel, options: IndexTTSOptions) -> Frontend25
 
 
 def serving_graphs25(options: IndexTTSOptions) -> tuple[str, ...]:
-    core = GPT_INT8_GRAPH if options.int8 else GPT_GRAPH
-    estimator = S2MEL_ESTIMATOR_INT8_GRAPH if options.int8 else S2MEL_ESTIMATOR_GRAPH
-    return (core, CODEC_DECODE_GRAPH, PROMPT_REGULATOR_GRAPH, estimator, BIGVGAN_GRAPH)
+    """`pipeline.serving_graphs` for 2.5: the codec decoder and prompt regulator in place of
+    ``s2mel_front`` (and the int8 core as the speculative draft)."""
+    if options.int8:
+        return (GPT_INT8_GRAPH, CODEC_DECODE_GRAPH, PROMPT_REGULATOR_GRAPH, S2MEL_ESTIMATOR_INT8_GRAPH, BIGVGAN_GRAPH)
+    draft = (GPT_INT8_GRAPH,) if options.speculative else ()
+    return (GPT_GRAPH, CODEC_DECODE_GRAPH, PROMPT_REGULATOR_GRAPH, S2MEL_ESTIMATOR_GRAPH, BIGVGAN_GRAPH, *draft)
 
 
 class Pipeline25(Pipeline):
     """The serving sessions of an IndexTTS-2.5 model folder, run one segment at a time."""
 
     def __init__(self, model: IndexTTSModel, options: IndexTTSOptions) -> None:
-        if options.speculative:
-            raise ModelError(f"{model.path}: speculative decoding is not available for IndexTTS-2.5 yet")
         self.model = model
         self.options = options
         cfg = model.config
         graphs = serving_graphs25(options)
         for graph in graphs:
             if not model.has_graph(graph):
-                hint = "export the model again with --int8, or leave int8 off" if options.int8 else EXPORT_HINT
+                fast = options.int8 or options.speculative
+                hint = "export the model again with --int8, or leave int8 and speculative off" if fast else EXPORT_HINT
                 raise ModelError(f"{model.path}: has no {graph}.onnx; {hint}")
         arrays = {name: model.array(file) for name, file in cfg["gpt_arrays"].items()}
-        self.gpt = GPT25Runtime(model.session(graphs[0]), arrays, GPTConfig.from_mapping(cfg["gpt"]), cfg["gpt"]["languages"])
-        self.speculative = None
+        gpt_config, languages = GPTConfig.from_mapping(cfg["gpt"]), cfg["gpt"]["languages"]
+        self.gpt = GPT25Runtime(model.session(graphs[0]), arrays, gpt_config, languages)
+        self.speculative: SpeculativeDecoder | None = None
+        if options.speculative:
+            if not self.gpt.maskable:
+                raise ModelError(f"{model.path}: {REEXPORT_HINT}")
+            draft = GPT25Runtime(model.session(GPT_INT8_GRAPH), arrays, gpt_config, languages)
+            self.speculative = SpeculativeDecoder(self.gpt, draft, options.speculative)
         self.decoder = SemanticDecoder(model.session, model.speech.mel_frames_per_code)
         self.s2mel = S2Mel(model.session, graphs[3], model.speech.mel_frames_per_code)
         self.vocoder = Vocoder(model.session, model.speech)
@@ -122,15 +123,6 @@ class Pipeline25(Pipeline):
             model.session(graph)
         self.emo_num = [int(n) for n in cfg["emo_num"]]
         self.emo_matrix = model.array(cfg["emo_matrix"])
-
-    def codes(self, prefix: np.ndarray, text_ids: Sequence[int], rng: np.random.Generator) -> np.ndarray:
-        """Raw codes of one segment (with the stop token when it came); `text_ids` must be
-        `LanguageIds`."""
-        language = getattr(text_ids, "language", None)
-        if language is None:
-            raise ValueError("IndexTTS-2.5 needs the language of the text ids (LanguageIds)")
-        sampler = Sampler(self.options.sampling(), rng)
-        return self.gpt.generate25(prefix, text_ids, self.gpt.language_id(language), sampler, self.options.max_mel_tokens)
 
     def render(
         self,
