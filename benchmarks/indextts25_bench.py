@@ -1,10 +1,19 @@
 """IndexTTS-2.5: the official PyTorch code (`indextts25-inference`) vs this project's ONNX
-Runtime runtime, stage by stage, one run each, same threads.
+Runtime runtime, stage by stage, beside the IndexTTS-2 engine, all in one run on the same
+threads.
 
 Work: the same audio length as benchmarks/indextts_bench.py (IndexTTS-2: 175 codes at 50 Hz,
 3.50 s): 88 codes at 25 Hz forced (min = max new tokens) → 176 codec frames → 302 mel frames
 (3.51 s); 20 text tokens; a 5 s reference clip; 25 flow-matching steps at CFG 0.7; BigVGAN;
-sampling with the package defaults and ONE beam on both sides (like for like).
+sampling with the package defaults and ONE beam on both sides (like for like). Columns:
+
+* official 2.5 PyTorch;
+* engine 2.5 fp32, and engine 2.5 int8 (`--int8`: int8 GPT core and diffusion step; not exact,
+  opt-in; the mel cosine to fp32 from the same inputs is reported beside it);
+* the IndexTTS-2 fp32 engine on its published-size folder (benchmarks/indextts_bench.py's
+  files and child, 175 codes), measured in this same run.
+
+Each side runs in its own process: one warm-up, then `--runs` timed runs (median per stage).
 
 Architecture: IndexTTS-2.5's config.yaml is not on this machine, so the sizes are ASSUMED:
 the GPT, emotion conformer, s2mel and BigVGAN of the published IndexTTS-2 config
@@ -15,8 +24,8 @@ not change the compute).
 
     .venv/bin/python benchmarks/indextts25_bench.py
 
-Files are built once under benchmarks/.work/indextts25/ (gitignored). Writes its section of
-benchmarks/RESULTS.md unless --no-write.
+Files are built once under benchmarks/.work/indextts25/ and benchmarks/.work/indextts/full/
+(gitignored). Writes its section of benchmarks/RESULTS.md unless --no-write.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,24 +43,27 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _common import cosine, export_once, run_json_child  # noqa: E402
+
 FULL_CONFIG = ROOT.parent / "shared" / "indextts2" / "config.yaml"
 WORK = ROOT / "benchmarks" / ".work" / "indextts25"
 SECTION = "indextts25"
 CODES = 88
+CODES20 = 175
+"""IndexTTS-2's codes (50 Hz) for the same audio length."""
 TEXT_TOKENS = 20
 CLIP_SECONDS = 5.0
 STEPS = 25
 CFG_RATE = 0.7
 STAGES = {
     "a": "a. speaker + emotion conditioning (w2v-BERT x2, CAMPPlus, ref mel, regulator, emotion vectors)",
-    "b": f"b. GPT generation, {CODES} codes at 25 Hz, sampling, 1 beam",
-    "c": "c. codec decoder + length regulator",
+    "b": f"b. GPT generation, sampling, 1 beam (2.5: {CODES} codes at 25 Hz; 2: {CODES20} codes at 50 Hz)",
+    "c": "c. 2.5: codec decoder + length regulator; 2: GPT forward to latents + s2mel front",
     "d": f"d. s2mel: {STEPS} flow-matching steps, CFG {CFG_RATE}",
     "e": "e. BigVGAN",
 }
-ENGINE20_FP32 = {"a": 3.23, "b": 15.19, "c": 0.76, "d": 19.35, "e": 3.03, "total": 41.56, "audio": 3.495}
-"""IndexTTS-2 engine fp32, medians of benchmarks/RESULTS.md's `indextts` section (2026-11-24,
-load ≈ 1.9 on 2 cores; c there is the GPT forward to latents): NOT measured in this run."""
+STAGES20 = dict(zip(STAGES, ("a_conditioning", "b_gpt_generate", "c_gpt_forward", "d_s2mel", "e_bigvgan")))
+"""benchmarks/indextts_bench.py's stage names for the same stages."""
 
 
 def build_files(out: Path) -> Path:
@@ -109,13 +121,7 @@ def build_files(out: Path) -> Path:
 
 
 def export(checkpoints: Path, out: Path) -> Path:
-    from wyoming_indextts.export.cli import main
-
-    if not (out / "manifest.json").is_file():
-        code = main(["--checkpoints", str(checkpoints), "--out", str(out), "--force"])
-        if code != 0:
-            raise SystemExit(f"export failed with exit code {code}")
-    return out
+    return export_once(["--checkpoints", str(checkpoints), "--int8"], out)
 
 
 def clip_path() -> Path:
@@ -135,7 +141,21 @@ def text_ids() -> list[int]:
     return [int(i) for i in np.random.default_rng(3).integers(2, 250, size=TEXT_TOKENS)]
 
 
-def child_official(checkpoints: Path, threads: int) -> dict[str, Any]:
+def timed_runs(run_once, runs: int, warmup: int, what: str) -> tuple[dict[str, list[float]], Any]:
+    """`run_once()` → (stage seconds, result) `warmup + runs` times; the timed runs' seconds per
+    stage and the last result."""
+    times: dict[str, list[float]] = {key: [] for key in STAGES}
+    result = None
+    for run in range(warmup + runs):
+        stage_times, result = run_once(run)
+        print(f"{what} run {run}: " + " ".join(f"{stage_times[k]:.2f}" for k in STAGES), file=sys.stderr)
+        if run >= warmup:
+            for key in STAGES:
+                times[key].append(stage_times[key])
+    return times, result
+
+
+def child_official(checkpoints: Path, threads: int, runs: int, warmup: int) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(threads)
@@ -144,129 +164,177 @@ def child_official(checkpoints: Path, threads: int) -> dict[str, Any]:
 
     tts = IndexTTS2(cfg_path=str(checkpoints / "config.yaml"), model_dir=str(checkpoints), device="cpu")
     clip = str(clip_path())
-    times: dict[str, float] = {}
-    with torch.no_grad():
-        start = time.perf_counter()
-        spk, style, prompt, ref_mel = tts._speaker_conditioning(clip, _audio_key(clip))
-        emo = tts._emotion_conditioning(clip, _audio_key(clip))
-        lengths = torch.tensor([spk.shape[-1]])
-        emovec = tts.gpt.merge_emovec(spk, emo, lengths, lengths)
-        times["a"] = time.perf_counter() - start
-        start = time.perf_counter()
-        codes = tts.gpt.inference_speech(
-            torch.IntTensor([text_ids()]), torch.LongTensor([lang_to_token("en")]), emovec, style,
-            max_generate_length=CODES, min_new_tokens=CODES, do_sample=True, top_p=0.8, top_k=30,
-            temperature=0.8, num_beams=1, repetition_penalty=10.0,
-        )  # fmt: skip
-        times["b"] = time.perf_counter() - start
-        start = time.perf_counter()
-        features = tts.semantic_codec.decode(codes[:, :CODES])
-        cond = tts.s2mel.models["length_regulator"](features, ylens=torch.LongTensor([int(features.shape[1] * 1.72)]))
-        times["c"] = time.perf_counter() - start
-        start = time.perf_counter()
-        mu = torch.cat([prompt, cond], dim=1)
-        mel = tts.s2mel.models["cfm"].inference(mu, torch.LongTensor([mu.size(1)]), ref_mel, style, None, STEPS, inference_cfg_rate=CFG_RATE)
-        mel = mel[:, :, ref_mel.size(-1):]
-        times["d"] = time.perf_counter() - start
-        start = time.perf_counter()
-        wav = tts.bigvgan(mel.float())
-        times["e"] = time.perf_counter() - start
-    return {"times": times, "codes": int(codes.shape[1]), "mel_frames": int(mu.shape[1]), "audio": wav.numel() / 22050}
+
+    def once(run: int) -> tuple[dict[str, float], Any]:
+        times: dict[str, float] = {}
+        torch.manual_seed(run)
+        tts._spk_cache.clear()  # every run conditions the clip again, as the engine's does
+        tts._emo_cache.clear()
+        with torch.no_grad():
+            start = time.perf_counter()
+            spk, style, prompt, ref_mel = tts._speaker_conditioning(clip, _audio_key(clip))
+            emo = tts._emotion_conditioning(clip, _audio_key(clip))
+            lengths = torch.tensor([spk.shape[-1]])
+            emovec = tts.gpt.merge_emovec(spk, emo, lengths, lengths)
+            times["a"] = time.perf_counter() - start
+            start = time.perf_counter()
+            codes = tts.gpt.inference_speech(
+                torch.IntTensor([text_ids()]), torch.LongTensor([lang_to_token("en")]), emovec, style,
+                max_generate_length=CODES, min_new_tokens=CODES, do_sample=True, top_p=0.8, top_k=30,
+                temperature=0.8, num_beams=1, repetition_penalty=10.0,
+            )  # fmt: skip
+            times["b"] = time.perf_counter() - start
+            start = time.perf_counter()
+            features = tts.semantic_codec.decode(codes[:, :CODES])
+            cond = tts.s2mel.models["length_regulator"](features, ylens=torch.LongTensor([int(features.shape[1] * 1.72)]))
+            times["c"] = time.perf_counter() - start
+            start = time.perf_counter()
+            mu = torch.cat([prompt, cond], dim=1)
+            mel = tts.s2mel.models["cfm"].inference(mu, torch.LongTensor([mu.size(1)]), ref_mel, style, None, STEPS, inference_cfg_rate=CFG_RATE)
+            mel = mel[:, :, ref_mel.size(-1):]
+            times["d"] = time.perf_counter() - start
+            start = time.perf_counter()
+            wav = tts.bigvgan(mel.float())
+            times["e"] = time.perf_counter() - start
+        return times, (int(codes.shape[1]), int(mu.shape[1]), wav.numel() / 22050)
+
+    times, (codes, frames, audio) = timed_runs(once, runs, warmup, "official 2.5")
+    return {"times": times, "codes": codes, "mel_frames": frames, "audio": audio}
 
 
-def child_engine(model_dir: Path, threads: int) -> dict[str, Any]:
+def child_engine(model_dir: Path, threads: int, runs: int, warmup: int, int8: bool) -> dict[str, Any]:
     import numpy as np
 
     from wyoming_indextts.engines.indextts.codec import SemanticDecoder
     from wyoming_indextts.engines.indextts.conditioning import AcousticConditioner, load_mel_settings
+    from wyoming_indextts.engines.indextts.format import S2MEL_ESTIMATOR_GRAPH
     from wyoming_indextts.engines.indextts.gpt import merge_emovec
     from wyoming_indextts.engines.indextts.model import IndexTTSModel
     from wyoming_indextts.engines.indextts.options import IndexTTSOptions
     from wyoming_indextts.engines.indextts.pipeline25 import Pipeline25
     from wyoming_indextts.engines.indextts.preparation import condition_voice25
+    from wyoming_indextts.engines.indextts.s2mel import S2Mel
     from wyoming_indextts.engines.indextts.sampling import Sampler, SamplingOptions
     from wyoming_indextts.engines.indextts.voice import prepare_clip_audio, read_clip
 
     model = IndexTTSModel.open(model_dir, threads=threads)
-    for graph in model.manifest.graphs:
-        if not graph.endswith("int8"):
-            model.session(graph)
-    pipeline = Pipeline25(model, IndexTTSOptions(diffusion_steps=STEPS, cfg_rate=CFG_RATE))
-    times: dict[str, float] = {}
-    start = time.perf_counter()
-    samples, rate = read_clip(clip_path())
+    pipeline = Pipeline25(model, IndexTTSOptions(diffusion_steps=STEPS, cfg_rate=CFG_RATE, int8=int8))
     conditioner = AcousticConditioner(model.session, load_mel_settings(model.path))
-    voice = condition_voice25(model, conditioner, prepare_clip_audio(samples, rate))
-    times["a"] = time.perf_counter() - start
-    start = time.perf_counter()
-    prefix = pipeline.gpt.conditioning_prefix(voice.speaker_latents, merge_emovec(voice.emovec_speaker, voice.emovec_emotion))
-    sampler = Sampler(SamplingOptions(seed=1))
-    codes = pipeline.gpt.generate25(prefix, text_ids(), pipeline.gpt.language_id("en"), sampler, CODES, CODES)
-    times["b"] = time.perf_counter() - start
-    start = time.perf_counter()
-    cond = SemanticDecoder(model.session, model.speech.mel_frames_per_code).condition(codes[None, :CODES])
-    times["c"] = time.perf_counter() - start
-    start = time.perf_counter()
-    mu = np.concatenate([voice.prompt_condition, cond], axis=1)
-    mel = pipeline.s2mel.sample(mu, voice.ref_mel, voice.style, steps=STEPS, cfg_rate=CFG_RATE, rng=np.random.default_rng(1))
-    times["d"] = time.perf_counter() - start
-    start = time.perf_counter()
-    wav = pipeline.vocoder(mel)
-    times["e"] = time.perf_counter() - start
-    return {"times": times, "codes": int(codes.size), "mel_frames": int(mu.shape[1]), "audio": wav.size / 22050}
+    decoder = SemanticDecoder(model.session, model.speech.mel_frames_per_code)
+
+    def once(run: int) -> tuple[dict[str, float], Any]:
+        times: dict[str, float] = {}
+        start = time.perf_counter()
+        samples, rate = read_clip(clip_path())
+        voice = condition_voice25(model, conditioner, prepare_clip_audio(samples, rate))
+        times["a"] = time.perf_counter() - start
+        start = time.perf_counter()
+        prefix = pipeline.gpt.conditioning_prefix(voice.speaker_latents, merge_emovec(voice.emovec_speaker, voice.emovec_emotion))
+        sampler = Sampler(SamplingOptions(seed=run))
+        codes = pipeline.gpt.generate25(prefix, text_ids(), pipeline.gpt.language_id("en"), sampler, CODES, CODES)
+        times["b"] = time.perf_counter() - start
+        start = time.perf_counter()
+        cond = decoder.condition(codes[None, :CODES])
+        times["c"] = time.perf_counter() - start
+        start = time.perf_counter()
+        mu = np.concatenate([voice.prompt_condition, cond], axis=1)
+        noise = np.random.default_rng(run).standard_normal((1, voice.ref_mel.shape[1], mu.shape[1]), dtype=np.float32)
+        mel = pipeline.s2mel.sample(mu, voice.ref_mel, voice.style, steps=STEPS, cfg_rate=CFG_RATE, noise=noise)
+        times["d"] = time.perf_counter() - start
+        start = time.perf_counter()
+        wav = pipeline.vocoder(mel)
+        times["e"] = time.perf_counter() - start
+        return times, (codes, mu, noise, mel, voice, wav)
+
+    times, (codes, mu, noise, mel, voice, wav) = timed_runs(once, runs, warmup, f"engine 2.5 {'int8' if int8 else 'fp32'}")
+    result = {"times": times, "codes": int(codes.size), "mel_frames": int(mu.shape[1]), "audio": wav.size / 22050}
+    if int8:
+        # the int8 diffusion step against fp32 from the very same inputs and noise
+        fp32 = S2Mel(model.session, S2MEL_ESTIMATOR_GRAPH, model.speech.mel_frames_per_code)
+        reference = fp32.sample(mu, voice.ref_mel, voice.style, steps=STEPS, cfg_rate=CFG_RATE, noise=noise)
+        result["mel_cosine_to_fp32"] = cosine(mel, reference)
+    return result
 
 
-def run_child(kind: str, path: Path, threads: int) -> dict[str, Any]:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", kind, "--path", str(path), "--threads", str(threads)],
-        check=True, capture_output=True, text=True, env=env,
+def child_engine20(threads: int, runs: int, warmup: int) -> dict[str, Any]:
+    """The IndexTTS-2 fp32 engine on benchmarks/indextts_bench.py's published-size folder, by
+    that benchmark's own measured child (its stages renamed to this table's)."""
+    import indextts_bench
+
+    paths = indextts_bench.build_official_files(FULL_CONFIG, indextts_bench.WORK / "full" / "official", tiny=False)
+    indextts_bench.export_model(paths, indextts_bench.WORK / "full" / "model")
+    args = argparse.Namespace(
+        work=indextts_bench.WORK / "full", threads=threads, tokens=CODES20, text_tokens=TEXT_TOKENS,
+        clip_seconds=CLIP_SECONDS, runs=runs, warmup=warmup, steps=STEPS, cfg=CFG_RATE,
+        tiny_work=indextts_bench.WORK / "tiny", accuracy_cases=0, official_beams=[1],
     )  # fmt: skip
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    engine = indextts_bench.run_child("engine", args)
+    times = {key: engine["timings"][stage] for key, stage in STAGES20.items()}
+    return {"times": times, "codes": CODES20, "mel_frames": engine["mel_frames"], "audio": engine["audio_seconds"]}
 
 
-def report(official: dict[str, Any], engine: dict[str, Any], threads: int, seconds: float, load: Any) -> str:
+def run_child(kind: str, path: Path, threads: int, runs: int, warmup: int) -> dict[str, Any]:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    command = [sys.executable, __file__, "--child", kind, "--path", str(path), "--threads", str(threads),
+               "--runs", str(runs), "--warmup", str(warmup)]  # fmt: skip
+    return run_json_child(command, kind, env)
+
+
+def stage_median(result: dict[str, Any], key: str) -> float:
+    return statistics.median(result["times"][key])
+
+
+def total(result: dict[str, Any]) -> float:
+    return sum(stage_median(result, key) for key in STAGES)
+
+
+def per_audio_second(result: dict[str, Any]) -> float:
+    return total(result) / result["audio"]
+
+
+def report(sides: dict[str, dict[str, Any]], args: argparse.Namespace, seconds: float, load: Any) -> str:
     from _report import machine_description, timestamp
 
-    def total(r: dict[str, Any]) -> float:
-        return sum(r["times"].values())
-
-    rows = []
-    for key, label in STAGES.items():
-        rows.append(f"| {label} | {official['times'][key]:.2f} | {engine['times'][key]:.2f} | {ENGINE20_FP32[key]:.2f} |")
-    rows.append(f"| **total a–e** | {total(official):.2f} | {total(engine):.2f} | {ENGINE20_FP32['total']:.2f} |")
-    per_audio = [total(official) / official["audio"], total(engine) / engine["audio"], ENGINE20_FP32["total"] / ENGINE20_FP32["audio"]]
-    rows.append(f"| s per s of audio | {per_audio[0]:.2f} | {per_audio[1]:.2f} | {per_audio[2]:.2f} |")
-    vs20 = per_audio[2] / per_audio[1]
-    vs_official = total(official) / total(engine)
+    official, fp32, int8, engine20 = (sides[k] for k in ("official", "engine", "engine-int8", "engine20"))
+    columns = [official, fp32, int8, engine20]
+    rows = [f"| {label} | " + " | ".join(f"{stage_median(c, key):.2f}" for c in columns) + " |" for key, label in STAGES.items()]
+    rows.append("| **total a–e** | " + " | ".join(f"{total(c):.2f}" for c in columns) + " |")
+    rows.append("| s of audio | " + " | ".join(f"{c['audio']:.3f}" for c in columns) + " |")
+    rows.append("| **s per s of audio** | " + " | ".join(f"{per_audio_second(c):.2f}" for c in columns) + " |")
     held = lambda ok: "held" if ok else "not held"  # noqa: E731
+    vs_official = total(official) / total(fp32)
+    vs20 = per_audio_second(engine20) / per_audio_second(fp32)
+    vs20_int8 = per_audio_second(engine20) / per_audio_second(int8)
+    gpt_ratio = stage_median(engine20, "b") / stage_median(fp32, "b")
     return "\n".join(
         [
-            "## IndexTTS-2.5: official PyTorch vs ONNX Runtime runtime (assumed published sizes, random weights)",
+            "## IndexTTS-2.5: official PyTorch vs ONNX Runtime runtime, beside IndexTTS-2 (assumed published sizes, random weights)",
             "",
-            f"{timestamp()} · {machine_description()} · {threads} threads each side · one run each.",
+            f"{timestamp()} · {machine_description()} · {args.threads} threads each side · median of {args.runs} timed runs after {args.warmup} warm-up, each side in its own process.",
             load.summary(),
             "",
-            f"Work: {TEXT_TOKENS} text tokens, {engine['codes']} codes at 25 Hz forced, {engine['mel_frames']} mel frames in "
-            f"s2mel (5 s prompt + new), {engine['audio']:.3f} s of audio (official: {official['audio']:.3f} s). Sizes are "
-            "assumed (module docstring): 2.5's config.yaml is not on this machine.",
+            f"Work: {TEXT_TOKENS} text tokens; 2.5: {fp32['codes']} codes at 25 Hz forced, {fp32['mel_frames']} mel frames in s2mel "
+            f"(5 s prompt + new); IndexTTS-2: {engine20['codes']} codes at 50 Hz, {engine20['mel_frames']} mel frames. "
+            "2.5's sizes are assumed (module docstring): its config.yaml is not on this machine.",
             "",
-            "| stage (s) | official 2.5 PyTorch, 1 beam | engine 2.5 fp32 | engine IndexTTS-2 fp32 (RESULTS.md `indextts`, 2026-11-24, not this run) |",
-            "|---|---|---|---|",
+            "| stage (median s) | official 2.5 PyTorch, 1 beam | engine 2.5 fp32 | engine 2.5 int8 (GPT + diffusion) | engine IndexTTS-2 fp32 |",
+            "|---|---|---|---|---|",
             *rows,
             "",
-            f"- engine 2.5 vs official 2.5, like for like: {vs_official:.2f}× (target ≥ 2×: {held(vs_official >= 2)})",
-            f"- engine 2.5 vs the IndexTTS-2 fp32 engine, per second of audio: {vs20:.2f}× (target ≥ 2×: {held(vs20 >= 2)}; "
-            "the 2.0 row comes from another run on a quieter machine"
-            + ("; this run's machine was busy, so this ratio says nothing: re-run on a quiet machine)" if load.busy() else ")"),
+            f"- engine 2.5 fp32 vs official 2.5, like for like: {vs_official:.2f}× (target ≥ 2×: {held(vs_official >= 2)})",
+            f"- engine 2.5 fp32 vs the IndexTTS-2 fp32 engine, per second of audio: {vs20:.2f}× (target ≥ 2×: {held(vs20 >= 2)}); "
+            f"its GPT stage alone: {gpt_ratio:.2f}× (half the codes)",
+            f"- engine 2.5 int8 vs the IndexTTS-2 fp32 engine, per second of audio: {vs20_int8:.2f}× (int8 changes the output: "
+            f"opt-in; its mel from the same inputs has cosine {int8['mel_cosine_to_fp32']:.5f} to fp32's here, on random weights; "
+            "how it sounds with trained weights is not measured)",
             "",
             "Command:",
             "",
             "```sh",
-            ".venv/bin/python benchmarks/indextts25_bench.py",
+            f".venv/bin/python benchmarks/indextts25_bench.py --runs {args.runs} --warmup {args.warmup}",
             "```",
             "",
-            f"Whole run {seconds:.0f} s (files and export cached in `benchmarks/.work/indextts25/`).",
+            f"Whole run {seconds:.0f} s (files and exports cached in `benchmarks/.work/`).",
         ]
     )
 
@@ -274,24 +342,40 @@ def report(official: dict[str, Any], engine: dict[str, Any], threads: int, secon
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--prepare", action="store_true", help="build and export the files only, measure nothing")
     parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--child", choices=("official", "engine"))
-    parser.add_argument("--path", type=Path)
+    parser.add_argument("--child", choices=("official", "engine", "engine-int8", "engine20"), help=argparse.SUPPRESS)
+    parser.add_argument("--path", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        result = child_official(args.path, args.threads) if args.child == "official" else child_engine(args.path, args.threads)
+        if args.child == "official":
+            result = child_official(args.path, args.threads, args.runs, args.warmup)
+        elif args.child == "engine20":
+            result = child_engine20(args.threads, args.runs, args.warmup)
+        else:
+            result = child_engine(args.path, args.threads, args.runs, args.warmup, int8=args.child == "engine-int8")
         print(json.dumps(result))
         return
     from _report import LoadMonitor, write_section
+
+    import indextts_bench
 
     started = time.perf_counter()
     checkpoints = build_files(WORK / "IndexTTS-2.5")
     model_dir = export(checkpoints, WORK / "model")
     clip_path()
+    indextts_bench.export_model(
+        indextts_bench.build_official_files(FULL_CONFIG, indextts_bench.WORK / "full" / "official", tiny=False),
+        indextts_bench.WORK / "full" / "model",
+    )
+    if args.prepare:
+        return
+    paths = {"engine20": model_dir, "engine": model_dir, "engine-int8": model_dir, "official": checkpoints}
     with LoadMonitor() as load:
-        official = run_child("official", checkpoints, args.threads)
-        engine = run_child("engine", model_dir, args.threads)
-    text = report(official, engine, args.threads, time.perf_counter() - started, load)
+        sides = {kind: run_child(kind, path, args.threads, args.runs, args.warmup) for kind, path in paths.items()}
+    text = report(sides, args, time.perf_counter() - started, load)
     print(text)
     if not args.no_write:
         write_section(SECTION, text)
