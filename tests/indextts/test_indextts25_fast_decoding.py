@@ -1,11 +1,13 @@
-"""Speculative and batched GPT decoding on IndexTTS-2.5 (the tiny exported model, --int8).
+"""Speculative and batched GPT decoding, and the int8 graphs, on IndexTTS-2.5 (the tiny
+exported model, --int8).
 
 They are 2.0's decoders (`speculative.py`, `batched.py`) running on `GPT25Runtime`, whose
 `start` prefills 2.5's prompt (language embedding, 2.5's text filter) and whose
 `code_embeddings` put code k at mel position k + 1. Both must be exact: greedy codes equal to
 plain 2.5 decoding (`generate25`, itself checked against the official code in
 test_indextts25_parity.py); batched seeded sampling gives every sentence the codes it gets
-alone; the engine's batched and speculative renders give the one-by-one fp32 audio.
+alone; the engine's batched and speculative renders give the one-by-one fp32 audio. The int8
+graphs are not exact: they must be used and stay close to fp32.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("indextts25")
 
-from tests.indextts.conftest import voiced_clip, write_clip  # noqa: E402
+from tests.indextts.conftest import cosine, voiced_clip, write_clip  # noqa: E402
 from wyoming_indextts.engines.indextts import IndexTTSEngine, IndexTTSOptions  # noqa: E402
 from wyoming_indextts.engines.indextts.batched import generate_batch  # noqa: E402
 from wyoming_indextts.engines.indextts.format import GPT_INT8_GRAPH  # noqa: E402
@@ -148,3 +150,24 @@ def test_engine_speculative_speaks_the_fp32_audio_25(tiny25_model_dir: Path, voi
     fp32 = render_all(tiny25_model_dir, voices_dir, store, ENGINE_GREEDY, batched=False)
     fast = render_all(tiny25_model_dir, voices_dir, store, replace(ENGINE_GREEDY, speculative=3), batched=False)
     assert fast == fp32
+
+
+def test_int8_stays_close_to_fp32_25(tiny25_model_dir: Path, voices_dir: Path, store: Path) -> None:
+    """--indextts-int8 on a 2.5 folder (not exact, opt-in): the int8 GPT core and diffusion
+    step are really used, and stay close to fp32: the first code's logits, and the mel from
+    the same codes and noise. The tiny DiT amplifies int8 rounding (its adaptive norms are
+    scaled up, tiny_acoustic.py); the published-size mel cosine is in benchmarks/RESULTS.md."""
+    logits, mels = {}, {}
+    codes = np.arange(100, 130)  # the same codes on both sides: the diffusion alone is compared
+    for int8 in (False, True):
+        engine = IndexTTSEngine.load(tiny25_model_dir, voices_dir, store, replace(ENGINE_GREEDY, int8=int8))
+        try:
+            voice = engine.voices()[0]
+            ids = engine.text_segments(TEXTS[0], ["en"])[0]
+            logits[int8] = engine.pipeline.gpt.start(engine.prefix(voice), ids)[0][0]
+            mels[int8] = engine.render(ids, voice, rng=np.random.default_rng(0), raw_codes=codes).mel
+        finally:
+            engine.close()
+    for name, values in (("logits", logits), ("mel", mels)):
+        assert not np.array_equal(values[True], values[False]), f"the int8 graph computed the {name}"
+        assert cosine(values[True], values[False]) >= 0.98, name
