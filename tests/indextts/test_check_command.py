@@ -67,6 +67,20 @@ def test_greedy_check_prints_every_path_and_exact_paths_measure_zero(tiny_model_
     assert all(-1.0 <= row["clip"] <= 1.0 for row in table.values())
 
 
+
+def test_check_on_an_indextts25_folder(tiny25_model_dir: Path, clip: Path) -> None:
+    """A 2.5 folder (exported with --int8) goes through every path too; greedy speculative
+    decoding on 2.5 is exact as on 2.0."""
+    code, output, errors = run_check(
+        ["--indextts-model-dir", str(tiny25_model_dir), "--voice", str(clip), "--greedy",
+         "--text", "hello world! the weather today", "--fast-diffusion-steps", "2", "--speculative", "3"]
+    )  # fmt: skip
+    assert code == 0, errors
+    table = rows(output)
+    assert set(table) == {"fp32 (reference)", "int8 GPT + diffusion", "2 diffusion steps", "speculative k=3"}
+    assert table["speculative k=3"]["mel_max"] == 0.0
+    assert table["int8 GPT + diffusion"]["mel"] > 0.0 and table["2 diffusion steps"]["mel"] > 0.0
+
 def test_sampling_check_shows_the_seed_floor(tiny_model_dir: Path, clip: Path, tmp_path: Path) -> None:
     plain = copy_model_dir(tiny_model_dir, tmp_path / "plain")  # as exported without --int8
     manifest = json.loads((plain / "manifest.json").read_text())
