@@ -126,7 +126,7 @@ class VoiceLibrary:
             if info.format not in UPLOAD_FORMATS:
                 raise ApiError(415, f"{info.format} audio is not accepted: upload WAV, FLAC, OGG or MP3", "bad_audio")
             if info.duration > limits.max_seconds:
-                raise ApiError(413, f"the clip is {info.duration:.0f} s long; upload at most {limits.max_seconds:g} s (5-15 s of one speaker is best)", "too_long")
+                raise ApiError(413, f"the clip is {info.duration:.0f} s long; upload at most {limits.max_seconds:g} s of one speaker (the model reads 15 s at most; a shorter clip speaks sooner)", "too_long")
             data, rate = sf.read(clip, dtype="float32", always_2d=True, frames=int(limits.max_seconds * info.samplerate) + 1)
         except ApiError:
             raise
@@ -142,7 +142,7 @@ class VoiceLibrary:
         samples = librosa_resample(np.ascontiguousarray(samples, dtype=np.float32), int(rate), SPEAKER_RATE)
         samples = samples[: int(MAX_PROMPT_SECONDS * SPEAKER_RATE)]
         if len(samples) < MIN_CLIP_SECONDS * SPEAKER_RATE:
-            raise ApiError(422, f"only {len(samples) / SPEAKER_RATE:.1f} s of sound: upload at least {MIN_CLIP_SECONDS:g} s of speech (5-15 s is best)", "too_short")
+            raise ApiError(422, f"only {len(samples) / SPEAKER_RATE:.1f} s of sound: upload at least {MIN_CLIP_SECONDS:g} s of speech", "too_short")
         return samples
 
     def _write_voice(self, name: str, description: str, languages: list[str], samples: np.ndarray) -> None:
