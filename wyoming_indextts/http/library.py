@@ -126,7 +126,7 @@ class VoiceLibrary:
             if info.format not in UPLOAD_FORMATS:
                 raise ApiError(415, f"{info.format} audio is not accepted: upload WAV, FLAC, OGG or MP3", "bad_audio")
             if info.duration > limits.max_seconds:
-                raise ApiError(413, f"the clip is {info.duration:.0f} s long; upload at most {limits.max_seconds:g} s of one speaker (the model reads 15 s at most; a shorter clip speaks sooner)", "too_long")
+                raise ApiError(413, f"the clip is {info.duration:.0f} s long; upload at most {limits.max_seconds:g} s of one speaker (the model reads {MAX_PROMPT_SECONDS:g} s at most; a shorter clip speaks sooner)", "too_long")
             data, rate = sf.read(clip, dtype="float32", always_2d=True, frames=int(limits.max_seconds * info.samplerate) + 1)
         except ApiError:
             raise

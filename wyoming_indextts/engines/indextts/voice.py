@@ -188,7 +188,7 @@ def check_clip(path: Path, samples: np.ndarray, rate: int, min_seconds: float, m
     if seconds < min_seconds:
         raise VoiceError(f"{path}: {seconds:.2f} s is too short; a voice clip needs at least {min_seconds:g} s of speech")
     if seconds > max_seconds:
-        raise VoiceError(f"{path}: {seconds:.1f} s is too long; use a clip of at most {max_seconds:g} s (the model reads 15 s at most; a shorter clip speaks sooner)")
+        raise VoiceError(f"{path}: {seconds:.1f} s is too long; use a clip of at most {max_seconds:g} s (the model reads {MAX_PROMPT_SECONDS:g} s at most; a shorter clip speaks sooner)")
     if not np.isfinite(samples).all():
         raise VoiceError(f"{path}: contains invalid samples (NaN or infinity)")
     if float(np.abs(samples).max()) < SILENCE_PEAK:
