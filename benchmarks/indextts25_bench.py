@@ -58,8 +58,8 @@ CFG_RATE = 0.7
 STAGES = {
     "a": "a. speaker + emotion conditioning (w2v-BERT x2, CAMPPlus, ref mel, regulator, emotion vectors)",
     "b": f"b. GPT generation, sampling, 1 beam (2.5: {CODES} codes at 25 Hz; 2: {CODES20} codes at 50 Hz)",
-    "c": "c. 2.5: codec decoder + length regulator; 2: GPT forward to latents + s2mel front",
-    "d": f"d. s2mel: {STEPS} flow-matching steps, CFG {CFG_RATE}",
+    "c": "c. 2.5: codec decoder + length regulator; 2: GPT forward to latents",
+    "d": f"d. s2mel: {STEPS} flow-matching steps, CFG {CFG_RATE} (2: after its front, GPT layer + vq2emb + regulator)",
     "e": "e. BigVGAN",
 }
 STAGES20 = dict(zip(STAGES, ("a_conditioning", "b_gpt_generate", "c_gpt_forward", "d_s2mel", "e_bigvgan")))
