@@ -35,8 +35,9 @@ def speak(live, voice: str, text: str, speed: float) -> bytes:
 def test_faster_speech_is_shorter_and_cached_apart(live, voice, text):
     fast = speak(live, voice, text, 1.5)
     normal = speak(live, voice, text, 1.0)
-    # Silence at the edges and rounding of phoneme durations keep the ratio a little off 1.5.
-    assert 1.3 < len(normal) / len(fast) < 1.7, (len(normal), len(fast))
+    # Silence at the edges, rounding of phoneme durations and Piper's duration noise (a new draw
+    # every render) keep one sentence's ratio off 1.5: 1.30-1.41 seen; speed ignored gives ~1.0.
+    assert 1.2 < len(normal) / len(fast) < 1.8, (len(normal), len(fast))
     assert speak(live, voice, text, 1.5) == fast  # from the cache (Piper's noise differs per render)
     # The 1.0 render is cached under the key Wyoming uses: Wyoming gets exactly those samples.
     assert live.wyoming(text, voice).audio == normal

@@ -72,7 +72,7 @@ def text_for(seed: int, length: int) -> list[int]:
 # -- speculative, greedy ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("k", [1, 3, 6])
+@pytest.mark.parametrize("k", [1, 6])
 @pytest.mark.parametrize("case", [(1, 23, 120, 0), (2, 9, 14, 0), (3, 17, 40, 30)])
 def test_speculative_greedy_codes_equal_fp32(fp32, int8, poor_draft, k: int, case) -> None:
     seed, text_len, max_tokens, min_tokens = case
