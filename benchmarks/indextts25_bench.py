@@ -205,7 +205,6 @@ def child_official(checkpoints: Path, threads: int, runs: int, warmup: int) -> d
 def child_engine(model_dir: Path, threads: int, runs: int, warmup: int, int8: bool) -> dict[str, Any]:
     import numpy as np
 
-    from wyoming_indextts.engines.indextts.codec import SemanticDecoder
     from wyoming_indextts.engines.indextts.conditioning import AcousticConditioner, load_mel_settings
     from wyoming_indextts.engines.indextts.format import S2MEL_ESTIMATOR_GRAPH
     from wyoming_indextts.engines.indextts.gpt import merge_emovec
@@ -220,7 +219,6 @@ def child_engine(model_dir: Path, threads: int, runs: int, warmup: int, int8: bo
     model = IndexTTSModel.open(model_dir, threads=threads)
     pipeline = Pipeline25(model, IndexTTSOptions(diffusion_steps=STEPS, cfg_rate=CFG_RATE, int8=int8))
     conditioner = AcousticConditioner(model.session, load_mel_settings(model.path))
-    decoder = SemanticDecoder(model.session, model.speech.mel_frames_per_code)
 
     def once(run: int) -> tuple[dict[str, float], Any]:
         times: dict[str, float] = {}
@@ -234,7 +232,7 @@ def child_engine(model_dir: Path, threads: int, runs: int, warmup: int, int8: bo
         codes = pipeline.gpt.generate25(prefix, text_ids(), pipeline.gpt.language_id("en"), sampler, CODES, CODES)
         times["b"] = time.perf_counter() - start
         start = time.perf_counter()
-        cond = decoder.condition(codes[None, :CODES])
+        cond = pipeline.decoder.condition(codes[None, :CODES])
         times["c"] = time.perf_counter() - start
         start = time.perf_counter()
         mu = np.concatenate([voice.prompt_condition, cond], axis=1)

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +45,15 @@ def serving_graphs(options: IndexTTSOptions) -> tuple[str, ...]:
     return (GPT_GRAPH, S2MEL_FRONT_GRAPH, S2MEL_ESTIMATOR_GRAPH, BIGVGAN_GRAPH, *draft)
 
 
+def require_graphs(model: IndexTTSModel, graphs: Sequence[str], options: IndexTTSOptions) -> None:
+    """ModelError naming the first of `graphs` the folder lacks, and what to do about it."""
+    for graph in graphs:
+        if not model.has_graph(graph):
+            fast = options.int8 or options.speculative
+            hint = "export the model again with --int8, or leave int8 and speculative off" if fast else EXPORT_HINT
+            raise ModelError(f"{model.path}: has no {graph}.onnx; {hint}")
+
+
 @dataclass
 class SegmentResult:
     """One rendered segment with its intermediates (for tests and benchmarks)."""
@@ -73,26 +83,32 @@ class Pipeline:
         cfg = model.config
         graphs = serving_graphs(options)
         core, _front, estimator, _vocoder = graphs[:4]
-        for graph in graphs:
-            if not model.has_graph(graph):
-                fast = options.int8 or options.speculative
-                hint = "export the model again with --int8, or leave int8 and speculative off" if fast else EXPORT_HINT
-                raise ModelError(f"{model.path}: has no {graph}.onnx; {hint}")
-        arrays = {name: model.array(file) for name, file in cfg["gpt_arrays"].items()}
-        gpt_config = GPTConfig.from_mapping(cfg["gpt"])
-        self.gpt = GPTRuntime(model.session(core), arrays, gpt_config)
-        self.speculative: SpeculativeDecoder | None = None
-        if options.speculative:
-            if not self.gpt.maskable:
-                raise ModelError(f"{model.path}: {REEXPORT_HINT}")
-            draft = GPTRuntime(model.session(GPT_INT8_GRAPH), arrays, gpt_config)
-            self.speculative = SpeculativeDecoder(self.gpt, draft, options.speculative)
+        require_graphs(model, graphs, options)
+        self._open_gpt(core)
         self.s2mel = S2Mel(model.session, estimator, model.speech.mel_frames_per_code)
         self.vocoder = Vocoder(model.session, model.speech)
         for graph in graphs:
             model.session(graph)
         self.emo_num = [int(n) for n in cfg["emo_num"]]
         self.emo_matrix = model.array(cfg["emo_matrix"])
+
+    def _gpt_runtime(self, session: Any, arrays: dict[str, np.ndarray], config: GPTConfig) -> GPTRuntime:
+        """The GPT runtime of this model version over `session` (the fp32 or the int8 core)."""
+        return GPTRuntime(session, arrays, config)
+
+    def _open_gpt(self, core: str) -> None:
+        """`self.gpt` on the `core` graph, and `self.speculative` (the int8 core drafting) when
+        the options ask for it."""
+        model = self.model
+        arrays = {name: model.array(file) for name, file in model.config["gpt_arrays"].items()}
+        config = GPTConfig.from_mapping(model.config["gpt"])
+        self.gpt = self._gpt_runtime(model.session(core), arrays, config)
+        self.speculative: SpeculativeDecoder | None = None
+        if self.options.speculative:
+            if not self.gpt.maskable:
+                raise ModelError(f"{model.path}: {REEXPORT_HINT}")
+            draft = self._gpt_runtime(model.session(GPT_INT8_GRAPH), arrays, config)
+            self.speculative = SpeculativeDecoder(self.gpt, draft, self.options.speculative)
 
     @property
     def sample_rate(self) -> int:

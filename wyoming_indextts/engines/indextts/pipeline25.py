@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -28,13 +29,12 @@ from .format import (
     S2MEL_ESTIMATOR_GRAPH,
     S2MEL_ESTIMATOR_INT8_GRAPH,
 )
-from .gpt import REEXPORT_HINT, GPTConfig, trim_codes
+from .gpt import GPTConfig, trim_codes
 from .gpt25 import GPT25Runtime, LanguageIds
 from .model import EXPORT_HINT, IndexTTSModel, ModelError
 from .options import IndexTTSOptions
-from .pipeline import Pipeline, SegmentResult
+from .pipeline import Pipeline, SegmentResult, require_graphs
 from .s2mel import S2Mel
-from .speculative import SpeculativeDecoder
 from .text.frontend25 import TextFrontend25
 from .vocoder import Vocoder
 from .voice import VoiceConditioning
@@ -102,20 +102,8 @@ class Pipeline25(Pipeline):
         self.options = options
         cfg = model.config
         graphs = serving_graphs25(options)
-        for graph in graphs:
-            if not model.has_graph(graph):
-                fast = options.int8 or options.speculative
-                hint = "export the model again with --int8, or leave int8 and speculative off" if fast else EXPORT_HINT
-                raise ModelError(f"{model.path}: has no {graph}.onnx; {hint}")
-        arrays = {name: model.array(file) for name, file in cfg["gpt_arrays"].items()}
-        gpt_config, languages = GPTConfig.from_mapping(cfg["gpt"]), cfg["gpt"]["languages"]
-        self.gpt = GPT25Runtime(model.session(graphs[0]), arrays, gpt_config, languages)
-        self.speculative: SpeculativeDecoder | None = None
-        if options.speculative:
-            if not self.gpt.maskable:
-                raise ModelError(f"{model.path}: {REEXPORT_HINT}")
-            draft = GPT25Runtime(model.session(GPT_INT8_GRAPH), arrays, gpt_config, languages)
-            self.speculative = SpeculativeDecoder(self.gpt, draft, options.speculative)
+        require_graphs(model, graphs, options)
+        self._open_gpt(graphs[0])
         self.decoder = SemanticDecoder(model.session, model.speech.mel_frames_per_code)
         self.s2mel = S2Mel(model.session, graphs[3], model.speech.mel_frames_per_code)
         self.vocoder = Vocoder(model.session, model.speech)
@@ -123,6 +111,9 @@ class Pipeline25(Pipeline):
             model.session(graph)
         self.emo_num = [int(n) for n in cfg["emo_num"]]
         self.emo_matrix = model.array(cfg["emo_matrix"])
+
+    def _gpt_runtime(self, session: Any, arrays: dict[str, np.ndarray], config: GPTConfig) -> GPT25Runtime:
+        return GPT25Runtime(session, arrays, config, self.model.config["gpt"]["languages"])
 
     def render(
         self,
