@@ -25,8 +25,14 @@ from wyoming_indextts.service import Service, TcpListener, assemble
 from wyoming_indextts.synthesizer import ChainSettings, Synthesizer
 from wyoming_indextts.voices import VoiceCatalogue
 
+from .skip_guard import SkipGuard
+
 # The repository's shared/ folder lies beside the clone, here and in CI.
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(SkipGuard(), "skip_guard")
 
 
 @pytest.fixture(scope="session")
