@@ -21,8 +21,9 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,6 +37,9 @@ _WIRE_LOGGER = logging.getLogger(f"{__name__}.wire")
 # websockets logs every frame at DEBUG, the auth message with its token included: never
 # below INFO, even with --debug.
 _WIRE_LOGGER.setLevel(logging.INFO)
+
+ENV_TOKEN = "WYOMING_INDEXTTS_HA_TOKEN"
+"""The access token from the environment (the add-on passes the Supervisor's token here)."""
 
 REGISTRY_EVENTS = ("area_registry_updated", "floor_registry_updated", "entity_registry_updated")
 MAX_MESSAGE_BYTES = 64 << 20
@@ -62,6 +66,23 @@ class WatchSettings:
     """Seconds one command may take."""
 
 
+def read_token(path: Path | None, environ: Mapping[str, str]) -> str:
+    """The long-lived access token: from the file when given, else the environment. Never
+    from the command line, which every user of the machine can read."""
+    if path is not None:
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"cannot read the Home Assistant token file {str(path)!r}: {err.__class__.__name__}") from None
+        if not token:
+            raise ValueError(f"the Home Assistant token file {str(path)!r} is empty")
+        return token
+    token = environ.get(ENV_TOKEN, "").strip()
+    if not token:
+        raise ValueError(f"Home Assistant needs an access token: --ha-token-file PATH or the environment variable {ENV_TOKEN}")
+    return token
+
+
 def websocket_url(url: str) -> str:
     """`http://homeassistant.local:8123` → `ws://homeassistant.local:8123/api/websocket`;
     the Supervisor's proxy `http://supervisor/core` → `ws://supervisor/core/websocket`."""
@@ -82,6 +103,8 @@ class Session:
         self.connection = connection
         self.timeout = timeout
         self._next_id = 1
+        self.events_skipped = 0
+        """Events that arrived while a command waited for its result."""
 
     @classmethod
     async def open(cls, url: str, token: str, timeout: float) -> Session:
@@ -116,13 +139,15 @@ class Session:
         return message
 
     async def command(self, kind: str, **fields: Any) -> Any:
-        """Send one command and return its result; events that arrive first are skipped
-        (the caller subscribes only after its fetches)."""
+        """Send one command and return its result; events that arrive meanwhile are counted
+        in `events_skipped` (the names are then fetched again)."""
         message_id = self._next_id
         self._next_id += 1
         await self.connection.send(json.dumps({"id": message_id, "type": kind, **fields}))
         while True:
             answer = await self._receive()
+            if answer.get("type") == "event":
+                self.events_skipped += 1
             if answer.get("id") != message_id or answer.get("type") != "result":
                 continue
             if not answer.get("success"):
@@ -236,9 +261,10 @@ class NameWatcher:
     async def _session(self) -> None:
         session = await Session.open(self.url, self._token, self.settings.timeout)
         try:
-            await self._publish(await session.fetch_house())
+            # Subscribed before fetching, so no change falls between the two.
             for event_type in REGISTRY_EVENTS:
                 await session.subscribe(event_type)
+            await self._fetch(session)
             self.connected = True
             if self.last_error is not None:
                 _LOGGER.info("Connected to Home Assistant at %s again", self.url)
@@ -247,9 +273,17 @@ class NameWatcher:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(session.next_event(), self.settings.refresh)
                     await self._settle(session)
-                await self._publish(await session.fetch_house())
+                await self._fetch(session)
         finally:
             await session.close()
+
+    async def _fetch(self, session: Session) -> None:
+        """Fetch and publish until no registry event came in while fetching."""
+        while True:
+            seen = session.events_skipped
+            await self._publish(await session.fetch_house())
+            if session.events_skipped == seen:
+                return
 
     async def _settle(self, session: Session) -> None:
         while True:
