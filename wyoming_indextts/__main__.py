@@ -135,6 +135,8 @@ def build_parser() -> OneLineParser:
     assist = parser.add_argument_group("Home Assistant's replies rendered ahead")
     assist.add_argument("--ha-url", metavar="URL", help="Home Assistant (e.g. http://homeassistant.local:8123; the add-on: http://supervisor/core): its Assist replies, filled with this house's names, are rendered in idle time into the cache, pinned, after the --prerender lists (default: off)")
     assist.add_argument("--ha-token-file", type=Path, metavar="PATH", help=f"file holding a long-lived access token for --ha-url (or the environment variable {ENV_HA_TOKEN}; never on the command line)")
+    # Without this, argparse would take `--ha-token X` for `--ha-token-file X`.
+    assist.add_argument("--ha-token", action=RefuseSecret, help=argparse.SUPPRESS)
     assist.add_argument("--ha-voice", action="append", default=[], metavar="VOICE", help="voice to render the replies in, in each language it speaks; repeatable (default: --voice)")
     assist.add_argument("--ha-replies-max", type=positive_int, default=DEFAULT_MAX_REPLIES, help="most replies rendered per voice, most likely first (default: %(default)s)")
 
@@ -148,6 +150,14 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--log-format", default=logging.BASIC_FORMAT, help="format for log messages")
     parser.add_argument("--version", action="version", version=__version__, help="print the version and exit")
     return parser
+
+
+class RefuseSecret(argparse.Action):
+    """A secret given on the command line (readable by every user, with ps): refused,
+    without repeating it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object, option_string: str | None = None) -> None:
+        parser.error(f"{option_string}: a token on the command line is readable by every user; use --ha-token-file PATH or {ENV_HA_TOKEN}")
 
 
 def env_arguments(value: str) -> list[str]:

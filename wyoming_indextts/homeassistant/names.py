@@ -73,9 +73,10 @@ def read_token(path: Path | None, environ: Mapping[str, str]) -> str:
         try:
             token = path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as err:
-            raise ValueError(f"cannot read the Home Assistant token file {str(path)!r}: {err.__class__.__name__}") from None
+            # The path is not repeated: a token mistaken for a path must not reach a log.
+            raise ValueError(f"cannot read the Home Assistant token file (--ha-token-file): {err.__class__.__name__}") from None
         if not token:
-            raise ValueError(f"the Home Assistant token file {str(path)!r} is empty")
+            raise ValueError("the Home Assistant token file (--ha-token-file) is empty")
         return token
     token = environ.get(ENV_TOKEN, "").strip()
     if not token:
