@@ -259,7 +259,7 @@ async def serve(args: argparse.Namespace, service: Service) -> None:
     voices = ", ".join(voice.name for voice in service.catalogue.voices())
     _LOGGER.info("Ready on %s; default voice %s; voices: %s; ONNX Runtime on %s", args.uri, args.voice, voices, PROVIDERS[service.provider])
     server_task = asyncio.create_task(server.run(service.handler_factory()))
-    if args.prerender or (edited is not None and edited.lists()):
+    if args.prerender or (edited is not None and edited.lists()) or (ahead is not None and ahead.lists()):
         prerenderer.restart()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -62,6 +62,9 @@ async def test_replies_are_rendered_ahead_and_answered_from_the_cache(piper, tmp
                 response = await read_until(client, "audio-stop")
             assert_speech(response.audio, response.rate, first)
             assert len(engine.calls) == rendered  # from the cache, in the cloned voice
+        # A restart before Home Assistant answers: last run's lists, so the pins hold.
+        restarted = RepliesAhead(harness.synthesizer, SplitterSettings(), tmp_path / "ha", [None])
+        assert [(listed.voice, listed.texts()) for listed in restarted.lists()] == [("grandma", ahead.lists()[0].texts())]
 
 
 async def test_new_names_are_listed_and_pinned_and_gone_ones_unpinned(piper, tmp_path):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..engines.base import Voice
-from ..prerender import VOICE_LINE, PrerenderList
+from ..prerender import VOICE_LINE, EditedLists, PrerenderList
 from ..sentences import SentenceSplitter, SplitterSettings
 from ..synthesizer import Synthesizer
 from .house import House
@@ -69,6 +69,10 @@ class RepliesAhead:
         self._speed: _Speed | None = None
 
     def lists(self) -> list[PrerenderList]:
+        """The current lists; before the first names of this run, those the last run wrote,
+        so a restart with Home Assistant out of reach keeps the replies pinned."""
+        if not self._listed:
+            return EditedLists(self.folder).lists() if self.folder.is_dir() else []
         return [PrerenderList(listed.voice.name, listed.path) for listed in self._listed]
 
     async def update(self, house: House) -> None:
