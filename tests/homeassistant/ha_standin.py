@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
@@ -34,7 +34,7 @@ class HomeAssistantStandIn:
         self._subscribers: list[tuple[ServerConnection, int, str]] = []
         self._server: Server | None = None
 
-    async def __aenter__(self) -> HomeAssistantStandIn:
+    async def __aenter__(self) -> Self:
         self._server = await serve(self._handle, "127.0.0.1", 0)
         return self
 

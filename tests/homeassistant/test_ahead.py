@@ -17,7 +17,13 @@ from wyoming_indextts.http.app import create_app
 from wyoming_indextts.prerender import Prerenderer
 from wyoming_indextts.sentences import SplitterSettings
 
-from ..conftest import CountingEngine, assert_speech, make_cache, read_until, running_server
+from ..conftest import (
+    CountingEngine,
+    assert_speech,
+    make_cache,
+    read_until,
+    running_server,
+)
 from .ha_standin import TOKEN, HomeAssistantStandIn, sample_home, wait_for
 
 FAST = WatchSettings(retry_first=0.05, retry_max=0.2, settle=0.05, timeout=10)

@@ -13,7 +13,11 @@ import socket
 import pytest
 
 from wyoming_indextts.homeassistant.house import Entity, House, Place
-from wyoming_indextts.homeassistant.names import NameWatcher, WatchSettings, websocket_url
+from wyoming_indextts.homeassistant.names import (
+    NameWatcher,
+    WatchSettings,
+    websocket_url,
+)
 
 from .ha_standin import TOKEN, HomeAssistantStandIn, sample_home, wait_for
 
@@ -82,7 +86,7 @@ async def test_malformed_registry_data_is_reported_and_retried_until_it_is_fixed
     caplog.set_level(logging.WARNING)
     async with HomeAssistantStandIn(sample_home()) as hass:
         hass.malformed = True
-        async with watching(hass.url) as (watcher, houses):
+        async with watching(hass.url) as (_, houses):
             await wait_for(lambda: hass.connections >= 2)
             assert not houses
             hass.malformed = False
