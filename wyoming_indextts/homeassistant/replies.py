@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from home_assistant_intents import get_intents, get_languages
-from jinja2 import Template, Undefined, meta, nodes
+from jinja2 import Template, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .house import Entity, House
@@ -184,6 +184,7 @@ class _Reads:
 
 
 _CURRENT: contextvars.ContextVar[_Reads] = contextvars.ContextVar("ha_reply_reads")
+"""The render under way: `state_attr` is a global of the environment, shared by all renders."""
 
 
 class _Slots(dict):
@@ -278,7 +279,6 @@ class _LanguageExpander:
         self.house = house
         self.numbers = numbers
         self.env: ImmutableSandboxedEnvironment = environment()
-        self.env.undefined = Undefined
         self.env.globals["state_attr"] = _state_attr
         self.failed = 0
         self._rules: Mapping[str, str] = data.get("expansion_rules", {})
