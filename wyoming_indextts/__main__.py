@@ -41,11 +41,15 @@ from .flag_types import (
     redis_url,
     remote_uri,
 )
+from .homeassistant.names import ENV_TOKEN as ENV_HA_TOKEN
+from .homeassistant.names import read_token, websocket_url
+from .homeassistant.replies import DEFAULT_MAX_REPLIES
 from .prerender import EditedLists, Prerenderer, PrerenderList
 from .sentences import SplitterSettings
 from .service import Service, ServiceError, build_service
 
 if TYPE_CHECKING:  # the [http] extra is imported only when --http-uri asks for it
+    from .homeassistant.ahead import RepliesAhead
     from .http import HttpAddress, HttpServer
 
 _LOGGER = logging.getLogger(__name__)
@@ -128,6 +132,14 @@ def build_parser() -> OneLineParser:
 
     parser.add_argument("--prerender", type=prerender_list, action="append", default=[], metavar="[VOICE=]FILE", help="texts (one a line) to render in idle time into the cache, pinned there, in VOICE (default: --voice); repeatable")
 
+    assist = parser.add_argument_group("Home Assistant's replies rendered ahead")
+    assist.add_argument("--ha-url", metavar="URL", help="Home Assistant (e.g. http://homeassistant.local:8123; the add-on: http://supervisor/core): its Assist replies, filled with this house's names, are rendered in idle time into the cache, pinned, after the --prerender lists (default: off)")
+    assist.add_argument("--ha-token-file", type=Path, metavar="PATH", help=f"file holding a long-lived access token for --ha-url (or the environment variable {ENV_HA_TOKEN}; never on the command line)")
+    # Without this, argparse would take `--ha-token X` for `--ha-token-file X`.
+    assist.add_argument("--ha-token", action=RefuseSecret, help=argparse.SUPPRESS)
+    assist.add_argument("--ha-voice", action="append", default=[], metavar="VOICE", help="voice to render the replies in, in each language it speaks; repeatable (default: --voice)")
+    assist.add_argument("--ha-replies-max", type=positive_int, default=DEFAULT_MAX_REPLIES, help="most replies rendered per voice, most likely first (default: %(default)s)")
+
     web = parser.add_argument_group("HTTP API and web page (needs the [http] extra)")
     web.add_argument("--http-uri", help="also serve the HTTP API (/tts, OpenAI's /v1/audio/speech) and the web page on http://HOST:PORT (default: off)")
     web.add_argument("--http-max-upload-mb", type=positive_int, default=20, help="largest voice clip upload in MiB (default: 20)")
@@ -138,6 +150,14 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--log-format", default=logging.BASIC_FORMAT, help="format for log messages")
     parser.add_argument("--version", action="version", version=__version__, help="print the version and exit")
     return parser
+
+
+class RefuseSecret(argparse.Action):
+    """A secret given on the command line (readable by every user, with ps): refused,
+    without repeating it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object, option_string: str | None = None) -> None:
+        parser.error(f"{option_string}: a token on the command line is readable by every user; use --ha-token-file PATH or {ENV_HA_TOKEN}")
 
 
 def env_arguments(value: str) -> list[str]:
@@ -177,6 +197,12 @@ def parse_args(
         except ValueError:
             parser.error(f"--http-trusted-peer must be an IP address, got {peer!r}")
     args.http_address = _http_address(parser, args) if args.http_uri else None
+    if args.ha_url is not None:
+        try:
+            websocket_url(args.ha_url)
+            read_token(args.ha_token_file, environ)  # checked here, read again where used: never kept in args
+        except ValueError as err:
+            parser.error(f"--ha-url: {err}")
     args.parser = parser
     return args
 
@@ -226,12 +252,14 @@ async def serve(args: argparse.Namespace, service: Service) -> None:
 
     # The page's lists live in the data folder, beside the cache, and are kept across restarts.
     edited = EditedLists(args.data_dir / "prerender") if args.http_address else None
-    prerenderer = Prerenderer(service.synthesizer, service.settings.splitter, args.prerender, edited)
+    ahead = replies_ahead(args, service)
+    prerenderer = Prerenderer(service.synthesizer, service.settings.splitter, args.prerender, edited, ahead)
+    names_task = watch_names(args, ahead, prerenderer) if ahead is not None else None
     http_server = await start_http(args, service, prerenderer) if args.http_address else None
     voices = ", ".join(voice.name for voice in service.catalogue.voices())
     _LOGGER.info("Ready on %s; default voice %s; voices: %s; ONNX Runtime on %s", args.uri, args.voice, voices, PROVIDERS[service.provider])
     server_task = asyncio.create_task(server.run(service.handler_factory()))
-    if args.prerender or (edited is not None and edited.lists()):
+    if args.prerender or (edited is not None and edited.lists()) or (ahead is not None and ahead.lists()):
         prerenderer.restart()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -243,9 +271,38 @@ async def serve(args: argparse.Namespace, service: Service) -> None:
             await server_task
         _LOGGER.info("Server stopped")
     finally:
+        if names_task is not None:
+            names_task.cancel()
         prerenderer.stop()
         if http_server is not None:
             await http_server.stop()
+
+
+def replies_ahead(args: argparse.Namespace, service: Service) -> RepliesAhead | None:
+    """Home Assistant's replies as pre-render lists, one per --ha-voice (default: --voice)."""
+    if args.ha_url is None:
+        return None
+    from .homeassistant.ahead import RepliesAhead
+
+    for name in args.ha_voice:
+        if service.catalogue.find(name) is None:
+            raise ServiceError(f"--ha-voice: no voice named {name!r}")
+    voices: list[str | None] = list(args.ha_voice) or [None]
+    return RepliesAhead(service.synthesizer, service.settings.splitter, args.data_dir / "homeassistant", voices, args.ha_replies_max)
+
+
+def watch_names(args: argparse.Namespace, ahead: RepliesAhead, prerenderer: Prerenderer) -> asyncio.Task[None]:
+    """Fetch the house's names from Home Assistant and keep them current in the background;
+    each new set re-renders the replies."""
+    from .homeassistant.names import NameWatcher
+
+    try:
+        token = read_token(args.ha_token_file, os.environ)
+    except ValueError as err:
+        raise ServiceError(f"--ha-url: {err}") from err
+    ahead.on_change = prerenderer.restart
+    _LOGGER.info("Rendering Home Assistant's replies ahead: names from %s", websocket_url(args.ha_url))
+    return asyncio.create_task(NameWatcher(args.ha_url, token, ahead.update).run())
 
 
 async def announce(args: argparse.Namespace, server: AsyncTcpServer) -> None:

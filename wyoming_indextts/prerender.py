@@ -21,6 +21,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from .engines.base import Voice
 from .sentences import SentenceSplitter, SplitterSettings
@@ -107,6 +108,12 @@ class EditedLists:
         os.replace(partial, path)
 
 
+class ListSource(Protocol):
+    """Lists kept by someone else (Home Assistant's replies), rendered after all others."""
+
+    def lists(self) -> list[PrerenderList]: ...
+
+
 class Prerenderer:
     """Renders listed texts into the cache, sentence by sentence, exactly as a request would
     split them (so the same cache keys answer), one sentence at a time in the background."""
@@ -117,12 +124,14 @@ class Prerenderer:
         splitter: SplitterSettings,
         listed: list[PrerenderList] | None = None,
         edited: EditedLists | None = None,
+        extra: ListSource | None = None,
     ) -> None:
         self.synthesizer = synthesizer
         self.splitter = splitter
         self.listed = listed or []
         """The command line's lists; `restart` renders them with the edited ones."""
         self.edited = edited
+        self.extra = extra
         self.progress = PrerenderProgress()
         self._task: asyncio.Task[PrerenderProgress] | None = None
 
@@ -131,7 +140,11 @@ class Prerenderer:
         since the next one finds what it rendered already in the cache."""
         if self._task is not None:
             self._task.cancel()
-        lists = [*self.listed, *(self.edited.lists() if self.edited is not None else [])]
+        lists = [
+            *self.listed,
+            *(self.edited.lists() if self.edited is not None else []),
+            *(self.extra.lists() if self.extra is not None else []),
+        ]
         self._task = asyncio.create_task(self.run(lists))
         return self._task
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .. import __version__
 from ..engines.base import SPEED_ENGINES, Voice, at_speed
+from ..homeassistant.ahead import RepliesAhead
 from ..prerender import EditedLists, Prerenderer
 from ..protocol import ReaderLimits
 from ..sentences import SplitterSettings, has_speakable
@@ -206,6 +207,11 @@ def _add_info_routes(app: FastAPI, parts: ServerParts) -> None:
             "engines": engines,
             "cache": _cache_status(synthesizer),
             "prerender": None if parts.prerenderer is None else _prerender_status(parts.prerenderer),
+            "homeassistant_replies": (
+                await parts.prerenderer.extra.status()
+                if parts.prerenderer is not None and isinstance(parts.prerenderer.extra, RepliesAhead)
+                else None
+            ),
         }
         try:
             default = parts.catalogue.default_voice
