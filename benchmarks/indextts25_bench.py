@@ -208,6 +208,7 @@ def child_engine(model_dir: Path, threads: int, runs: int, warmup: int, int8: bo
     from wyoming_indextts.engines.indextts.conditioning import AcousticConditioner, load_mel_settings
     from wyoming_indextts.engines.indextts.format import S2MEL_ESTIMATOR_GRAPH
     from wyoming_indextts.engines.indextts.gpt import merge_emovec
+    from wyoming_indextts.engines.indextts.text.frontend25 import LanguageIds
     from wyoming_indextts.engines.indextts.model import IndexTTSModel
     from wyoming_indextts.engines.indextts.options import IndexTTSOptions
     from wyoming_indextts.engines.indextts.pipeline25 import Pipeline25
@@ -229,7 +230,7 @@ def child_engine(model_dir: Path, threads: int, runs: int, warmup: int, int8: bo
         start = time.perf_counter()
         prefix = pipeline.gpt.conditioning_prefix(voice.speaker_latents, merge_emovec(voice.emovec_speaker, voice.emovec_emotion))
         sampler = Sampler(SamplingOptions(seed=run))
-        codes = pipeline.gpt.generate25(prefix, text_ids(), pipeline.gpt.language_id("en"), sampler, CODES, CODES)
+        codes = pipeline.gpt.generate(prefix, LanguageIds(text_ids(), "en"), sampler, CODES, CODES)
         times["b"] = time.perf_counter() - start
         start = time.perf_counter()
         cond = pipeline.decoder.condition(codes[None, :CODES])

@@ -76,7 +76,7 @@ def test_speed_sets_the_duration_factor(tiny25_model_dir: Path, voices_dir: Path
         try:
             voices = {v.name: v for v in engine.voices()}
             ids = engine.text_segments(TEXT, ["en"])[0]
-            assert ids.language == "en" and ids[0] == engine.frontend.frontend.tokenizer.encode("", "en")[0]
+            assert ids.language == "en" and ids[0] == engine.pipeline.frontend.frontend.tokenizer.encode("", "en")[0]
             for name in ("mia", "ben"):
                 result = engine.render(ids, voices[name])
                 assert result.codes.size >= 8

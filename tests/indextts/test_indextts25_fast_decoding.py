@@ -4,7 +4,7 @@ exported model, --int8).
 They are 2.0's decoders (`speculative.py`, `batched.py`) running on `GPT25Runtime`, whose
 `start` prefills 2.5's prompt (language embedding, 2.5's text filter) and whose
 `code_embeddings` put code k at mel position k + 1. Both must be exact: greedy codes equal to
-plain 2.5 decoding (`generate25`, itself checked against the official code in
+plain 2.5 decoding (`generate` on `LanguageIds`, itself checked against the official code in
 test_indextts25_parity.py); batched seeded sampling gives every sentence the codes it gets
 alone; the engine's batched and speculative renders give the one-by-one fp32 audio. The int8
 graphs are not exact: they must be used and stay close to fp32.
@@ -25,7 +25,8 @@ from tests.indextts.conftest import cosine, voiced_clip, write_clip  # noqa: E40
 from wyoming_indextts.engines.indextts import IndexTTSEngine, IndexTTSOptions  # noqa: E402
 from wyoming_indextts.engines.indextts.batched import generate_batch  # noqa: E402
 from wyoming_indextts.engines.indextts.format import GPT_INT8_GRAPH  # noqa: E402
-from wyoming_indextts.engines.indextts.gpt25 import GPT25Runtime, LanguageIds  # noqa: E402
+from wyoming_indextts.engines.indextts.gpt25 import GPT25Runtime  # noqa: E402
+from wyoming_indextts.engines.indextts.text.frontend25 import LanguageIds  # noqa: E402
 from wyoming_indextts.engines.indextts.model import IndexTTSModel  # noqa: E402
 from wyoming_indextts.engines.indextts.pipeline25 import Pipeline25  # noqa: E402
 from wyoming_indextts.engines.indextts.sampling import Sampler, SamplingOptions  # noqa: E402
@@ -65,7 +66,7 @@ def sentence(gpt: GPT25Runtime, seed: int, language: str, length: int) -> tuple[
 
 
 def plain(gpt: GPT25Runtime, prefix: np.ndarray, ids: LanguageIds, sampler: Sampler) -> np.ndarray:
-    return gpt.generate25(prefix, ids, gpt.language_id(ids.language), sampler, MAX_CODES)
+    return gpt.generate(prefix, ids, sampler, MAX_CODES)
 
 
 @pytest.mark.parametrize(("noisy_draft", "k"), [(False, 4), (True, 2)], ids=["int8-draft", "noisy-draft"])

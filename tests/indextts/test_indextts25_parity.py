@@ -24,7 +24,8 @@ from wyoming_indextts.engines.indextts.conditioning import AcousticConditioner, 
 from wyoming_indextts.engines.indextts.gpt import trim_codes  # noqa: E402
 from wyoming_indextts.engines.indextts.model import IndexTTSModel  # noqa: E402
 from wyoming_indextts.engines.indextts.options import IndexTTSOptions  # noqa: E402
-from wyoming_indextts.engines.indextts.pipeline25 import LanguageIds, Pipeline25  # noqa: E402
+from wyoming_indextts.engines.indextts.pipeline25 import Pipeline25  # noqa: E402
+from wyoming_indextts.engines.indextts.text.frontend25 import LanguageIds  # noqa: E402
 from wyoming_indextts.engines.indextts.preparation import condition_voice25  # noqa: E402
 from wyoming_indextts.engines.indextts.voice import prepare_clip_audio, read_clip  # noqa: E402
 

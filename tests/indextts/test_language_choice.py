@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from wyoming_indextts.engines.indextts.pipeline25 import Frontend25
+from wyoming_indextts.engines.indextts.text.frontend25 import Frontend25
 from wyoming_indextts.engines.indextts.text.frontend import TextFrontend
 
 # Digits and units carry no letter: left alone, the official rule reads "2024" in Chinese.

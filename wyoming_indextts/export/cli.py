@@ -117,9 +117,9 @@ def plan_export(args: argparse.Namespace) -> ExportPlan:
         cfg = OmegaConf.load(config_path)
     except Exception as err:  # noqa: BLE001 - yaml/omegaconf raise several types
         raise ExportError(f"{config_path}: unreadable ({str(err).splitlines()[0]})") from err
-    from .indextts25 import is_indextts25, plan_export25
+    from .indextts25 import checkpoints_are_indextts25, plan_export25
 
-    if is_indextts25(checkpoints, cfg):
+    if checkpoints_are_indextts25(checkpoints, cfg):
         return plan_export25(args, cfg)
 
     def need(path: Path, what: str) -> Path:

@@ -43,7 +43,7 @@ CODEC_FILE = "codec.pth"
 HF_CACHE = "hf_cache"
 
 
-def is_indextts25(checkpoints: Path, cfg: Any) -> bool:
+def checkpoints_are_indextts25(checkpoints: Path, cfg: Any) -> bool:
     version = str(cfg.get("version", "")) if hasattr(cfg, "get") else ""
     return (checkpoints / CODEC_FILE).is_file() or version.startswith("2.5")
 

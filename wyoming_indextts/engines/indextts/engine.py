@@ -29,10 +29,10 @@ from .gpt import REEXPORT_HINT
 from .model import IndexTTSModel, ModelError
 from .options import IndexTTSOptions
 from .pipeline import Pipeline, SegmentResult, to_pcm16
-from .pipeline25 import Pipeline25, frontend25_for, is_indextts25
 from .preparation import ENGINE_NAME, LoadedVoice, prepare_voices
 from .sampling import Sampler
-from .text import NoSpeakableTextError, TextFrontend
+from .text import NoSpeakableTextError
+from .versions import open_pipeline
 from .voice import ConditioningStore, discover_voices
 
 _LOGGER = logging.getLogger(__name__)
@@ -42,24 +42,16 @@ class IndexTTSEngine:
 
     name = ENGINE_NAME
 
-    def __init__(
-        self,
-        model: IndexTTSModel,
-        voices: Sequence[LoadedVoice],
-        options: IndexTTSOptions,
-        frontend: TextFrontend,
-        problems: Sequence[str] = (),
-    ) -> None:
-        self.model = model
-        self.options = options
-        self.frontend = frontend
+    def __init__(self, pipeline: Pipeline, voices: Sequence[LoadedVoice], problems: Sequence[str] = ()) -> None:
+        self.pipeline = pipeline
+        self.model: IndexTTSModel = pipeline.model
+        self.options: IndexTTSOptions = pipeline.options
         self.problems = list(problems)
         self._voices = {v.voice.name: v for v in voices}
         self.voices_dir: Path | None = None
         """Set by `load`: the folder `reload_voices` reads again."""
         self._store: ConditioningStore | None = None
         self._reload_lock = threading.Lock()
-        self.pipeline = Pipeline25(model, options) if is_indextts25(model) else Pipeline(model, options)
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -87,23 +79,18 @@ class IndexTTSEngine:
                 f"{Path(model_dir)}: exported with --gpt-only, it has no acoustic graphs; export it "
                 "again with --w2v-bert, --semantic-codec, --campplus and --bigvgan"
             )
-        if is_indextts25(model):
-            frontend = frontend or frontend25_for(model, options)
-        else:
-            if options.speed != 1.0:
-                raise ModelError(f"{model.path}: holds IndexTTS-2, which has no speech rate; --indextts-speed needs an IndexTTS-2.5 model")
-            if frontend is None:
-                try:
-                    frontend = TextFrontend.load(model.file(model.config["bpe_model"]), language=options.language)
-                except (OSError, RuntimeError) as err:
-                    raise ModelError(f"{model.path / 'bpe.model'}: unreadable tokenizer ({err})") from err
+        try:
+            pipeline = open_pipeline(model, options, frontend)
+        except ModelError:
+            model.close()
+            raise
         specs, problems = discover_voices(Path(voices_dir))
         for problem in problems:
             _LOGGER.warning("Voice skipped: %s", problem)
         store = ConditioningStore(Path(conditioning_dir), model.fingerprint)
         voices, more = prepare_voices(model, specs, store, options)
         problems += more
-        if not is_indextts25(model):
+        if not pipeline.speaks_at_speed:
             for spec in specs:
                 if spec.speed is not None:
                     _LOGGER.warning("Voice %s: speed ignored (IndexTTS-2 has no speech rate)", spec.name)
@@ -112,11 +99,7 @@ class IndexTTSEngine:
             model.close()
             detail = "; ".join(problems) if problems else f"no NAME.wav in {voices_dir}"
             raise EngineError(f"IndexTTS has no usable voice ({detail})")
-        try:
-            engine = cls(model, voices, options, frontend, problems)
-        except ModelError:
-            model.close()
-            raise
+        engine = cls(pipeline, voices, problems)
         engine.voices_dir = Path(voices_dir)
         engine._store = store
         return engine
@@ -164,13 +147,9 @@ class IndexTTSEngine:
     # -- synthesis --------------------------------------------------------------------------
 
     def text_segments(self, text: str, languages: Sequence[str] = ()) -> list[list[int]]:
-        """Token id segments; for IndexTTS-2.5 `LanguageIds`, in a language chosen with the
-        voice's `languages` (see `pipeline25.Frontend25`)."""
+        """Token id segments of `text` in a voice that speaks `languages` (`Pipeline.text_segments`)."""
         try:
-            if isinstance(self.pipeline, Pipeline25):
-                segments = self.frontend.segment_ids(text, self.options.max_text_tokens_per_segment, languages)
-            else:
-                segments = self.frontend.segment_ids(text, self.options.max_text_tokens_per_segment)
+            segments = self.pipeline.text_segments(text, languages)
         except NoSpeakableTextError as err:
             raise EngineError(str(err)) from err
         segments = [s for s in segments if s]
@@ -261,9 +240,6 @@ class IndexTTSEngine:
     ) -> SegmentResult:
         """`Pipeline.render` of one segment in `voice` (see there)."""
         loaded = self._voices[voice.name]
-        if isinstance(self.pipeline, Pipeline25):
-            speed = loaded.spec.speed or self.options.speed
-            return self.pipeline.render(
-                text_ids, loaded.conditioning, loaded.emotion_rows, rng=rng, noise=noise, raw_codes=raw_codes, speed=speed
-            )
-        return self.pipeline.render(text_ids, loaded.conditioning, loaded.emotion_rows, rng=rng, noise=noise, raw_codes=raw_codes)
+        return self.pipeline.render(
+            text_ids, loaded.conditioning, loaded.emotion_rows, rng=rng, noise=noise, raw_codes=raw_codes, speed=loaded.spec.speed
+        )

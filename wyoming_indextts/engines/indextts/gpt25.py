@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from .gpt import GPTConfig, GPTRuntime
-from .sampling import Sampler
 
 PREFIX_ZERO_ROWS = 2
 """inference_speech appends two zero rows after the speaker + emotion row."""
@@ -36,14 +35,6 @@ PREFIX_ZERO_ROWS = 2
 
 class UnknownLanguage(ValueError):
     pass
-
-
-class LanguageIds(list):
-    """Token ids of one segment, with the language they are in (``language``: "en", "zh", ...)."""
-
-    def __init__(self, ids: Sequence[int], language: str) -> None:
-        super().__init__(int(i) for i in ids)
-        self.language = language
 
 
 class GPT25Runtime(GPTRuntime):
@@ -54,8 +45,6 @@ class GPT25Runtime(GPTRuntime):
     ) -> None:
         super().__init__(session, arrays, config)
         self.lang_embedding = np.asarray(arrays["lang_embedding"], dtype=np.float32)
-        self.speaker_weight = np.asarray(arrays["speaker_projection_weight"], dtype=np.float32)
-        self.speaker_bias = np.asarray(arrays["speaker_projection_bias"], dtype=np.float32)
         self.languages = {str(k): int(v) for k, v in languages.items()}
 
     def language_id(self, language: str) -> int:
@@ -65,12 +54,6 @@ class GPT25Runtime(GPTRuntime):
         if key not in self.languages:
             raise UnknownLanguage(f"IndexTTS-2.5 has no language {language!r}")
         return self.languages[key]
-
-    def speaker_row(self, style: np.ndarray) -> np.ndarray:
-        """``spk_emb_proj`` of the CAMPPlus style (1, 192) → (1, 1, D): what a prepared 2.5
-        voice stores in place of 2.0's 32 speaker latents."""
-        style = np.asarray(style, dtype=np.float32).reshape(1, -1)
-        return (style @ self.speaker_weight.T + self.speaker_bias)[None].astype(np.float32)
 
     def conditioning_prefix(self, speaker_latents: np.ndarray, emovec: np.ndarray) -> np.ndarray:
         """Speaker row (1, 1, D) + emotion vector (1, D) → the (1, 3, D) prefix."""
@@ -107,16 +90,3 @@ class GPT25Runtime(GPTRuntime):
         _, logits, past = self.run_core(embeds)
         # what transformers' generate sees as input_ids: fake ids (1) + start_mel
         return logits, past, [1, self.config.start_mel_token]
-
-    def generate25(
-        self,
-        prefix: np.ndarray,
-        text_ids: Sequence[int],
-        language_id: int,
-        sampler: Sampler,
-        max_new_tokens: int = 1500,
-        min_new_tokens: int = 0,
-    ) -> np.ndarray:
-        """Codes as ``inference_speech`` returns them (the stop token included when it came)."""
-        logits, past, seen = self.start25(prefix, text_ids, language_id)
-        return self.decode(logits, past, seen, sampler, max_new_tokens, min_new_tokens)

@@ -30,6 +30,7 @@ from .options import IndexTTSOptions
 from .s2mel import S2Mel
 from .sampling import Sampler
 from .speculative import SpeculativeDecoder
+from .text import TextFrontend
 from .vocoder import Vocoder
 from .voice import VoiceConditioning
 
@@ -74,23 +75,51 @@ def to_pcm16(wav: np.ndarray) -> bytes:
 
 
 class Pipeline:
-    """The serving sessions of a model folder, run for one segment at a time."""
+    """The serving sessions and the text frontend of an IndexTTS-2 model folder, run for one
+    segment at a time. `Pipeline25` is the same for IndexTTS-2.5; `open_pipeline` picks."""
 
-    def __init__(self, model: IndexTTSModel, options: IndexTTSOptions) -> None:
-        """Opens every graph `serving_graphs(options)` names; ModelError when one is missing."""
+    def __init__(self, model: IndexTTSModel, options: IndexTTSOptions, frontend: Any = None) -> None:
+        """Opens every graph `serving_graphs` names (ModelError when one is missing) and the
+        folder's text frontend, unless `frontend` (text → token id segments) is given."""
         self.model = model
         self.options = options
-        cfg = model.config
-        graphs = serving_graphs(options)
-        core, _front, estimator, _vocoder = graphs[:4]
+        self._check_options()
+        graphs = self.serving_graphs()
         require_graphs(model, graphs, options)
-        self._open_gpt(core)
-        self.s2mel = S2Mel(model.session, estimator, model.speech.mel_frames_per_code)
-        self.vocoder = Vocoder(model.session, model.speech)
+        self._open_gpt(graphs[0])
+        self._open_acoustic(graphs)
         for graph in graphs:
             model.session(graph)
-        self.emo_num = [int(n) for n in cfg["emo_num"]]
-        self.emo_matrix = model.array(cfg["emo_matrix"])
+        self.emo_num = [int(n) for n in model.config["emo_num"]]
+        self.emo_matrix = model.array(model.config["emo_matrix"])
+        self.frontend = frontend if frontend is not None else self._load_frontend()
+
+    def _check_options(self) -> None:
+        if self.options.speed != 1.0:
+            raise ModelError(f"{self.model.path}: holds IndexTTS-2, which has no speech rate; --indextts-speed needs an IndexTTS-2.5 model")
+
+    def serving_graphs(self) -> tuple[str, ...]:
+        """The graphs this pipeline holds with its options, the GPT core first."""
+        return serving_graphs(self.options)
+
+    def _open_acoustic(self, graphs: Sequence[str]) -> None:
+        _core, _front, estimator, _vocoder = graphs[:4]
+        self.s2mel = S2Mel(self.model.session, estimator, self.model.speech.mel_frames_per_code)
+        self.vocoder = Vocoder(self.model.session, self.model.speech)
+
+    def _load_frontend(self) -> TextFrontend:
+        try:
+            return TextFrontend.load(self.model.file(self.model.config["bpe_model"]), language=self.options.language)
+        except (OSError, RuntimeError) as err:
+            raise ModelError(f"{self.model.path / 'bpe.model'}: unreadable tokenizer ({err})") from err
+
+    speaks_at_speed = False
+    """IndexTTS-2 has no speech rate: the options refuse one, the engine warns of a voice's."""
+
+    def text_segments(self, text: str, languages: Sequence[str] = ()) -> list[list[int]]:
+        """Token id segments of `text` (NoSpeakableTextError when there is nothing to say).
+        IndexTTS-2 reads every text the same way: a voice's `languages` do not matter."""
+        return self.frontend.segment_ids(text, self.options.max_text_tokens_per_segment)
 
     def _gpt_runtime(self, session: Any, arrays: dict[str, np.ndarray], config: GPTConfig) -> GPTRuntime:
         """The GPT runtime of this model version over `session` (the fp32 or the int8 core)."""
@@ -170,8 +199,10 @@ class Pipeline:
         rng: np.random.Generator | None = None,
         noise: np.ndarray | None = None,
         raw_codes: np.ndarray | None = None,
+        speed: float | None = None,
     ) -> SegmentResult:
-        """One segment of text ids → codes, latents, mel and waveform.
+        """One segment of text ids → codes, latents, mel and waveform. `speed` (a voice's own)
+        is not used: IndexTTS-2 has no speech rate.
 
         Diffusion noise is `noise` when given, else drawn from `rng` after the GPT's draws
         (``rng.standard_normal((1, 80, frames), dtype=float32)``), so a test can reproduce it.

@@ -11,7 +11,6 @@ on `GPT25Runtime`.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -24,65 +23,19 @@ from .format import (
     CODEC_DECODE_GRAPH,
     GPT_GRAPH,
     GPT_INT8_GRAPH,
-    INDEXTTS_25,
     PROMPT_REGULATOR_GRAPH,
     S2MEL_ESTIMATOR_GRAPH,
     S2MEL_ESTIMATOR_INT8_GRAPH,
 )
 from .gpt import GPTConfig, trim_codes
-from .gpt25 import GPT25Runtime, LanguageIds
-from .model import EXPORT_HINT, IndexTTSModel, ModelError
+from .gpt25 import GPT25Runtime
+from .model import EXPORT_HINT, ModelError
 from .options import IndexTTSOptions
-from .pipeline import Pipeline, SegmentResult, require_graphs
+from .pipeline import Pipeline, SegmentResult
 from .s2mel import S2Mel
-from .text.frontend25 import TextFrontend25
+from .text.frontend25 import Frontend25, LanguageIds, TextFrontend25
 from .vocoder import Vocoder
 from .voice import VoiceConditioning
-
-
-def is_indextts25(model: IndexTTSModel) -> bool:
-    return model.manifest.model == INDEXTTS_25
-
-
-_HAN = re.compile(r"[\u4e00-\u9fff]")
-_KANA = re.compile(r"[\u3040-\u30ff]")
-_ARABIC = re.compile(r"[\u0600-\u06ff]")
-LATIN_LANGUAGES = ("en", "es")
-
-
-class Frontend25:
-    """`TextFrontend25` with a language per text: the forced one (options.language), else the
-    text's script (kana: ja, Han: zh, Arabic: ar), else the voice's first Latin-script language
-    (its yaml `languages`: en or es), else en."""
-
-    def __init__(self, frontend: TextFrontend25, capacity: int, language: str | None = None) -> None:
-        self.frontend = frontend
-        self.capacity = capacity
-        self.language = language
-
-    def language_for(self, text: str, languages: Sequence[str] = ()) -> str:
-        if self.language:
-            return self.language
-        if _KANA.search(text):
-            return "ja"
-        if _HAN.search(text):
-            return "zh"
-        if _ARABIC.search(text):
-            return "ar"
-        return next((lang for lang in languages if lang in LATIN_LANGUAGES), "en")
-
-    def segment_ids(self, text: str, max_tokens: int, languages: Sequence[str] = ()) -> list[LanguageIds]:
-        language = self.language_for(text, languages)
-        return [LanguageIds(ids, language) for ids in self.frontend.segment_ids(text, language, self.capacity, max_tokens)]
-
-
-def frontend25_for(model: IndexTTSModel, options: IndexTTSOptions) -> Frontend25:
-    """The folder's 2.5 text frontend (its .tiktoken vocabulary), positions as the GPT has."""
-    try:
-        frontend = TextFrontend25.load(model.file(model.config["tokenizer"]))
-    except (OSError, ValueError) as err:
-        raise ModelError(f"{model.path}: unreadable IndexTTS-2.5 tokenizer ({err}); {EXPORT_HINT}") from err
-    return Frontend25(frontend, int(model.config["gpt"]["max_text_tokens"]) + 2, options.language)
 
 
 def serving_graphs25(options: IndexTTSOptions) -> tuple[str, ...]:
@@ -95,22 +48,35 @@ def serving_graphs25(options: IndexTTSOptions) -> tuple[str, ...]:
 
 
 class Pipeline25(Pipeline):
-    """The serving sessions of an IndexTTS-2.5 model folder, run one segment at a time."""
+    """The serving sessions and the text frontend of an IndexTTS-2.5 model folder, run one
+    segment at a time."""
 
-    def __init__(self, model: IndexTTSModel, options: IndexTTSOptions) -> None:
-        self.model = model
-        self.options = options
-        cfg = model.config
-        graphs = serving_graphs25(options)
-        require_graphs(model, graphs, options)
-        self._open_gpt(graphs[0])
-        self.decoder = SemanticDecoder(model.session, model.speech.mel_frames_per_code)
-        self.s2mel = S2Mel(model.session, graphs[3], model.speech.mel_frames_per_code)
-        self.vocoder = Vocoder(model.session, model.speech)
-        for graph in graphs:
-            model.session(graph)
-        self.emo_num = [int(n) for n in cfg["emo_num"]]
-        self.emo_matrix = model.array(cfg["emo_matrix"])
+    def _check_options(self) -> None:
+        pass  # every option of IndexTTSOptions applies to 2.5, the speech rate included
+
+    def serving_graphs(self) -> tuple[str, ...]:
+        return serving_graphs25(self.options)
+
+    def _open_acoustic(self, graphs: Sequence[str]) -> None:
+        self.decoder = SemanticDecoder(self.model.session, self.model.speech.mel_frames_per_code)
+        self.s2mel = S2Mel(self.model.session, graphs[3], self.model.speech.mel_frames_per_code)
+        self.vocoder = Vocoder(self.model.session, self.model.speech)
+
+    def _load_frontend(self) -> Frontend25:
+        """The folder's 2.5 text frontend (its .tiktoken vocabulary), positions as the GPT has."""
+        model = self.model
+        try:
+            frontend = TextFrontend25.load(model.file(model.config["tokenizer"]))
+        except (OSError, ValueError) as err:
+            raise ModelError(f"{model.path}: unreadable IndexTTS-2.5 tokenizer ({err}); {EXPORT_HINT}") from err
+        return Frontend25(frontend, int(model.config["gpt"]["max_text_tokens"]) + 2, self.options.language)
+
+    speaks_at_speed = True
+
+    def text_segments(self, text: str, languages: Sequence[str] = ()) -> list[LanguageIds]:
+        """`LanguageIds` segments, in the language `Frontend25.language_for` picks with the
+        voice's `languages`."""
+        return self.frontend.segment_ids(text, self.options.max_text_tokens_per_segment, languages)
 
     def _gpt_runtime(self, session: Any, arrays: dict[str, np.ndarray], config: GPTConfig) -> GPT25Runtime:
         return GPT25Runtime(session, arrays, config, self.model.config["gpt"]["languages"])
@@ -124,10 +90,12 @@ class Pipeline25(Pipeline):
         rng: np.random.Generator | None = None,
         noise: np.ndarray | None = None,
         raw_codes: np.ndarray | None = None,
-        speed: float = 1.0,
+        speed: float | None = None,
     ) -> SegmentResult:
-        """One segment → codes, decoded codec features (in `latents`), mel and waveform."""
+        """One segment → codes, decoded codec features (in `latents`), mel and waveform, at
+        `speed` (a voice's own), else the options' speed."""
         opts = self.options
+        speed = speed or opts.speed
         rng = rng if rng is not None else np.random.default_rng(opts.seed)
         timings: dict[str, float] = {}
         start = time.perf_counter()

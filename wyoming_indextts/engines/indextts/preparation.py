@@ -116,17 +116,24 @@ def condition_voice25(model: IndexTTSModel, conditioner: AcousticConditioner, au
     emotion = model.session(EMOTION_GRAPH)
     (emovec_speaker,) = emotion.run(None, {"features": spk_cond_emb})
     (emovec_emotion,) = emotion.run(None, {"features": conditioner.semantic_embedding(audio.emotion_16k)})
-    arrays = model.config["gpt_arrays"]
-    weight = model.array(arrays["speaker_projection_weight"])
-    bias = model.array(arrays["speaker_projection_bias"])
     return VoiceConditioning(
-        speaker_latents=(np.asarray(style, dtype=np.float32) @ weight.T + bias)[None].astype(np.float32),
+        speaker_latents=speaker_row(model, style),
         emovec_speaker=emovec_speaker,
         emovec_emotion=emovec_emotion,
         style=style,
         prompt_condition=conditioner.prompt_condition(spk_cond_emb, ref_mel.shape[2]),
         ref_mel=ref_mel,
     )
+
+
+def speaker_row(model: IndexTTSModel, style: np.ndarray) -> np.ndarray:
+    """``spk_emb_proj`` of the CAMPPlus style (1, 192) → (1, 1, D): what a prepared 2.5 voice
+    stores in place of 2.0's 32 speaker latents."""
+    arrays = model.config["gpt_arrays"]
+    weight = model.array(arrays["speaker_projection_weight"])
+    bias = model.array(arrays["speaker_projection_bias"])
+    style = np.asarray(style, dtype=np.float32).reshape(1, -1)
+    return (style @ weight.T + bias)[None].astype(np.float32)
 
 
 def prepare_voices(

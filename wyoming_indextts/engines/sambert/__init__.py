@@ -21,7 +21,7 @@ language's default), redaction (secrets out of logs), text (pieces the gateway s
 token (CreateToken, cached), gateway (the REST client as an Engine).
 """
 
-from .gateway import SambertEngine
+from .engine import SambertEngine
 from .settings import ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_APPKEY, SambertSettings
 from .text import split_text
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +43,8 @@ _PROTECTED_SPAN = re.compile(r"<\|SPECIAL_TOKEN_\d+\|>.*?<\|SPECIAL_TOKEN_\d+\|>
 _CLAUSE_END = re.compile(r"(?<=[，。！？、；：,\.!\?;:\n])")
 _WORD = re.compile(r"\S+\s*|\s+")
 _KANA = re.compile(r"[\u3040-\u309f]+|[\u30a0-\u30ff]+")
+_ARABIC = re.compile(r"[\u0600-\u06ff]")
+LATIN_LANGUAGES = ("en", "es")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _CHAR_REP = char_map_pattern(CHAR_REP_MAP)
 _JAPANESE_LOADING = threading.Lock()
@@ -244,3 +246,37 @@ class TextFrontend25:
     def language_id(lang: str) -> int:
         return language_id(lang)
 
+
+class LanguageIds(list):
+    """Token ids of one segment, with the language they are in (``language``: "en", "zh", ...)."""
+
+    def __init__(self, ids: Sequence[int], language: str) -> None:
+        super().__init__(int(i) for i in ids)
+        self.language = language
+
+
+@dataclass(frozen=True)
+class Frontend25:
+    """`TextFrontend25` with a language per text: the forced one (options.language), else the
+    text's script (kana: ja, Han: zh, Arabic: ar), else the voice's first Latin-script language
+    (its yaml `languages`: en or es), else en."""
+
+    frontend: TextFrontend25
+    capacity: int
+    """The GPT's text positions (`TextFrontend25.segment_ids`)."""
+    language: str | None = None
+
+    def language_for(self, text: str, languages: Sequence[str] = ()) -> str:
+        if self.language:
+            return self.language
+        if _KANA.search(text):
+            return "ja"
+        if _HAN.search(text):
+            return "zh"
+        if _ARABIC.search(text):
+            return "ar"
+        return next((lang for lang in languages if lang in LATIN_LANGUAGES), "en")
+
+    def segment_ids(self, text: str, max_tokens: int, languages: Sequence[str] = ()) -> list[LanguageIds]:
+        language = self.language_for(text, languages)
+        return [LanguageIds(ids, language) for ids in self.frontend.segment_ids(text, language, self.capacity, max_tokens)]
