@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -397,3 +398,29 @@ async def test_discovery_waits_for_describe_then_announces_the_running_server(ad
     assert "Starting wyoming-indextts" in server_log
     assert f"Ready on tcp://0.0.0.0:{port}" in server_log and "Server stopped" in server_log
     assert (addon_root / "data" / "cache").is_dir(), "the cache is not in the add-on's /data"
+
+
+# --- script/addon-check: the image built and started (it runs in .ci/run, not here) -----------
+
+
+def test_addon_check_says_it_is_skipped_without_its_tools(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname"):  # the wrapper's own needs; no podman, mmdebstrap or runc
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    result = subprocess.run(
+        [ROOT / "script" / "addon-check"], capture_output=True, text=True, timeout=120,
+        env={"PATH": str(bin_dir), "PYTHON": sys.executable},
+    )  # fmt: skip
+    assert result.returncode == 77, result.stderr
+    assert result.stdout.startswith("addon-check: SKIPPED: podman, mmdebstrap, runc not installed"), result.stdout
+
+
+def test_a_token_file_gives_the_token_and_a_bad_one_is_named(tmp_path):
+    token_file = tmp_path / "http-token"
+    token_file.write_text("s3cret\n")
+    argv = ["--http-uri", "http://0.0.0.0:8099", "--http-token-file", str(token_file)]
+    assert parse_args(argv, {}).http_token == "s3cret"
+    token_file.write_text("")
+    result = subprocess.run([sys.executable, "-m", "wyoming_indextts", *argv], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and f"--http-token-file: '{token_file}' is empty" in result.stderr

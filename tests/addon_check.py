@@ -33,9 +33,9 @@ import os
 import re
 import resource
 import shutil
-import socket
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -50,7 +50,7 @@ from wyoming.tts import Synthesize, SynthesizeVoice
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks._report import LoadMonitor, machine_description, timestamp, write_section  # noqa: E402
+from benchmarks._report import LoadMonitor, machine_description, timestamp, write_section  # noqa: E402 (after the path)
 
 ADDON = ROOT / "wyoming_indextts_addon"
 BASHIO_STANDIN = ROOT / "tests" / "bashio_standin"
@@ -79,6 +79,9 @@ IMAGE = "localhost/wyoming-indextts-addon:check"
 WYOMING_PORT = 10200
 SENTENCE = "The add-on is built and speaking."
 RESULTS_SECTION = "addon_check"
+SOURCE_PORT = 18990
+"""Where the sdist is served when the port is free: the build argument then stays the same
+from run to run, and podman reuses the installed layer while the sdist's contents do."""
 
 
 class CheckFailed(Exception):
@@ -118,14 +121,14 @@ class Podman:
         (work / "networks").mkdir(parents=True, exist_ok=True)
 
     def __call__(self, *args: str, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=timeout, check=False)
         if check and result.returncode != 0:
             raise CheckFailed(f"podman {' '.join(args[:2])} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
         return result
 
     def stream(self, *args: str) -> None:
         """A long command whose output the user should see as it comes (the image build)."""
-        if subprocess.run([*self.base, *args]).returncode != 0:
+        if subprocess.run([*self.base, *args], check=False).returncode != 0:
             raise CheckFailed(f"podman {' '.join(args[:2])} failed")
 
 
@@ -163,7 +166,7 @@ def base_image(podman: Podman, work: Path, fresh: bool) -> str:
         ]
     command = ["mmdebstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}"]
     command += [f"--customize-hook={hook}" for hook in hooks]
-    if subprocess.run([*command, SUITE, str(tarball)]).returncode != 0:
+    if subprocess.run([*command, SUITE, str(tarball)], check=False).returncode != 0:
         raise CheckFailed("mmdebstrap could not make the base root file system")
     changes = [argument for change in BASE_CHANGES for argument in ("--change", change)]
     podman("import", *changes, str(tarball), tag)
@@ -177,7 +180,7 @@ def build_sdist(work: Path) -> Path:
     shutil.rmtree(dist, ignore_errors=True)
     dist.mkdir()
     code = "import sys; from setuptools import build_meta; print(build_meta.build_sdist(sys.argv[1]))"
-    result = subprocess.run([sys.executable, "-c", code, str(dist)], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", code, str(dist)], cwd=ROOT, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise CheckFailed(f"sdist: {result.stderr.strip()[-2000:]}")
     sdist = dist / result.stdout.strip().splitlines()[-1]
@@ -188,22 +191,40 @@ def build_sdist(work: Path) -> Path:
     return sdist
 
 
+def content_digest(sdist: Path) -> str:
+    """The sdist's file names and contents (its gzip and tar headers carry the time it was made)."""
+    digest = hashlib.sha256()
+    with tarfile.open(sdist) as archive:
+        for member in sorted(archive.getmembers(), key=lambda m: m.name):
+            digest.update(member.name.encode())
+            if member.isfile():
+                digest.update(archive.extractfile(member).read())
+    return digest.hexdigest()[:16]
+
+
 @contextlib.contextmanager
-def served(folder: Path) -> Iterator[int]:
-    """The folder over HTTP on loopback, as a release archive is on GitHub; yields the port."""
-    handler = functools.partial(QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def served(sdist: Path) -> Iterator[str]:
+    """The sdist over HTTP on loopback, as a release archive is on GitHub; yields its URL, which
+    names its contents, so a changed checkout never reuses an image layer built from another."""
+    folder = sdist.parent / content_digest(sdist)
+    folder.mkdir(exist_ok=True)
+    shutil.copy2(sdist, folder / sdist.name)
+    handler = functools.partial(QuietHandler, directory=str(sdist.parent))
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", SOURCE_PORT), handler)
+    except OSError:  # taken: any port, and the layer is rebuilt
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield server.server_address[1]
+        yield f"http://127.0.0.1:{server.server_address[1]}/{folder.name}/{sdist.name}"
     finally:
         server.shutdown()
         server.server_close()
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -398,8 +419,8 @@ def main(argv: list[str] | None = None) -> int:
                 base = base_image(podman, args.work, args.fresh)
             with steps.step("sdist of this checkout"):
                 sdist = build_sdist(args.work)
-            with served(sdist.parent) as port, steps.step("image build (podman build, pip from PyPI)"):
-                build_image(podman, base, args.addon_dir, f"http://127.0.0.1:{port}/{sdist.name}", args.fresh)
+            with served(sdist) as source_url, steps.step("image build (podman build, pip from PyPI)"):
+                build_image(podman, base, args.addon_dir, source_url, args.fresh)
             image_mb, base_mb = image_megabytes(podman, IMAGE), image_megabytes(podman, base)
             print(f"addon-check: image {IMAGE}: {image_mb:.0f} MB (base {base_mb:.0f} MB)")
             with steps.step("start until the HEALTHCHECK command passes"):
