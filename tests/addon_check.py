@@ -192,10 +192,13 @@ def build_sdist(work: Path) -> Path:
 
 
 def content_digest(sdist: Path) -> str:
-    """The sdist's file names and contents (its gzip and tar headers carry the time it was made)."""
+    """The names and contents of what the sdist installs (its gzip and tar headers carry the
+    time it was made; its tests/ are not installed)."""
     digest = hashlib.sha256()
     with tarfile.open(sdist) as archive:
         for member in sorted(archive.getmembers(), key=lambda m: m.name):
+            if "/tests/" in member.name:
+                continue
             digest.update(member.name.encode())
             if member.isfile():
                 digest.update(archive.extractfile(member).read())

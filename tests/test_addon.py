@@ -95,7 +95,9 @@ def test_build_translations_and_repository_follow_the_rules_and_agree_on_the_ver
     assert all("home-assistant" in image and "base-debian" in image for image in build["build_from"].values())
     version = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.MULTILINE)[1]  # no tomllib on 3.10
     assert CONFIG["version"] == build["args"]["WYOMING_INDEXTTS_VERSION"] == version
-    assert f"v{version}." in build["args"]["WYOMING_INDEXTTS_SOURCE"]
+    # The release archive GitHub makes for the tag, of the repository Home Assistant adds.
+    repository = load(ROOT / "repository.yaml")["url"]
+    assert build["args"]["WYOMING_INDEXTTS_SOURCE"] == f"{repository}/archive/refs/tags/v{version}.tar.gz"
     releasing = (ROOT / "docs" / "releasing.md").read_text()
     assert all(name in releasing for name in ("config.yaml", "build.yaml", "pyproject.toml", "CHANGELOG.md"))
     translations = load(ADDON / "translations" / "en.yaml")
