@@ -79,6 +79,7 @@ IMAGE = "localhost/wyoming-indextts-addon:check"
 WYOMING_PORT = 10200
 SENTENCE = "The add-on is built and speaking."
 RESULTS_SECTION = "addon_check"
+CA_NOTE = " (through this machine's TLS-intercepting proxy: its CA certificates were added to the base)"
 SOURCE_PORT = 18990
 """Where the sdist is served when the port is free: the build argument then stays the same
 from run to run, and podman reuses the installed layer while the sdist's contents do."""
@@ -383,7 +384,7 @@ Run {timestamp()}, `script/addon-check --fresh --record`. Machine: {machine_desc
 Base: Debian {SUITE} from mmdebstrap (`{' '.join(BASE_PACKAGES)}`) with the bashio and s6-overlay
 stand-ins, imported as BUILD_FROM; the add-on's Dockerfile built on it unchanged (`podman build
 --isolation chroot --format docker --no-cache`), the release an sdist of the checkout served on
-loopback; pip fetched the dependencies from PyPI. Then started with its own entry point
+loopback; pip fetched the dependencies from PyPI{CA_NOTE if sorted(LOCAL_CAS.glob("*.crt")) else ""}. Then started with its own entry point
 (`podman run`, runc) and checked: describe, a sentence in the bundled voice
 ({speech[1]:.2f} s of audio; {speech[0]} voices listed), the page through the ingress proxy's
 address, the token needed elsewhere, discovery, the HEALTHCHECK command.
