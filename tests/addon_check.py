@@ -151,6 +151,12 @@ def base_image(podman: Podman, work: Path, fresh: bool) -> str:
     if not fresh and podman("image", "exists", tag, check=False).returncode == 0:
         print(f"addon-check: base image {tag} is already built (--fresh rebuilds it)")
         return tag
+    # A new base makes every earlier image and cached layer useless: drop them, or the work
+    # folder grows by a gigabyte with each change to the recipe.
+    for old in podman("images", "--format", "{{.Repository}}:{{.Tag}}", "localhost/addon-check-base").stdout.split():
+        podman("rmi", "--force", old, check=False)
+    podman("rmi", "--force", IMAGE, check=False)
+    podman("image", "prune", "--force", check=False)
     tarball = work / "base.tar"
     hooks = [
         'mkdir -p "$1/usr/lib/bashio" "$1/command"',

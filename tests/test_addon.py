@@ -423,6 +423,9 @@ def test_a_token_file_gives_the_token_and_a_bad_one_is_named(tmp_path):
     token_file.write_text("s3cret\n")
     argv = ["--http-uri", "http://0.0.0.0:8099", "--http-token-file", str(token_file)]
     assert parse_args(argv, {}).http_token == "s3cret"
+    assert parse_args(argv, {"WYOMING_INDEXTTS_HTTP_TOKEN": "other"}).http_token == "s3cret"
+    with pytest.raises(SystemExit):
+        parse_args([*argv, "--http-token", "other"], {})
     token_file.write_text("")
     result = subprocess.run([sys.executable, "-m", "wyoming_indextts", *argv], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and f"--http-token-file: '{token_file}' is empty" in result.stderr

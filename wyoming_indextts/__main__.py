@@ -170,7 +170,9 @@ def parse_args(
         parser.error(f"--zeroconf-host must be an IPv4 address, got {args.zeroconf_host!r}")
     if (args.indextts_model_dir is None) != (args.voices_dir is None):
         parser.error("IndexTTS voices need both --indextts-model-dir and --voices-dir")
-    if args.http_token is None and args.http_token_file is not None:
+    if args.http_token_file is not None:
+        if args.http_token is not None:  # the page would show and rotate the file's, not this one
+            parser.error("give --http-token or --http-token-file, not both")
         args.http_token = _token_from_file(parser, args.http_token_file)
     if args.http_token is None:
         args.http_token = environ.get(ENV_HTTP_TOKEN) or None
