@@ -105,7 +105,11 @@ def check_options(options: dict[str, Any], schema: dict[str, Any] | bool) -> lis
     assert isinstance(schema, dict)
     problems: list[str] = []
     for key, element in schema.items():
-        if not isinstance(element, str):
+        # A list of one type: `- str` under the key (the documented "list of" form).
+        is_list = isinstance(element, list) and len(element) == 1 and isinstance(element[0], str)
+        if is_list:
+            element = element[0]
+        elif not isinstance(element, str):
             problems.append(f"schema: {key!r}: nested schemas are not used here")
             continue
         match = SCHEMA_ELEMENT.match(element)
@@ -116,7 +120,12 @@ def check_options(options: dict[str, Any], schema: dict[str, Any] | bool) -> lis
             problems.append(f"schema: {key!r} is optional ('?') but options gives it a default")
         if not match["optional"] and key not in options:
             problems.append(f"options: {key!r} has no default, so the user must fill it in before the first start")
-        if key in options:
+        if key in options and is_list:
+            if not isinstance(options[key], list):
+                problems.append(f"options: {key!r}: the schema is a list, the default is not")
+            else:
+                problems += [f"options: {key!r}: {problem}" for value in options[key] for problem in check_value(value, element)]
+        elif key in options:
             problems += [f"options: {key!r}: {problem}" for problem in check_value(options[key], element)]
     problems += [f"options: {key!r} is not in the schema" for key in options if key not in schema]
     return problems

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,7 +19,8 @@ import httpx
 import pytest
 import yaml
 
-from wyoming_indextts.__main__ import parse_args
+from wyoming_indextts.__main__ import build_parser, parse_args
+from wyoming_indextts.service import chain_settings
 
 from .addon_schema import check_build, check_config, check_repository, check_translations
 from .test_cli import free_port
@@ -30,7 +32,7 @@ RUN_SCRIPT = SERVICES / "wyoming-indextts" / "run"
 DISCOVERY_SCRIPT = SERVICES / "discovery" / "run"
 BASHIO = Path(__file__).with_name("bashio_standin") / "bashio"
 CREDENTIAL_VARIABLES = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "NLS_APPKEY")
-HTTP_TOKEN_VARIABLE = "WYOMING_INDEXTTS_HTTP_TOKEN"
+HA_TOKEN_VARIABLE = "WYOMING_INDEXTTS_HA_TOKEN"
 
 
 def load(path: Path) -> Any:
@@ -40,7 +42,12 @@ def load(path: Path) -> Any:
 CONFIG = load(ADDON / "config.yaml")
 INGRESS_PROXY = "172.30.32.2"
 """The Supervisor's ingress proxy (Home Assistant's developer docs, "Ingress")."""
-INGRESS_FLAGS = ["--http-uri", f"http://0.0.0.0:{CONFIG['ingress_port']}", "--http-trusted-peer", INGRESS_PROXY]
+
+def ingress_flags(root: Path) -> list[str]:
+    return [
+        "--http-uri", f"http://0.0.0.0:{CONFIG['ingress_port']}", "--http-token-file", f"{root}/data/http-token",
+        "--http-trusted-peer", INGRESS_PROXY,
+    ]  # fmt: skip
 
 
 # --- the files, against the Supervisor's documented rules ------------------------------------
@@ -51,7 +58,9 @@ def test_config_yaml_follows_the_supervisors_rules():
     assert CONFIG["discovery"] == ["wyoming"]
     assert set(CONFIG["arch"]) == {"amd64", "aarch64"}
     assert CONFIG["init"] is False  # s6-overlay v3 in the base image is the init
-    assert "10200/tcp" in CONFIG["ports"]
+    assert CONFIG["ports"] == {"10200/tcp": None, f"{CONFIG['ingress_port']}/tcp": None}  # the HTTP API: off unless mapped
+    assert CONFIG["homeassistant_api"] is True and CONFIG["panel_admin"] is True
+    assert re.fullmatch(r"20\d\d\.\d{1,2}\.\d+", CONFIG["homeassistant"])
     assert {"type": "share", "read_only": False} in CONFIG["map"]
     schema = CONFIG["schema"]
     assert schema["voice"] == "str"  # free text: clips are named by the user, not a fixed list
@@ -86,7 +95,11 @@ def test_build_translations_and_repository_follow_the_rules_and_agree_on_the_ver
     assert all("home-assistant" in image and "base-debian" in image for image in build["build_from"].values())
     version = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.MULTILINE)[1]  # no tomllib on 3.10
     assert CONFIG["version"] == build["args"]["WYOMING_INDEXTTS_VERSION"] == version
-    assert f"v{version}." in build["args"]["WYOMING_INDEXTTS_SOURCE"]
+    # The release archive GitHub makes for the tag, of the repository Home Assistant adds.
+    repository = load(ROOT / "repository.yaml")["url"]
+    assert build["args"]["WYOMING_INDEXTTS_SOURCE"] == f"{repository}/archive/refs/tags/v{version}.tar.gz"
+    releasing = (ROOT / "docs" / "releasing.md").read_text()
+    assert all(name in releasing for name in ("config.yaml", "build.yaml", "pyproject.toml", "CHANGELOG.md"))
     translations = load(ADDON / "translations" / "en.yaml")
     assert check_translations(translations, CONFIG) == []
     assert set(translations["configuration"]) == set(CONFIG["schema"]), "every option needs a name and a description"
@@ -94,6 +107,17 @@ def test_build_translations_and_repository_follow_the_rules_and_agree_on_the_ver
     assert f"## {version}" in (ADDON / "CHANGELOG.md").read_text()
     docs = (ADDON / "DOCS.md").read_text()
     assert all(f"`{option}`" in docs for option in CONFIG["schema"]), "DOCS.md leaves an option out"
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def test_the_store_pictures_have_the_documented_sizes():
+    assert png_size(ADDON / "icon.png") == (128, 128)  # square, 128x128
+    assert png_size(ADDON / "logo.png") == (250, 100)  # the documented 250x100
 
 
 def test_the_image_and_the_s6_services_are_wired():
@@ -146,7 +170,7 @@ def standin_bin(root: Path) -> Path:
     bin_dir = root / "bin"
     bin_dir.mkdir(exist_ok=True)
     server = bin_dir / "wyoming-indextts"
-    server.write_text(STANDIN_SERVER.format(python=sys.executable, variables=(*CREDENTIAL_VARIABLES, HTTP_TOKEN_VARIABLE)))
+    server.write_text(STANDIN_SERVER.format(python=sys.executable, variables=(*CREDENTIAL_VARIABLES, HA_TOKEN_VARIABLE)))
     server.chmod(0o755)
     return bin_dir
 
@@ -172,21 +196,64 @@ def test_default_options_start_the_bundled_voice(addon_root):
     started = started_with(run_addon(addon_root, standin_bin(addon_root)))
     assert started["argv"] == [
         "--uri", "tcp://0.0.0.0:10200", "--data-dir", f"{addon_root}/data",
-        "--voice", "en_US-joe-medium", "--deadline", "10",
+        "--voice", "en_US-joe-medium", "--deadline", "2",
         "--cache-memory-mb", "64", "--cache-disk-mb", "512",
-        *INGRESS_FLAGS,
-    ]
-    # The web page's token: made once, kept private in /data, passed in the environment.
+        *ingress_flags(addon_root),
+    ]  # fmt: skip
+    # The web page's token: made once, kept private in /data, read by the server from there.
     token_file = addon_root / "data" / "http-token"
     token = token_file.read_text()
-    assert started["env"] == {HTTP_TOKEN_VARIABLE: token} and len(token) >= 32 and token.isalnum()
+    assert len(token) >= 32 and token.isalnum() and token not in started["argv"]
     assert token_file.stat().st_mode & 0o777 == 0o600
-    assert token not in started["argv"]
-    assert started_with(run_addon(addon_root, standin_bin(addon_root)))["env"][HTTP_TOKEN_VARIABLE] == token
+    assert started["env"] == {}
+    assert started_with(run_addon(addon_root, standin_bin(addon_root)))["argv"] == started["argv"]
+    assert token_file.read_text() == token, "a restart made a new token"
     assert (addon_root / "share" / "wyoming-indextts" / "voices").is_dir()
     assert (addon_root / "share" / "wyoming-indextts" / "models").is_dir()
     args = parse_args(started["argv"], started["env"])  # the real parser accepts it
     assert args.voice == "en_US-joe-medium" and args.http_token == token
+
+
+def documented_differences() -> set[str]:
+    """The flags in DOCS.md's table of what the add-on sets differently from the server."""
+    docs = (ADDON / "DOCS.md").read_text()
+    section = docs.split("## How the add-on starts the server", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `(--[a-z0-9-]+)", section, re.MULTILINE))
+
+
+def test_the_add_ons_flags_are_the_servers_defaults_except_where_the_docs_say_why(addon_root):
+    write_options(addon_root)  # the add-on's default options
+    started = started_with(run_addon(addon_root, standin_bin(addon_root)))
+    parser = build_parser()
+    addon, server = parse_args(started["argv"], started["env"], parser), parse_args([], {})
+    engines = dict.fromkeys(("indextts", "sambert", "kokoro", "piper"))
+    differing = set()
+    for action in parser._actions:
+        # --http-token follows --http-token-file, which reads it.
+        if not action.option_strings or action.dest in ("help", "version", "http_token"):
+            continue
+        if action.dest == "deadline":  # repeatable: compare what the chain makes of it
+            ours, theirs = chain_settings(addon, engines), chain_settings(server, engines)
+            same = (ours.default_deadline, dict(ours.deadlines)) == (theirs.default_deadline, dict(theirs.deadlines))
+        else:
+            same = getattr(addon, action.dest, None) == getattr(server, action.dest, None)
+        if not same:
+            differing.add(action.option_strings[0])
+    # --ha-url: the server side of that is its own branch; the run script passes it when the
+    # server has it, and the documentation covers it either way.
+    assert differing | {"--ha-url"} == documented_differences()
+
+
+def test_the_supervisors_token_reaches_the_server_in_its_environment(addon_root):
+    write_options(addon_root)
+    help_text = "  --ha-url URL  Home Assistant's API"
+    started = started_with(run_addon(addon_root, standin_bin(addon_root), STANDIN_HELP=help_text, SUPERVISOR_TOKEN="sup3r"))
+    assert started["argv"][-2:] == ["--ha-url", "http://supervisor/core"]
+    assert started["env"] == {HA_TOKEN_VARIABLE: "sup3r"} and "sup3r" not in started["argv"]
+    # A server without --ha-url (before issue 22) starts as before; no token: a warning, no flag.
+    assert "--ha-url" not in started_with(run_addon(addon_root, standin_bin(addon_root), SUPERVISOR_TOKEN="sup3r"))["argv"]
+    result = run_addon(addon_root, standin_bin(addon_root), STANDIN_HELP=help_text)
+    assert "--ha-url" not in started_with(result)["argv"] and "No Supervisor token" in result.stderr
 
 
 def test_every_option_reaches_its_flag_and_credentials_stay_off_the_command_line(addon_root):
@@ -197,26 +264,26 @@ def test_every_option_reaches_its_flag_and_credentials_stay_off_the_command_line
     (share / "models" / "indextts2" / "manifest.json").write_text("{}")
     (share / "announcements.txt").write_text("grandma: Dinner is ready.\n")
     write_options(
-        addon_root, voice="grandma", int8=True, deadline=7.5, cache_memory_mb=0, cache_disk_mb=2048,
-        prerender_file="announcements.txt", debug_logging=True,
+        addon_root, voice="grandma", int8=True, deadline=7.5, deadline_per_engine=["indextts=8", "remote=4.5"],
+        cache_memory_mb=0, cache_disk_mb=2048, prerender_file="announcements.txt", debug_logging=True,
         sambert_access_key_id="LTAI5tKeyId", sambert_access_key_secret="s3cret value", sambert_appkey="appkey1",
     )
     result = run_addon(addon_root, standin_bin(addon_root), STANDIN_HELP="  --prerender FILE  announcements to render ahead")
     started = started_with(result)
     assert started["argv"] == [
         "--uri", "tcp://0.0.0.0:10200", "--data-dir", f"{addon_root}/data",
-        "--voice", "grandma", "--deadline", "7.5",
+        "--voice", "grandma", "--deadline", "7.5", "--deadline", "indextts=8", "--deadline", "remote=4.5",
         "--cache-memory-mb", "0", "--cache-disk-mb", "2048",
         "--indextts-model-dir", f"{share}/models/indextts2", "--voices-dir", f"{share}/voices", "--indextts-int8",
         "--prerender", f"{share}/announcements.txt",
-        *INGRESS_FLAGS,
+        *ingress_flags(addon_root),
         "--debug",
-    ]
-    token = (addon_root / "data" / "http-token").read_text()
-    assert started["env"] == {**dict(zip(CREDENTIAL_VARIABLES, ("LTAI5tKeyId", "s3cret value", "appkey1"))), HTTP_TOKEN_VARIABLE: token}
+    ]  # fmt: skip
+    assert started["env"] == dict(zip(CREDENTIAL_VARIABLES, ("LTAI5tKeyId", "s3cret value", "appkey1")))
     assert "s3cret" not in result.stderr
     known = [arg for arg in started["argv"] if arg not in ("--prerender", f"{share}/announcements.txt")]
-    assert parse_args(known, started["env"]).indextts_int8  # every flag but the pre-render one (another branch adds it) is real
+    args = parse_args(known, started["env"])  # every flag but the pre-render one (another branch adds it) is real
+    assert args.indextts_int8 and args.deadline == [(None, 7.5), ("indextts", 8.0), ("remote", 4.5)]
 
 
 @pytest.mark.parametrize(
@@ -308,7 +375,23 @@ async def test_discovery_waits_for_describe_then_announces_the_running_server(ad
         with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=30) as network:
             assert network.get(voices).status_code == 401
             token = (addon_root / "data" / "http-token").read_text()
-            assert network.get(voices, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+            bearer = {"Authorization": f"Bearer {token}"}
+            assert network.get(voices, headers=bearer).status_code == 200
+            # The token on the page behind ingress: shown once, replaced on request; the
+            # network cannot see or replace it, token or not.
+            admin = f"http://127.0.0.1:{http_port}/v1/admin/token"
+            confirm = {"confirm": True}
+            assert httpx.get(admin, timeout=30).json() == {"shown": False}
+            assert network.post(f"{admin}/reveal", json=confirm, headers=bearer).status_code == 403
+            assert httpx.post(f"{admin}/reveal", json=confirm, timeout=30).json() == {"token": token}
+            assert httpx.post(f"{admin}/reveal", json=confirm, timeout=30).status_code == 409
+            assert httpx.get(admin, timeout=30).json() == {"shown": True}
+            assert httpx.post(f"{admin}/rotate", content="confirm=true", timeout=30).status_code == 422  # a form cannot
+            assert network.post(f"{admin}/rotate", json=confirm, headers=bearer).status_code == 403
+            rotated = httpx.post(f"{admin}/rotate", json=confirm, timeout=30).json()["token"]
+            assert rotated != token and (addon_root / "data" / "http-token").read_text() == rotated
+            assert network.get(voices, headers=bearer).status_code == 401, "the old token still works"
+            assert network.get(voices, headers={"Authorization": f"Bearer {rotated}"}).status_code == 200
     finally:
         discovery.kill()
         if server is not None:
@@ -317,3 +400,32 @@ async def test_discovery_waits_for_describe_then_announces_the_running_server(ad
     assert "Starting wyoming-indextts" in server_log
     assert f"Ready on tcp://0.0.0.0:{port}" in server_log and "Server stopped" in server_log
     assert (addon_root / "data" / "cache").is_dir(), "the cache is not in the add-on's /data"
+
+
+# --- script/addon-check: the image built and started (it runs in .ci/run, not here) -----------
+
+
+def test_addon_check_says_it_is_skipped_without_its_tools(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname"):  # the wrapper's own needs; no podman, mmdebstrap or runc
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    result = subprocess.run(
+        [ROOT / "script" / "addon-check"], capture_output=True, text=True, timeout=120,
+        env={"PATH": str(bin_dir), "PYTHON": sys.executable},
+    )  # fmt: skip
+    assert result.returncode == 77, result.stderr
+    assert result.stdout.startswith("addon-check: SKIPPED: podman, mmdebstrap, runc not installed"), result.stdout
+
+
+def test_a_token_file_gives_the_token_and_a_bad_one_is_named(tmp_path):
+    token_file = tmp_path / "http-token"
+    token_file.write_text("s3cret\n")
+    argv = ["--http-uri", "http://0.0.0.0:8099", "--http-token-file", str(token_file)]
+    assert parse_args(argv, {}).http_token == "s3cret"
+    assert parse_args(argv, {"WYOMING_INDEXTTS_HTTP_TOKEN": "other"}).http_token == "s3cret"
+    with pytest.raises(SystemExit):
+        parse_args([*argv, "--http-token", "other"], {})
+    token_file.write_text("")
+    result = subprocess.run([sys.executable, "-m", "wyoming_indextts", *argv], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and f"--http-token-file: '{token_file}' is empty" in result.stderr

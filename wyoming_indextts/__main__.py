@@ -144,6 +144,7 @@ def build_parser() -> OneLineParser:
     web.add_argument("--http-uri", help="also serve the HTTP API (/tts, OpenAI's /v1/audio/speech) and the web page on http://HOST:PORT (default: off)")
     web.add_argument("--http-max-upload-mb", type=positive_int, default=20, help="largest voice clip upload in MiB (default: 20)")
     web.add_argument("--http-token", help=f"token (Authorization: Bearer) for requests that change anything, and for every request when --http-uri is not a loopback address (or the environment variable {ENV_HTTP_TOKEN})")
+    web.add_argument("--http-token-file", type=Path, metavar="PATH", help="read the token from this file instead; the page then shows it once to a --http-trusted-peer (the add-on's administrators) and can replace it with a new one there")
     web.add_argument("--http-trusted-peer", action="append", default=[], metavar="ADDRESS", help="requests from this address need no token: a proxy that has authenticated the user already, such as Home Assistant's ingress (172.30.32.2; the add-on sets it)")
 
     parser.add_argument("--debug", action="store_true", help="log DEBUG messages")
@@ -189,6 +190,10 @@ def parse_args(
         parser.error(f"--zeroconf-host must be an IPv4 address, got {args.zeroconf_host!r}")
     if (args.indextts_model_dir is None) != (args.voices_dir is None):
         parser.error("IndexTTS voices need both --indextts-model-dir and --voices-dir")
+    if args.http_token_file is not None:
+        if args.http_token is not None:  # the page would show and rotate the file's, not this one
+            parser.error("give --http-token or --http-token-file, not both")
+        args.http_token = _token_from_file(parser, args.http_token_file)
     if args.http_token is None:
         args.http_token = environ.get(ENV_HTTP_TOKEN) or None
     for peer in args.http_trusted_peer:
@@ -205,6 +210,16 @@ def parse_args(
             parser.error(f"--ha-url: {err}")
     args.parser = parser
     return args
+
+
+def _token_from_file(parser: OneLineParser, path: Path) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        parser.error(f"--http-token-file: cannot read {str(path)!r}: {err}")
+    if not token:
+        parser.error(f"--http-token-file: {str(path)!r} is empty")
+    return token
 
 
 def _http_address(parser: OneLineParser, args: argparse.Namespace) -> HttpAddress:
@@ -323,6 +338,7 @@ async def start_http(args: argparse.Namespace, service: Service, prerenderer: Pr
 
     http_settings = HttpSettings(
         token=args.http_token,
+        token_file=args.http_token_file,
         protect_reads=not args.http_address.loopback,
         trusted_peers=frozenset(args.http_trusted_peer),
         max_text_bytes=service.settings.limits.max_event_bytes,

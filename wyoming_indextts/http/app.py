@@ -27,9 +27,10 @@ from .guard import AccessPolicy, BodyLimit, RequestCounter, TokenGuard
 from .library import VoiceLibrary
 from .metrics import Metrics
 from .speech import NOTHING_TO_SAY, speech_response
+from .token_admin import add_token_routes
 
 PAGE_DIR = Path(__file__).parent / "page"
-PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
+PAGE_FILES = {"app.js": "text/javascript", "token.js": "text/javascript", "style.css": "text/css"}
 UPLOAD_FORM_BYTES = 64 << 10
 """Room for an upload's name, description and multipart framing beside the clip."""
 
@@ -39,6 +40,8 @@ FormatName = Literal["wav", "pcm", "flac", "mp3", "opus", "aac"]
 @dataclass
 class HttpSettings:
     token: str | None = None
+    token_file: Path | None = None
+    """Where the token is kept (--http-token-file): the page can show it once and rotate it."""
     protect_reads: bool = False
     """True when listening beyond loopback: then every API request needs the token."""
     trusted_peers: frozenset[str] = frozenset()
@@ -106,6 +109,7 @@ def create_app(
         return path == "/" or path.removeprefix("/page/") in PAGE_FILES
 
     policy = AccessPolicy(settings.token, settings.protect_reads, public_paths=public, trusted_peers=settings.trusted_peers)
+    add_token_routes(app, policy, settings.token_file)
     app.add_middleware(BodyLimit, limit_for=limit_for)
     app.add_middleware(TokenGuard, policy=policy)
     app.add_middleware(RequestCounter, metrics=parts.metrics)

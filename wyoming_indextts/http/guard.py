@@ -18,10 +18,11 @@ SPEECH_PATHS = frozenset({"/tts", "/v1/audio/speech"})
 """POSTs that only read: they speak text, they change nothing a user owns."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class AccessPolicy:
     token: str | None
-    """--http-token; None: nothing that changes the server is allowed."""
+    """--http-token; None: nothing that changes the server is allowed. Replaced in place when
+    the page rotates it (token_admin.py), which is why the policy is not frozen."""
     protect_reads: bool
     """Listening beyond loopback: every request but the page's own files needs the token."""
     public_paths: Callable[[str], bool]
