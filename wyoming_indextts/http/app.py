@@ -22,7 +22,7 @@ from ..synthesizer import Synthesizer
 from ..voices import VoiceCatalogue
 from .errors import ApiError, install_error_handlers
 from .formats import FORMATS, OPENAI_PCM_RATE, OutputFormat
-from .guard import AccessPolicy, BodyLimit, RequestCounter, TokenGuard
+from .guard import AccessGuard, AccessPolicy, BodyLimit, RequestCounter
 from .library import VoiceLibrary
 from .metrics import Metrics
 from .speech import NOTHING_TO_SAY, speech_response
@@ -42,6 +42,12 @@ class HttpSettings:
     """True when listening beyond loopback: then every API request needs the token."""
     trusted_peers: frozenset[str] = frozenset()
     """Peer addresses whose requests need no token (Home Assistant's ingress proxy)."""
+    trusted_proxies: frozenset[str] = frozenset()
+    """Addresses whose X-Forwarded-For names the peer (--http-trusted-proxy); from any other
+    address the peer is the socket's."""
+    allowed_hosts: frozenset[str] = frozenset()
+    """Host names a request without the token may use besides localhost and loopback
+    addresses: the bind address, --http-allowed-host."""
     max_text_bytes: int = ReaderLimits.max_event_bytes
     """A speech request's body: the same limit as one Wyoming event."""
     splitter: SplitterSettings = field(default_factory=SplitterSettings)
@@ -104,10 +110,16 @@ def create_app(
     def public(path: str) -> bool:
         return path == "/" or path.removeprefix("/page/") in PAGE_FILES
 
-    policy = AccessPolicy(settings.token, settings.protect_reads, public_paths=public, trusted_peers=settings.trusted_peers)
+    policy = AccessPolicy(
+        settings.token,
+        settings.protect_reads,
+        public_paths=public,
+        trusted_peers=settings.trusted_peers,
+        allowed_hosts=frozenset(name.lower() for name in settings.allowed_hosts),
+    )
     app.add_middleware(BodyLimit, limit_for=limit_for)
-    app.add_middleware(TokenGuard, policy=policy)
-    app.add_middleware(RequestCounter, metrics=parts.metrics)
+    app.add_middleware(AccessGuard, policy=policy)
+    app.add_middleware(RequestCounter, metrics=parts.metrics, routes=app.router.routes)
     return app
 
 
@@ -118,8 +130,18 @@ def _format(name: str) -> OutputFormat:
     return fmt
 
 
-def _check_text_size(text: str, settings: HttpSettings) -> None:
-    if len(text.encode("utf-8")) > settings.max_text_bytes:
+def _utf8(text: str, field: str) -> bytes:
+    """JSON can carry a lone surrogate (\\ud800) that no UTF-8 text holds: a 400, not a crash."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ApiError(
+            400, f"{field} holds a lone surrogate ({text[err.start]!r} at character {err.start}): send valid Unicode", "invalid_text"
+        ) from None
+
+
+def _check_text_size(text: str, field: str, settings: HttpSettings) -> None:
+    if len(_utf8(text, field)) > settings.max_text_bytes:
         raise ApiError(413, f"text is longer than {settings.max_text_bytes} bytes; send it in parts", "too_large")
 
 
@@ -129,7 +151,7 @@ def _add_speech_routes(app: FastAPI, parts: ServerParts) -> None:
     @app.post("/tts", response_class=Response, responses={200: {"content": {f.media_type: {} for f in FORMATS.values()}}})
     async def tts(request: TtsRequest) -> Response:
         """Text and voice in, audio out (WAV by default), streamed as sentences render."""
-        _check_text_size(request.text, settings)
+        _check_text_size(request.text, "text", settings)
         voice = _voice(parts, request.voice)
         return await speech_response(
             parts.synthesizer, voice, request.text, _format(request.format), settings.splitter, parts.metrics, "tts"
@@ -141,7 +163,7 @@ def _add_speech_routes(app: FastAPI, parts: ServerParts) -> None:
         works for the bundled Piper and Kokoro voices."""
         if request.stream_format != "audio":
             raise ApiError(400, "stream_format 'sse' is not supported; use 'audio'", "unsupported_stream_format")
-        _check_text_size(request.input, settings)
+        _check_text_size(request.input, "input", settings)
         voice = _voice(parts, request.voice)
         if request.speed != 1.0:
             if voice.engine not in SPEED_ENGINES:
@@ -287,6 +309,8 @@ def _add_prerender_routes(app: FastAPI, parts: ServerParts) -> None:
     @app.post("/v1/prerender")
     async def add_prerender(edit: PrerenderEdit) -> dict:
         """Add an announcement to a voice's list; it renders in the background."""
+        _utf8(edit.voice, "voice")
+        _utf8(edit.text, "text")
         text = " ".join(edit.text.split())
         if not has_speakable(text):
             raise ApiError(400, NOTHING_TO_SAY, "empty_text")
@@ -302,6 +326,8 @@ def _add_prerender_routes(app: FastAPI, parts: ServerParts) -> None:
     @app.post("/v1/prerender/remove")
     async def remove_prerender(edit: PrerenderEdit) -> dict:
         """Take an announcement off a voice's list (its audio stays in the cache, no longer pinned)."""
+        _utf8(edit.voice, "voice")
+        _utf8(edit.text, "text")
         if not await asyncio.to_thread(edited().remove, edit.voice, edit.text):
             raise ApiError(404, f"{edit.text!r} is not on the list of {edit.voice!r}", "not_listed")
         assert parts.prerenderer is not None

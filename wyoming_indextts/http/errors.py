@@ -3,10 +3,14 @@ official clients show the message; the message says what to do about it."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import Send
 
 
 class ApiError(Exception):
@@ -18,9 +22,26 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def error_response(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_body(status: int, message: str, code: str) -> dict:
     kind = "invalid_request_error" if status < 500 else "server_error"
-    return JSONResponse({"error": {"message": message, "type": kind, "code": code}}, status_code=status, headers=headers)
+    return {"error": {"message": message, "type": kind, "code": code}}
+
+
+def error_response(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, message, code), status_code=status, headers=headers)
+
+
+async def send_json_error(send: Send, status: int, message: str, code: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    """The same error from plain ASGI code (middleware, a response that has not started)."""
+    body = json.dumps(error_body(status, message, code)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _describe_validation(err: RequestValidationError) -> str:
