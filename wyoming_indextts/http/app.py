@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, Form, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from .. import __version__
 from ..engines.base import SPEED_ENGINES, Voice, at_speed
@@ -20,7 +21,7 @@ from ..protocol import ReaderLimits
 from ..sentences import SplitterSettings, has_speakable
 from ..synthesizer import Synthesizer
 from ..voices import VoiceCatalogue
-from .errors import ApiError, install_error_handlers
+from .errors import LONE_SURROGATE_ERROR, ApiError, install_error_handlers
 from .formats import FORMATS, OPENAI_PCM_RATE, OutputFormat
 from .guard import AccessGuard, AccessPolicy, BodyLimit, RequestCounter
 from .library import VoiceLibrary
@@ -33,6 +34,19 @@ UPLOAD_FORM_BYTES = 64 << 10
 """Room for an upload's name, description and multipart framing beside the clip."""
 
 FormatName = Literal["wav", "pcm", "flac", "mp3", "opus", "aac"]
+
+
+def _valid_unicode(value: str) -> str:
+    """JSON's \\ud800 escape gives a string no UTF-8 can hold: refused here (a 400, see
+    errors.py), not when the text is first encoded deep inside."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise PydanticCustomError(LONE_SURROGATE_ERROR, f"holds a lone surrogate at character {err.start}") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
 
 
 @dataclass
@@ -56,8 +70,8 @@ class HttpSettings:
 class TtsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(description="What to say; split into sentences as Wyoming does")
-    voice: str | None = Field(None, description="A voice name from /v1/voices; none or unknown: the default voice")
+    text: Text = Field(description="What to say; split into sentences as Wyoming does")
+    voice: Text | None = Field(None, description="A voice name from /v1/voices; none or unknown: the default voice")
     format: FormatName = Field("wav", description="wav and pcm stream as sentences render; pcm is at the voice's rate")
 
 
@@ -66,9 +80,9 @@ class SpeechRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    model: str = Field("indextts", description="Accepted and ignored: the voice decides the engine")
-    input: str
-    voice: str | None = None
+    model: Text = Field("indextts", description="Accepted and ignored: the voice decides the engine")
+    input: Text
+    voice: Text | None = None
     response_format: FormatName = "mp3"
     speed: float = Field(1.0, ge=0.25, le=4.0)
     stream_format: Literal["audio", "sse"] = "audio"
@@ -130,18 +144,8 @@ def _format(name: str) -> OutputFormat:
     return fmt
 
 
-def _utf8(text: str, field: str) -> bytes:
-    """JSON can carry a lone surrogate (\\ud800) that no UTF-8 text holds: a 400, not a crash."""
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise ApiError(
-            400, f"{field} holds a lone surrogate ({text[err.start]!r} at character {err.start}): send valid Unicode", "invalid_text"
-        ) from None
-
-
-def _check_text_size(text: str, field: str, settings: HttpSettings) -> None:
-    if len(_utf8(text, field)) > settings.max_text_bytes:
+def _check_text_size(text: str, settings: HttpSettings) -> None:
+    if len(text.encode("utf-8")) > settings.max_text_bytes:
         raise ApiError(413, f"text is longer than {settings.max_text_bytes} bytes; send it in parts", "too_large")
 
 
@@ -151,7 +155,7 @@ def _add_speech_routes(app: FastAPI, parts: ServerParts) -> None:
     @app.post("/tts", response_class=Response, responses={200: {"content": {f.media_type: {} for f in FORMATS.values()}}})
     async def tts(request: TtsRequest) -> Response:
         """Text and voice in, audio out (WAV by default), streamed as sentences render."""
-        _check_text_size(request.text, "text", settings)
+        _check_text_size(request.text, settings)
         voice = _voice(parts, request.voice)
         return await speech_response(
             parts.synthesizer, voice, request.text, _format(request.format), settings.splitter, parts.metrics, "tts"
@@ -163,7 +167,7 @@ def _add_speech_routes(app: FastAPI, parts: ServerParts) -> None:
         works for the bundled Piper and Kokoro voices."""
         if request.stream_format != "audio":
             raise ApiError(400, "stream_format 'sse' is not supported; use 'audio'", "unsupported_stream_format")
-        _check_text_size(request.input, "input", settings)
+        _check_text_size(request.input, settings)
         voice = _voice(parts, request.voice)
         if request.speed != 1.0:
             if voice.engine not in SPEED_ENGINES:
@@ -287,8 +291,8 @@ def _add_library_routes(app: FastAPI, parts: ServerParts) -> None:
 class PrerenderEdit(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    voice: str = Field(description="A voice name from /v1/voices")
-    text: str = Field(min_length=1, max_length=2000, description="One announcement")
+    voice: Text = Field(description="A voice name from /v1/voices")
+    text: Text = Field(min_length=1, max_length=2000, description="One announcement")
 
 
 def _add_prerender_routes(app: FastAPI, parts: ServerParts) -> None:
@@ -309,8 +313,6 @@ def _add_prerender_routes(app: FastAPI, parts: ServerParts) -> None:
     @app.post("/v1/prerender")
     async def add_prerender(edit: PrerenderEdit) -> dict:
         """Add an announcement to a voice's list; it renders in the background."""
-        _utf8(edit.voice, "voice")
-        _utf8(edit.text, "text")
         text = " ".join(edit.text.split())
         if not has_speakable(text):
             raise ApiError(400, NOTHING_TO_SAY, "empty_text")
@@ -326,8 +328,6 @@ def _add_prerender_routes(app: FastAPI, parts: ServerParts) -> None:
     @app.post("/v1/prerender/remove")
     async def remove_prerender(edit: PrerenderEdit) -> dict:
         """Take an announcement off a voice's list (its audio stays in the cache, no longer pinned)."""
-        _utf8(edit.voice, "voice")
-        _utf8(edit.text, "text")
         if not await asyncio.to_thread(edited().remove, edit.voice, edit.text):
             raise ApiError(404, f"{edit.text!r} is not on the list of {edit.voice!r}", "not_listed")
         assert parts.prerenderer is not None

@@ -13,6 +13,10 @@ from starlette.exceptions import HTTPException
 from starlette.types import Send
 
 
+LONE_SURROGATE_ERROR = "string_unicode"
+"""pydantic's error type for a string that is not valid Unicode (ours too, see app.py)."""
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -59,6 +63,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def validation_error(_request: Request, err: Exception) -> JSONResponse:
         assert isinstance(err, RequestValidationError)
+        surrogates = [p for p in err.errors() if p.get("type") == LONE_SURROGATE_ERROR]
+        if surrogates:  # JSON's \ud800 escape: text no UTF-8 can hold
+            where = ".".join(str(p) for p in surrogates[0].get("loc", ()) if p != "body") or "body"
+            return error_response(400, f"{where} holds a lone surrogate (a \\ud800-\\udfff escape alone): send valid Unicode", "invalid_text")
         return error_response(422, _describe_validation(err), "invalid_request")
 
     async def http_error(_request: Request, err: Exception) -> JSONResponse:
