@@ -34,12 +34,13 @@ REQUEST_HEAD_SECONDS = 10.0
 """From a connection's opening (or its previous reply) to a complete request head."""
 KEEP_ALIVE_SECONDS = 5
 """An idle kept-alive connection is closed after this long (uvicorn's default, said aloud)."""
-_BUSY = json.dumps(error_body(503, f"This server has {MAX_CONNECTIONS} HTTP connections open: try again shortly", "busy")).encode()
-_BUSY_REPLY = (
-    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
-    + f"content-length: {len(_BUSY)}\r\n\r\n".encode()
-    + _BUSY
-)
+
+
+def _reply(status: int, reason: str, message: str, code: str) -> bytes:
+    """A whole HTTP/1.1 reply with a JSON error, for the protocol level (no ASGI app involved)."""
+    body = json.dumps(error_body(status, message, code)).encode()
+    head = f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {len(body)}\r\n\r\n"
+    return head.encode() + body
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class _BoundedH11Protocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > MAX_CONNECTIONS:
-            transport.write(_BUSY_REPLY)
+            transport.write(_reply(503, "Service Unavailable", f"This server has {MAX_CONNECTIONS} HTTP connections open: try again shortly", "busy"))
             transport.close()
             return
         self._wait_for_head()
@@ -106,6 +107,11 @@ class _BoundedH11Protocol(H11Protocol):
             self._head_timer.cancel()
             self._head_timer = None
         super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        # A request h11 cannot parse: the same JSON error shape as every other reply.
+        self.transport.write(_reply(400, "Bad Request", f"Not an HTTP request this server can read: {msg}", "bad_http"))
+        self.transport.close()
 
     def _wait_for_head(self) -> None:
         if self._head_timer is not None:
