@@ -102,7 +102,6 @@ def test_raw_socket_fuzz_with_health_checks(running, monkeypatch):
     monkeypatch.setattr(server, "REQUEST_HEAD_SECONDS", 2.0)
     monkeypatch.setattr(guard, "BODY_IDLE_SECONDS", 2.0)
     report = asyncio.run(fuzz_http(running.http.port, running.harness.port, 600, TOKEN, batch=200, closing_seconds=20))
-    print("REPORT", report.statuses, report.crashes[:3], report.hangs[:3], max(report.describe_seconds), max(report.health_seconds))
     assert report.requests == 600 and report.health_checks == 3
     assert report.crashes == [], report.crashes[:5]
     assert report.hangs == [], report.hangs[:5]
