@@ -13,6 +13,9 @@
    over HTTP within 30 s.
 
     .venv/bin/python benchmarks/http_fuzz.py --requests 20000
+
+`--server-dir DIR` runs the server from another copy of the package (e.g. `git archive` of an
+older commit), to measure the code before a fix with the same client.
 """
 
 from __future__ import annotations
@@ -101,9 +104,11 @@ def latency_row(name: str, seconds: list[float]) -> str:
 async def run(args: argparse.Namespace) -> str:
     port, http_port = free_port(), free_port()
     data = Path(tempfile.mkdtemp(prefix="http-fuzz-"))
+    code = {"cwd": args.server_dir, "PYTHONPATH": str(args.server_dir)} if args.server_dir else {}
     server = subprocess.Popen(
         [sys.executable, "-m", "wyoming_indextts", "--uri", f"tcp://127.0.0.1:{port}", "--http-uri", f"http://127.0.0.1:{http_port}", "--data-dir", str(data)],
-        env={**os.environ, "WYOMING_INDEXTTS_HTTP_TOKEN": TOKEN},
+        cwd=code.get("cwd"),
+        env={**os.environ, "WYOMING_INDEXTTS_HTTP_TOKEN": TOKEN, **({"PYTHONPATH": code["PYTHONPATH"]} if code else {})},
         stdout=subprocess.DEVNULL,
         stderr=open(data / "server.log", "w"),
     )
@@ -153,6 +158,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--section", default="http_fuzz", help="RESULTS.md section to write")
+    parser.add_argument("--server-dir", type=Path, help="run the server from this copy of the package (default: this checkout)")
+    parser.add_argument("--server-label", default="this checkout", help="what --server-dir holds, for the report")
     args = parser.parse_args()
     with LoadMonitor() as load:
         started = time.monotonic()
@@ -162,7 +169,7 @@ def main() -> None:
         args.section,
         f"""## No HTTP client can silence the house: encoding off the loop, HTTP fuzz (server process, bundled voice)
 
-Run {timestamp()}, {minutes:.1f} min: `{command_line()}`. Machine: {machine_description()}.  
+Run {timestamp()}, {minutes:.1f} min: `{command_line()}`; server code: {args.server_label}. Machine: {machine_description()}.  
 {load.summary()}.
 
 Reference: the issue's targets: describe < 1 s while long pcm, mp3 and opus replies run
