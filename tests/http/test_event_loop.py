@@ -11,7 +11,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
 from wyoming.client import AsyncTcpClient
 from wyoming.info import Describe, Info
 
