@@ -20,6 +20,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import quote
@@ -48,6 +49,10 @@ FASTEST_WIDE_PER_SECOND = 10
 """Faster than any voice speaks letters (and digits) of alphabetic scripts, and CJK
 characters (about twice a fast speaker's rate): text longer than these allow cannot fit
 MAX_HELD_SECONDS, so it is refused before anything renders."""
+
+ENCODING_THREADS = ThreadPoolExecutor(2, thread_name_prefix="http-encode")
+"""Resampling and encoding of every HTTP reply: a pool of its own, so a flood of mp3 requests
+queues here instead of taking the default pool's threads from the Wyoming side's cache reads."""
 
 _WIDE = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
@@ -180,7 +185,7 @@ class AudioResponse(StreamingResponse):
 
     async def _run(self, work: Callable[..., T], *args: object) -> T:
         if self.encoder.cpu_bound:
-            return await asyncio.to_thread(work, *args)
+            return await asyncio.get_running_loop().run_in_executor(ENCODING_THREADS, work, *args)
         return work(*args)
 
     async def _send(self, send: Send) -> None:
