@@ -118,7 +118,7 @@ def test_tokenless_speech_is_refused_to_other_sites(piper):
 
 
 def test_a_rebound_host_name_reads_nothing_without_the_token(piper):
-    settings = HttpSettings(allowed_hosts=frozenset({"tts.lan"}))
+    settings = HttpSettings(allowed_hosts=frozenset({"tts.lan", "0.0.0.0"}))  # 0.0.0.0: a --http-uri host
     with live_server({"piper": piper}, settings=settings) as live:
         port = live.http.port
         with client(live) as browser:
@@ -127,6 +127,8 @@ def test_a_rebound_host_name_reads_nothing_without_the_token(piper):
             assert "--http-allowed-host" in rebound.json()["error"]["message"]
             speech = browser.post("/tts", json={"text": TEXT}, headers={"Host": "evil.example"})
             assert speech.status_code == 400
+            # Pages reach local servers through 0.0.0.0 (the "0.0.0.0 day"): it is no name of ours.
+            assert browser.get("/v1/voices", headers={"Host": f"0.0.0.0:{port}"}).status_code == 400
             for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "LOCALHOST.", f"127.0.0.9:{port}", f"tts.lan:{port}"):
                 assert browser.get("/v1/voices", headers={"Host": host}).status_code == 200, host
             # The page's files hold no data: any name may load them (then it asks for the token).

@@ -83,12 +83,12 @@ class AccessPolicy:
 
     def host_allowed(self, host: bytes) -> bool:
         name = _host_name(host.decode("latin-1"))
-        if name in LOOPBACK_NAMES or name in self.allowed_hosts:
-            return True
         try:
-            return ipaddress.ip_address(name).is_loopback
+            address = ipaddress.ip_address(name)
         except ValueError:
-            return False
+            return name in LOOPBACK_NAMES or name in self.allowed_hosts
+        # 0.0.0.0 names no host, though a browser sends requests to it: never a name of ours.
+        return address.is_loopback or (not address.is_unspecified and name in self.allowed_hosts)
 
 
 def _bearer(headers: dict[bytes, bytes]) -> bytes | None:
