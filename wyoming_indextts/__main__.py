@@ -146,6 +146,8 @@ def build_parser() -> OneLineParser:
     web.add_argument("--http-token", help=f"token (Authorization: Bearer) for requests that change anything, and for every request when --http-uri is not a loopback address (or the environment variable {ENV_HTTP_TOKEN})")
     web.add_argument("--http-token-file", type=Path, metavar="PATH", help="read the token from this file instead; the page then shows it once to a --http-trusted-peer (the add-on's administrators) and can replace it with a new one there")
     web.add_argument("--http-trusted-peer", action="append", default=[], metavar="ADDRESS", help="requests from this address need no token: a proxy that has authenticated the user already, such as Home Assistant's ingress (172.30.32.2; the add-on sets it)")
+    web.add_argument("--http-trusted-proxy", action="append", default=[], metavar="ADDRESS", help="a reverse proxy whose X-Forwarded-For header names the client (default: none; the client is the socket's address); repeatable")
+    web.add_argument("--http-allowed-host", action="append", default=[], metavar="NAME", help="a Host name under which requests without the token are served, besides localhost, loopback addresses and the --http-uri host; repeatable")
 
     parser.add_argument("--debug", action="store_true", help="log DEBUG messages")
     parser.add_argument("--log-format", default=logging.BASIC_FORMAT, help="format for log messages")
@@ -196,11 +198,12 @@ def parse_args(
         args.http_token = _token_from_file(parser, args.http_token_file)
     if args.http_token is None:
         args.http_token = environ.get(ENV_HTTP_TOKEN) or None
-    for peer in args.http_trusted_peer:
-        try:
-            ipaddress.ip_address(peer)
-        except ValueError:
-            parser.error(f"--http-trusted-peer must be an IP address, got {peer!r}")
+    for flag, addresses in (("--http-trusted-peer", args.http_trusted_peer), ("--http-trusted-proxy", args.http_trusted_proxy)):
+        for address in addresses:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                parser.error(f"{flag} must be an IP address, got {address!r}")
     args.http_address = _http_address(parser, args) if args.http_uri else None
     if args.ha_url is not None:
         try:
@@ -341,6 +344,8 @@ async def start_http(args: argparse.Namespace, service: Service, prerenderer: Pr
         token_file=args.http_token_file,
         protect_reads=not args.http_address.loopback,
         trusted_peers=frozenset(args.http_trusted_peer),
+        trusted_proxies=frozenset(args.http_trusted_proxy),
+        allowed_hosts=frozenset({*args.http_allowed_host, args.http_address.host}),
         max_text_bytes=service.settings.limits.max_event_bytes,
         splitter=service.settings.splitter,
     )

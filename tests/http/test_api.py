@@ -156,7 +156,7 @@ def test_a_client_that_hangs_up_mid_stream_leaves_the_server_serving(piper):
     with live_server({"piper": slow}) as live:
         with socket.create_connection(("127.0.0.1", live.http.port)) as sock:
             body = json.dumps({"text": "One here. Two here. Three here. Four here. Five here."}).encode()
-            sock.sendall(b"POST /tts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            sock.sendall(b"POST /tts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                          + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
             assert sock.recv(12).startswith(b"HTTP/1.1 200")
         # Had the server gone on, all five would render within 5 x 0.3 s.

@@ -21,6 +21,7 @@ from tests.http.conftest import WAV_HEADER_BYTES
         (["--http-uri", "tcp://127.0.0.1:10210"], "http://HOST:PORT"),
         (["--http-uri", "http://127.0.0.1"], "no port"),
         (["--http-uri", "http://127.0.0.1:10210", "--http-trusted-peer", "the-proxy"], "must be an IP address"),
+        (["--http-uri", "http://127.0.0.1:10210", "--http-trusted-proxy", "nginx"], "--http-trusted-proxy must be an IP address"),
     ],
 )
 def test_bad_http_settings_are_one_line_and_exit_code_2(tmp_path, args, complaint):
@@ -33,7 +34,10 @@ def test_bad_http_settings_are_one_line_and_exit_code_2(tmp_path, args, complain
 async def test_one_process_serves_wyoming_and_http_from_one_cache(tmp_path):
     port, http_port = free_port(), free_port()
     process = subprocess.Popen(
-        [*SERVER, "--uri", f"tcp://127.0.0.1:{port}", "--http-uri", f"http://127.0.0.1:{http_port}", "--data-dir", str(tmp_path)],
+        [
+            *SERVER, "--uri", f"tcp://127.0.0.1:{port}", "--http-uri", f"http://127.0.0.1:{http_port}", "--data-dir", str(tmp_path),
+            "--http-allowed-host", "tts.lan", "--http-trusted-proxy", "127.0.0.1", "--http-trusted-peer", "127.0.0.2",
+        ],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -47,6 +51,12 @@ async def test_one_process_serves_wyoming_and_http_from_one_cache(tmp_path):
             assert (await http.get("/health")).json()["status"] == "ready"
             response = await http.post("/tts", json={"text": text})
             stats = (await http.get("/health")).json()["cache"]
+            # The flags reach the server: a Host name of its own, a proxy that names its client.
+            assert (await http.get("/v1/voices", headers={"Host": "tts.lan"})).status_code == 200
+            assert (await http.get("/v1/voices", headers={"Host": "elsewhere.example"})).status_code == 400
+            assert (await http.delete("/v1/voices/x")).status_code == 403  # no token on this server
+            forwarded = await http.delete("/v1/voices/x", headers={"X-Forwarded-For": "127.0.0.2"})
+            assert forwarded.status_code == 409, forwarded.text  # the trusted peer, behind the trusted proxy
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=30)

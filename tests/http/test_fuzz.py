@@ -1,18 +1,23 @@
-"""A bounded fuzz of the HTTP surface (hypothesis, a fixed number of examples): whatever a
-client sends, the answer is audio or a JSON error with a message, never a server error, and
-the server goes on serving."""
+"""A bounded fuzz of the HTTP surface: whatever a client sends, the answer is audio or a JSON
+error with a message, never a server error, and the server goes on serving. Hypothesis for
+the JSON bodies and the request line; tests/http/http_fuzz.py on raw sockets for what no
+client library sends (broken framing, forged headers, half-sent requests, hang-ups), with
+health checks between batches (benchmarks/http_fuzz.py runs it for 20,000 requests)."""
 
 from __future__ import annotations
+
+import asyncio
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wyoming_indextts.http import HttpSettings
+from wyoming_indextts.http import HttpSettings, guard, server
 
 from tests.conftest import assert_speech, make_cache
 from tests.http.conftest import WAV_HEADER_BYTES, live_server
+from tests.http.http_fuzz import fuzz_http
 
 EXAMPLES = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 TOKEN = "fuzz-token"
@@ -27,11 +32,16 @@ formats = st.sampled_from(["wav", "pcm", "flac", "mp3", "opus", "aac", "ogg", ""
 
 
 @pytest.fixture(scope="module")
-def live(piper, tmp_path_factory):
+def running(piper, tmp_path_factory):
     settings_ = HttpSettings(token=TOKEN, max_text_bytes=4096)
     with live_server({"piper": piper}, cache=make_cache(tmp_path_factory.mktemp("fuzz")), settings=settings_) as server:
-        with httpx.Client(base_url=server.base_url, timeout=60) as client:
-            yield client
+        yield server
+
+
+@pytest.fixture(scope="module")
+def live(running):
+    with httpx.Client(base_url=running.base_url, timeout=60) as client:
+        yield client
 
 
 def assert_well_formed(response: httpx.Response) -> None:
@@ -85,6 +95,19 @@ def test_any_method_path_and_body(live, method, path, content, content_type, aut
     if response.headers.get("content-type", "").startswith(("text/html", "text/plain; version", "application/javascript", "text/css")):
         return  # the page and /metrics
     assert_well_formed(response)
+
+
+def test_raw_socket_fuzz_with_health_checks(running, monkeypatch):
+    # Short deadlines, so the half-sent requests are closed within the test's time.
+    monkeypatch.setattr(server, "REQUEST_HEAD_SECONDS", 2.0)
+    monkeypatch.setattr(guard, "BODY_IDLE_SECONDS", 2.0)
+    report = asyncio.run(fuzz_http(running.http.port, running.harness.port, 600, TOKEN, batch=200, closing_seconds=20))
+    assert report.requests == 600 and report.health_checks == 3
+    assert report.crashes == [], report.crashes[:5]
+    assert report.hangs == [], report.hangs[:5]
+    assert report.failed_health_checks == [], report.failed_health_checks
+    # The fuzz reached the routes, the guards and the protocol level, not only one of them.
+    assert {200, 400, 401, 404, 413, 422} <= set(report.statuses), report.statuses
 
 
 def test_still_serving_after_the_fuzz(live):

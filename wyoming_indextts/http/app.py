@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, Form, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from .. import __version__
 from ..engines.base import SPEED_ENGINES, Voice, at_speed
@@ -21,9 +22,9 @@ from ..protocol import ReaderLimits
 from ..sentences import SplitterSettings, has_speakable
 from ..synthesizer import Synthesizer
 from ..voices import VoiceCatalogue
-from .errors import ApiError, install_error_handlers
+from .errors import LONE_SURROGATE_ERROR, ApiError, install_error_handlers
 from .formats import FORMATS, OPENAI_PCM_RATE, OutputFormat
-from .guard import AccessPolicy, BodyLimit, RequestCounter, TokenGuard
+from .guard import AccessGuard, AccessPolicy, BodyLimit, RequestCounter
 from .library import VoiceLibrary
 from .metrics import Metrics
 from .speech import NOTHING_TO_SAY, speech_response
@@ -37,6 +38,19 @@ UPLOAD_FORM_BYTES = 64 << 10
 FormatName = Literal["wav", "pcm", "flac", "mp3", "opus", "aac"]
 
 
+def _valid_unicode(value: str) -> str:
+    """JSON's \\ud800 escape gives a string no UTF-8 can hold: refused here (a 400, see
+    errors.py), not when the text is first encoded deep inside."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise PydanticCustomError(LONE_SURROGATE_ERROR, f"holds a lone surrogate at character {err.start}") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+
+
 @dataclass
 class HttpSettings:
     token: str | None = None
@@ -46,6 +60,12 @@ class HttpSettings:
     """True when listening beyond loopback: then every API request needs the token."""
     trusted_peers: frozenset[str] = frozenset()
     """Peer addresses whose requests need no token (Home Assistant's ingress proxy)."""
+    trusted_proxies: frozenset[str] = frozenset()
+    """Addresses whose X-Forwarded-For names the peer (--http-trusted-proxy); from any other
+    address the peer is the socket's."""
+    allowed_hosts: frozenset[str] = frozenset()
+    """Host names a request without the token may use besides localhost and loopback
+    addresses: the bind address, --http-allowed-host."""
     max_text_bytes: int = ReaderLimits.max_event_bytes
     """A speech request's body: the same limit as one Wyoming event."""
     splitter: SplitterSettings = field(default_factory=SplitterSettings)
@@ -54,8 +74,8 @@ class HttpSettings:
 class TtsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(description="What to say; split into sentences as Wyoming does")
-    voice: str | None = Field(None, description="A voice name from /v1/voices; none or unknown: the default voice")
+    text: Text = Field(description="What to say; split into sentences as Wyoming does")
+    voice: Text | None = Field(None, description="A voice name from /v1/voices; none or unknown: the default voice")
     format: FormatName = Field("wav", description="wav and pcm stream as sentences render; pcm is at the voice's rate")
 
 
@@ -64,9 +84,9 @@ class SpeechRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    model: str = Field("indextts", description="Accepted and ignored: the voice decides the engine")
-    input: str
-    voice: str | None = None
+    model: Text = Field("indextts", description="Accepted and ignored: the voice decides the engine")
+    input: Text
+    voice: Text | None = None
     response_format: FormatName = "mp3"
     speed: float = Field(1.0, ge=0.25, le=4.0)
     stream_format: Literal["audio", "sse"] = "audio"
@@ -108,11 +128,17 @@ def create_app(
     def public(path: str) -> bool:
         return path == "/" or path.removeprefix("/page/") in PAGE_FILES
 
-    policy = AccessPolicy(settings.token, settings.protect_reads, public_paths=public, trusted_peers=settings.trusted_peers)
+    policy = AccessPolicy(
+        settings.token,
+        settings.protect_reads,
+        public_paths=public,
+        trusted_peers=settings.trusted_peers,
+        allowed_hosts=frozenset(name.lower() for name in settings.allowed_hosts),
+    )
     add_token_routes(app, policy, settings.token_file)
     app.add_middleware(BodyLimit, limit_for=limit_for)
-    app.add_middleware(TokenGuard, policy=policy)
-    app.add_middleware(RequestCounter, metrics=parts.metrics)
+    app.add_middleware(AccessGuard, policy=policy)
+    app.add_middleware(RequestCounter, metrics=parts.metrics, routes=app.router.routes)
     return app
 
 
@@ -275,8 +301,8 @@ def _add_library_routes(app: FastAPI, parts: ServerParts) -> None:
 class PrerenderEdit(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    voice: str = Field(description="A voice name from /v1/voices")
-    text: str = Field(min_length=1, max_length=2000, description="One announcement")
+    voice: Text = Field(description="A voice name from /v1/voices")
+    text: Text = Field(min_length=1, max_length=2000, description="One announcement")
 
 
 def _add_prerender_routes(app: FastAPI, parts: ServerParts) -> None:

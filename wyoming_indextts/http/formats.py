@@ -1,18 +1,21 @@
 """Response formats of the HTTP API: PCM from the synthesizer in, the bytes a client asked for out.
 
 WAV and raw PCM stream as sentences render. The compressed formats (FLAC, MP3, Ogg Opus) are
-encoded by libsndfile (through soundfile, no network, no ffmpeg) once the whole text is
-rendered: their containers want the length or rewrite their header at the end.
+encoded by libsndfile (through soundfile, no network, no ffmpeg) piece by piece as the text
+renders, and sent whole at the end: their containers want the length or rewrite their header
+when closed.
+
+The encoders are plain synchronous objects: resampling and encoding are CPU work, so the
+response runs `feed` and `finish` in worker threads (soxr and libsndfile release the GIL), one
+call at a time, never on the event loop that Wyoming shares.
 """
 
 from __future__ import annotations
 
 import io
 import struct
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-
-import numpy as np
+from typing import Any
 
 from ..audio import SAMPLE_WIDTH, StreamResampler, pcm_to_float
 
@@ -31,7 +34,8 @@ class OutputFormat:
     name: str
     media_type: str
     streams: bool
-    """True: bytes go out as each sentence renders."""
+    """True: bytes go out as each sentence renders; False: the whole reply is held until the
+    end, so its length is capped (see speech.py)."""
     soundfile_format: str = ""
     soundfile_subtype: str = ""
     fixed_rate: int | None = None
@@ -62,38 +66,84 @@ def streaming_wav_header(rate: int, channels: int = 1) -> bytes:
     )
 
 
-async def encode(pcm: AsyncIterator[bytes], rate: int, fmt: OutputFormat, pcm_rate: int | None = None) -> AsyncIterator[bytes]:
-    """Turn the synthesizer's PCM (int16 mono at `rate`) into `fmt`. `pcm_rate` resamples raw
-    PCM output (the OpenAI endpoint's 24 kHz); None keeps the voice's rate."""
+class Encoder:
+    """int16 mono PCM at the voice's rate in, the format's bytes out. Not thread-safe: one
+    call at a time (the response awaits each before the next)."""
+
+    cpu_bound = True
+    """False: feed and finish only pass bytes along; no worker thread needed."""
+
+    def start(self) -> bytes:
+        return b""
+
+    def feed(self, pcm: bytes) -> bytes:
+        raise NotImplementedError
+
+    def finish(self) -> bytes:
+        return b""
+
+
+class _WavEncoder(Encoder):
+    cpu_bound = False
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+
+    def start(self) -> bytes:
+        return streaming_wav_header(self.rate)
+
+    def feed(self, pcm: bytes) -> bytes:
+        return pcm
+
+
+class _PcmEncoder(Encoder):
+    def __init__(self, rate: int, out_rate: int) -> None:
+        self.resampler = StreamResampler(rate, out_rate)
+        self.cpu_bound = rate != out_rate
+
+    def feed(self, pcm: bytes) -> bytes:
+        return self.resampler.feed(pcm)
+
+    def finish(self) -> bytes:
+        return self.resampler.flush()
+
+
+class _SoundFileEncoder(Encoder):
+    def __init__(self, rate: int, fmt: OutputFormat) -> None:
+        out_rate = fmt.fixed_rate or rate
+        self.resampler = StreamResampler(rate, out_rate)
+        self.out = io.BytesIO()
+        self.rate = out_rate
+        self.fmt = fmt
+        self._sound: Any = None
+
+    def _write(self, pcm: bytes) -> None:
+        import soundfile as sf
+
+        if self._sound is None:
+            self._sound = sf.SoundFile(
+                self.out, "w", samplerate=self.rate, channels=1, format=self.fmt.soundfile_format, subtype=self.fmt.soundfile_subtype
+            )
+        if pcm:
+            self._sound.write(pcm_to_float(pcm))
+
+    def feed(self, pcm: bytes) -> bytes:
+        self._write(self.resampler.feed(pcm))
+        return b""
+
+    def finish(self) -> bytes:
+        self._write(self.resampler.flush())
+        assert self._sound is not None
+        self._sound.close()
+        return self.out.getvalue()
+
+
+def encoder_for(fmt: OutputFormat, rate: int, pcm_rate: int | None = None) -> Encoder:
+    """The encoder turning the synthesizer's PCM (int16 mono at `rate`) into `fmt`. `pcm_rate`
+    resamples raw PCM output (the OpenAI endpoint's 24 kHz); None keeps the voice's rate."""
     if fmt.name == "wav":
-        yield streaming_wav_header(rate)
-        async for piece in pcm:
-            yield piece
-        return
+        return _WavEncoder(rate)
     if fmt.name == "pcm":
-        resampler = StreamResampler(rate, pcm_rate or rate)
-        async for piece in pcm:
-            out = resampler.feed(piece)
-            if out:
-                yield out
-        tail = resampler.flush()
-        if tail:
-            yield tail
-        return
-    pieces = [piece async for piece in pcm]
-    yield encode_whole(b"".join(pieces), rate, fmt)
+        return _PcmEncoder(rate, pcm_rate or rate)
+    return _SoundFileEncoder(rate, fmt)
 
-
-def encode_whole(pcm: bytes, rate: int, fmt: OutputFormat) -> bytes:
-    import soundfile as sf
-
-    samples = pcm_to_float(pcm)
-    if fmt.fixed_rate is not None and fmt.fixed_rate != rate:
-        import soxr
-
-        samples = np.asarray(soxr.resample(samples, rate, fmt.fixed_rate), dtype=np.float32)
-        rate = fmt.fixed_rate
-    out = io.BytesIO()
-    with sf.SoundFile(out, "w", samplerate=rate, channels=1, format=fmt.soundfile_format, subtype=fmt.soundfile_subtype) as sound:
-        sound.write(samples)
-    return out.getvalue()
