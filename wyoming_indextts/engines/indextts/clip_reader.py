@@ -30,6 +30,9 @@ a few seconds of CPU. Decoding holds BLOCK_SAMPLES of them at a time, never all.
 BLOCK_SAMPLES = 1 << 20
 """Samples decoded at once, whatever the channel count: 4 MiB of float32."""
 READABLE = "WAV, FLAC, OGG or MP3"
+UNKNOWN_FRAMES = 2**63 - 1
+"""libsndfile's frame count for a file that does not say its length (a FLAC written on the fly);
+soundfile cannot read such a file from a seekable source anyway."""
 
 
 class ClipProblem(Exception):
@@ -71,6 +74,8 @@ def check_header(header: ClipHeader, max_seconds: float, formats: Collection[str
         )
     if not 1 <= header.channels <= MAX_CHANNELS:
         raise ClipProblem(f"{header.channels} channels: use mono or stereo (at most {MAX_CHANNELS} channels)", "too_large")
+    if header.frames == UNKNOWN_FRAMES:
+        raise ClipProblem(f"the {header.format} file does not say how long it is (written as a stream): save it again", "unreadable")
     if header.seconds > max_seconds:
         raise too_long(header.seconds, max_seconds)
     if header.frames * header.channels > MAX_DECODED_SAMPLES:
@@ -86,8 +91,9 @@ def read_mono(
 ) -> tuple[np.ndarray, int]:
     """The clip as float32 mono and its rate (`target_rate` when given), decoded in blocks.
 
-    Raises ClipProblem before decoding for a header over the limits, and while decoding if
-    the audio runs past what its header said (a header may lie) or holds NaN or infinity."""
+    Raises ClipProblem before decoding for a header over the limits (soundfile reads a file no
+    further than its header's frame count, so the header bounds the work), and while decoding
+    for NaN, infinity or a damaged stream."""
     import soundfile as sf
 
     try:
@@ -99,7 +105,6 @@ def read_mono(
     with sound:
         header = ClipHeader(sound.format, sound.channels, sound.samplerate, sound.frames)
         check_header(header, max_seconds, formats)
-        frame_limit = min(int(max_seconds * header.rate), MAX_DECODED_SAMPLES // header.channels)
         block = np.empty((max(1, BLOCK_SAMPLES // header.channels), header.channels), dtype=np.float32)
         resampler = _Resampler(header.rate, target_rate) if target_rate and target_rate != header.rate else None
         pieces: list[np.ndarray] = []
@@ -107,8 +112,6 @@ def read_mono(
         try:
             while (read := sound.read(block.shape[0], dtype="float32", always_2d=True, out=block)).shape[0]:
                 frames += read.shape[0]
-                if frames > frame_limit:
-                    raise too_long(frames / header.rate, max_seconds)
                 if not np.isfinite(read).all():
                     raise ClipProblem("contains invalid samples (NaN or infinity)", "invalid")
                 mono = read.mean(axis=1, dtype=np.float32) if header.channels > 1 else read[:, 0].copy()
