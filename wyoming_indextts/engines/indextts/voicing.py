@@ -4,7 +4,7 @@ Speech has voiced frames (vowels: the signal repeats every pitch period, 60-400 
 moves (intonation) and its loudness rises and falls with the syllables. So a clip is refused as
 
 * constant: nothing left once its mean (DC) is removed;
-* noise: too few voiced frames, and a flat spectrum says noise rather than silence or clicks;
+* not voiced: too few voiced frames (named noise when the spectrum is flat: hiss, clicks);
 * a tone: voiced, but its pitch never moves;
 * a steady sound: voiced, pitch moving, but its loudness never changes (a siren).
 
@@ -24,16 +24,18 @@ MIN_PITCH, MAX_PITCH = 60.0, 400.0
 CONSTANT_LEVEL = 10 ** (-60 / 20)
 """What is left once the mean is removed: below -60 dBFS (the silence floor) the clip is a constant."""
 ACTIVE_RANGE_DB = 35.0
-"""Frames within 35 dB of the loudest are sound; pauses and breaths sit below."""
+"""Frames within 35 dB of the loudest are sound; pauses and breaths mostly sit below."""
 VOICED_CORRELATION = 0.6
-"""Normalised autocorrelation at the pitch period. Vowels reach 0.7-0.95; white noise stays near
-1/sqrt(frame length), about 0.1, and its largest value over the pitch lags stays under 0.3."""
+"""Normalised autocorrelation at the pitch period: 1 for a perfectly periodic frame. White noise's
+best over the pitch lags measured 0.10 (median frame) and 0.17 at most in 3 s, about
+1/sqrt(frame length) as expected; 0.6 leaves room for breathy and noisy vowels."""
 OCTAVE_MARGIN = 0.9
 """The first peak within 90 % of the best is the period: a periodic signal also correlates at
 2 and 3 periods, which would read as an octave jump."""
 MIN_VOICED_SECONDS = 0.4
-"""A few syllables' vowels. Speech is 40-80 % voiced, and a clip at least 1 s of sound; brown
-noise's chance periodic frames came to 0.14 s in 3 s, white and pink noise's to none."""
+"""A few syllables' vowels. Piper's and Kokoro's sentences were 54-84 % voiced, and a clip is at
+least 1 s of sound; brown noise's chance periodic frames came to 0.14 s in 3 s, white and pink
+noise's to none."""
 NOISE_FLATNESS = 0.3
 """Median spectral flatness (geometric / arithmetic mean of the power spectrum) of the sound
 frames: white noise 0.56, speech under 0.01 (the tests' synthetic voice 0.14). Only names the
@@ -51,18 +53,16 @@ _CHUNK_FRAMES = 256
 
 
 def speech_problem(samples: np.ndarray, rate: int) -> str | None:
-    """None when `samples` (mono) hold voiced speech; otherwise why they are not speech, as one clause."""
+    """None when `samples` (mono, at least one frame long) hold voiced speech; otherwise why they
+    are not speech, as one clause."""
     signal = np.asarray(samples, dtype=np.float64)
     signal = signal - signal.mean()
     width, hop = int(FRAME_SECONDS * rate), int(HOP_SECONDS * rate)
-    if signal.size < width or float(np.sqrt(np.mean(signal**2))) < CONSTANT_LEVEL:
+    if float(np.sqrt(np.mean(signal**2))) < CONSTANT_LEVEL:
         return "it is a constant (DC) signal"
     frames = np.lib.stride_tricks.sliding_window_view(signal, width)[::hop]
-    levels, pitches, flatness = [], [], []
-    for start in range(0, frames.shape[0], _CHUNK_FRAMES):
-        level, pitch, flat = _analyse(frames[start : start + _CHUNK_FRAMES], rate)
-        levels.append(level), pitches.append(pitch), flatness.append(flat)
-    level, pitch, flat = np.concatenate(levels), np.concatenate(pitches), np.concatenate(flatness)
+    parts = [_analyse(frames[start : start + _CHUNK_FRAMES], rate) for start in range(0, frames.shape[0], _CHUNK_FRAMES)]
+    level, pitch, flat = (np.concatenate(column) for column in zip(*parts))
     active = level >= level.max() - ACTIVE_RANGE_DB
     voiced = active & (pitch > 0)
     if voiced.sum() * HOP_SECONDS < MIN_VOICED_SECONDS:
