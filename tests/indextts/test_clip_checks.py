@@ -129,6 +129,23 @@ def unknown_length_flac(seconds: float, rate: int) -> io.BytesIO:
     return io.BytesIO(bytes(data))
 
 
+def with_nan() -> io.BytesIO:
+    samples = voiced_clip(1.5, 8000)
+    samples[100] = np.nan
+    out = io.BytesIO()
+    sf.write(out, samples, 8000, format="WAV", subtype="FLOAT")
+    out.seek(0)
+    return out
+
+
+def damaged_flac() -> io.BytesIO:
+    """A FLAC whose header is intact and whose frames are not (every 97th byte of the last two thirds flipped)."""
+    data = bytearray(encoded(voiced_clip(3.0, 22050), 22050, "FLAC").getvalue())
+    for at in range(len(data) // 3, len(data), 97):
+        data[at] ^= 0xFF
+    return io.BytesIO(bytes(data))
+
+
 @pytest.mark.parametrize(
     ("make", "kind", "words"),
     [
@@ -139,6 +156,8 @@ def unknown_length_flac(seconds: float, rate: int) -> io.BytesIO:
         (lambda: unknown_length_flac(3.0, 8000), "unreadable", "does not say how long it is"),
         (lambda: encoded(np.zeros((0, 1), np.float32), 8000), "empty", "no audio"),
         (lambda: encoded(voiced_clip(1.5, 8000), 8000, "AIFF"), "format", "AIFF audio is not accepted"),
+        (lambda: with_nan(), "invalid", "NaN or infinity"),
+        (lambda: damaged_flac(), "unreadable", "damaged audio"),
     ],
 )
 def test_unusable_files_are_refused_with_a_reason(make, kind: str, words: str) -> None:

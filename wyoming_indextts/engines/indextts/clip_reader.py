@@ -119,7 +119,7 @@ def read_mono(
         except ClipProblem:
             raise
         except Exception as err:  # noqa: BLE001 - a damaged stream fails part-way through
-            raise ClipProblem(f"damaged audio after {frames / header.rate:.1f} s ({str(err).splitlines()[0]})", "unreadable") from None
+            raise ClipProblem(f"damaged audio ({str(err).splitlines()[0].strip()})", "unreadable") from None
     if frames == 0:
         raise ClipProblem("contains no audio", "empty")
     if not resampler:
