@@ -79,10 +79,9 @@ print(json.dumps(outcome))
 
 
 def check_in_child(path: Path) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path)], cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )
+    command = [sys.executable, "-c", CHILD, str(path)]
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(command, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -165,6 +164,17 @@ def test_unusable_files_are_refused_with_a_reason(make, kind: str, words: str) -
         read_mono(make(), 20, formats=("WAV", "FLAC", "OGG", "MP3"))
     assert refused.value.kind == kind and words in str(refused.value)
     assert "SpooledTemporaryFile" not in str(refused.value) and "BytesIO" not in str(refused.value)
+
+
+def test_more_samples_than_any_voice_clip_needs_is_refused_from_the_header(tmp_path: Path) -> None:
+    """8 channels of 192 kHz for 32 s: each limit alone is allowed, together 49 M samples are not."""
+    path = tmp_path / "surround.flac"
+    with sf.SoundFile(str(path), "w", samplerate=192_000, channels=8, format="FLAC", subtype="PCM_16") as sound:
+        for _ in range(32):
+            sound.write(np.zeros((192_000, 8), dtype=np.float32))
+    with pytest.raises(ClipProblem, match="8 channels at 192000 Hz for 32 s is more audio than a voice clip needs") as refused:
+        read_mono(path, 120)
+    assert refused.value.kind == "too_large"
 
 
 def test_folder_clips_share_the_reader(tmp_path: Path) -> None:

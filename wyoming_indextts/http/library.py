@@ -23,8 +23,8 @@ from typing import IO
 import numpy as np
 
 from ..engines.indextts import IndexTTSEngine
-from ..engines.indextts.format import MAX_PROMPT_SECONDS
 from ..engines.indextts.clip_reader import ClipProblem, read_mono
+from ..engines.indextts.format import MAX_PROMPT_SECONDS
 from ..engines.indextts.voice import MIN_CLIP_SECONDS, SILENCE_PEAK, SPEAKER_RATE
 from ..engines.indextts.voicing import speech_problem
 from ..voices import VoiceCatalogue
