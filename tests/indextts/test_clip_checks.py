@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from tests.indextts.clips import voiced_clip, write_clip
-from wyoming_indextts.engines.indextts.clip_reader import MAX_DECODED_SAMPLES, ClipProblem, read_mono
+from wyoming_indextts.engines.indextts.clip_reader import MAX_DECODED_SAMPLES, UPLOAD_FORMATS, ClipProblem, read_mono
 from wyoming_indextts.engines.indextts.voice import VoiceError, librosa_resample, read_clip
 from wyoming_indextts.engines.indextts.voicing import speech_problem
 
@@ -161,7 +161,7 @@ def damaged_flac() -> io.BytesIO:
 )
 def test_unusable_files_are_refused_with_a_reason(make, kind: str, words: str) -> None:
     with pytest.raises(ClipProblem) as refused:
-        read_mono(make(), 20, formats=("WAV", "FLAC", "OGG", "MP3"))
+        read_mono(make(), 20, formats=UPLOAD_FORMATS)
     assert refused.value.kind == kind and words in str(refused.value)
     assert "SpooledTemporaryFile" not in str(refused.value) and "BytesIO" not in str(refused.value)
 

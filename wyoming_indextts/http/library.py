@@ -23,7 +23,7 @@ from typing import IO
 import numpy as np
 
 from ..engines.indextts import IndexTTSEngine
-from ..engines.indextts.clip_reader import ClipProblem, read_mono
+from ..engines.indextts.clip_reader import UPLOAD_FORMATS, ClipProblem, read_mono
 from ..engines.indextts.format import MAX_PROMPT_SECONDS
 from ..engines.indextts.voice import MIN_CLIP_SECONDS, SILENCE_PEAK, SPEAKER_RATE
 from ..engines.indextts.voicing import speech_problem
@@ -34,8 +34,6 @@ _LOGGER = logging.getLogger(__name__)
 
 VOICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
 LANGUAGE_CODE = re.compile(r"[a-z]{2,3}([_-][A-Za-z]{2,4})?")
-UPLOAD_FORMATS = ("WAV", "FLAC", "OGG", "MP3")
-"""libsndfile's container names; MP3 needs libsndfile 1.1 or newer (soundfile's wheels have it)."""
 PROBLEM_STATUS = {
     "unreadable": (415, "bad_audio"),
     "format": (415, "bad_audio"),

@@ -4,7 +4,8 @@ The header (format, channels, rate, length) is checked before any audio is decod
 audio is decoded in blocks, each block down-mixed to mono (the channel mean, as librosa) and,
 when a rate is asked for, resampled as it streams. A small compressed file that expands to
 gigabytes (0.7 MB of 8-channel 655 kHz FLAC silence is 119 s, 2.5 GB as float32) is refused
-from its header, and an accepted file is never held whole at its own rate and channel count.
+from its header, and an accepted file is never held whole with all its channels (nor, for an
+upload, at its own rate).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ MAX_DECODED_SAMPLES = 48_000_000
 a few seconds of CPU. Decoding holds BLOCK_SAMPLES of them at a time, never all."""
 BLOCK_SAMPLES = 1 << 20
 """Samples decoded at once, whatever the channel count: 4 MiB of float32."""
-READABLE = "WAV, FLAC, OGG or MP3"
+UPLOAD_FORMATS = ("WAV", "FLAC", "OGG", "MP3")
+"""libsndfile's container names; MP3 needs libsndfile 1.1 or newer (soundfile's wheels have it)."""
+READABLE = f"{', '.join(UPLOAD_FORMATS[:-1])} or {UPLOAD_FORMATS[-1]}"
 UNKNOWN_FRAMES = 2**63 - 1
 """libsndfile's frame count for a file that does not say its length (a FLAC written on the fly);
 soundfile cannot read such a file from a seekable source anyway."""
