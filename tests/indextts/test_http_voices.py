@@ -22,6 +22,7 @@ from wyoming_indextts.synthesizer import ChainSettings
 from tests.conftest import read_until
 from tests.http.conftest import WAV_HEADER_BYTES, live_server
 from tests.indextts.conftest import voiced_clip, write_clip
+from tests.indextts.test_clip_checks import write_issue_bomb
 
 TOKEN = "upload-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -150,8 +151,12 @@ def test_hostile_or_taken_names_are_refused_and_nothing_is_written(live, voices_
 @pytest.mark.parametrize(
     ("data", "status", "words"),
     [
-        (b"this is not audio at all" * 100, 415, "not readable as audio"),
+        (b"this is not audio at all" * 100, 415, "not readable as audio (format not recognised): use WAV, FLAC, OGG or MP3"),
         (encoded(np.zeros(22050 * 3, np.float32), 22050, "WAV"), 422, "silent"),
+        (encoded(np.full(22050 * 3, 0.25, np.float32), 22050, "WAV"), 422, "not speech: it is a constant (DC) signal"),
+        (encoded(0.3 * np.sin(2 * np.pi * 220 * np.arange(22050 * 3) / 22050), 22050, "FLAC"), 422, "not speech: it is a steady tone"),
+        (encoded(0.1 * np.random.default_rng(1).standard_normal(22050 * 3), 22050, "WAV"), 422, "not speech: it sounds like noise"),
+        (encoded(np.zeros((8000, 2)), 352800, "WAV"), 413, "352800 Hz"),
         (encoded(voiced_clip(0.4, 22050), 22050, "WAV"), 422, "at least 1 s"),
         (encoded(voiced_clip(25.0, 8000), 8000, "WAV"), 413, "at most 20 s"),
         (encoded(voiced_clip(3.0, 22050), 22050, "AIFF"), 415, "AIFF audio is not accepted"),
@@ -163,7 +168,30 @@ def test_bad_clips_are_refused_with_a_reason(live, voices_dir, data, status, wor
     response = upload(client, "newvoice", data)
     assert response.status_code == status, response.text
     assert words in response.json()["error"]["message"]
+    assert "SpooledTemporaryFile" not in response.text
     assert not (voices_dir / "newvoice.wav").exists() and not (voices_dir / "newvoice.yaml").exists()
+
+
+def test_the_issues_flac_bomb_is_refused_from_its_header(live, voices_dir, tmp_path):
+    """0.7 MB of 8-channel 655 kHz FLAC, 2.5 GB decoded: refused before decoding (the memory it
+    takes to check is measured in test_clip_checks)."""
+    _server, client = live
+    bomb = write_issue_bomb(tmp_path / "bomb.flac").read_bytes()
+    response = upload(client, "bomb", bomb, "bomb.flac")
+    assert response.status_code == 413, response.text
+    assert "655350 Hz is not a voice recording's" in response.json()["error"]["message"]
+    assert not (voices_dir / "bomb.wav").exists()
+
+
+def test_real_speech_is_accepted(live, piper):
+    """Speech rendered by the bundled Piper voice: the voicing check's real case."""
+    _server, client = live
+    voice = piper.voices()[0]
+    pcm = b"".join(piper.synthesize("Welcome home. The front door is open and the lights are on.", voice))
+    response = upload(client, "piper-speech", encoded(np.frombuffer(pcm, "<i2"), voice.sample_rate, "WAV", "PCM_16"))
+    assert response.status_code == 202, response.text
+    assert wait_prepared(client, "piper-speech")["state"] == "ready"
+    assert client.delete("/v1/voices/piper-speech").status_code == 200
 
 
 def test_changes_need_the_token_and_the_default_voice_stays(live, voices_dir):

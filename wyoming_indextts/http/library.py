@@ -23,8 +23,10 @@ from typing import IO
 import numpy as np
 
 from ..engines.indextts import IndexTTSEngine
+from ..engines.indextts.clip_reader import UPLOAD_FORMATS, ClipProblem, read_mono
 from ..engines.indextts.format import MAX_PROMPT_SECONDS
-from ..engines.indextts.voice import MIN_CLIP_SECONDS, SILENCE_PEAK, SPEAKER_RATE, librosa_resample
+from ..engines.indextts.voice import MIN_CLIP_SECONDS, SILENCE_PEAK, SPEAKER_RATE
+from ..engines.indextts.voicing import speech_problem
 from ..voices import VoiceCatalogue
 from .errors import ApiError
 
@@ -32,8 +34,15 @@ _LOGGER = logging.getLogger(__name__)
 
 VOICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
 LANGUAGE_CODE = re.compile(r"[a-z]{2,3}([_-][A-Za-z]{2,4})?")
-UPLOAD_FORMATS = ("WAV", "FLAC", "OGG", "MP3")
-"""libsndfile's container names; MP3 needs libsndfile 1.1 or newer (soundfile's wheels have it)."""
+PROBLEM_STATUS = {
+    "unreadable": (415, "bad_audio"),
+    "format": (415, "bad_audio"),
+    "invalid": (415, "bad_audio"),
+    "empty": (415, "bad_audio"),
+    "too_long": (413, "too_long"),
+    "too_large": (413, "too_large"),
+}
+"""The HTTP status and error code of each `ClipProblem` kind."""
 MAX_DESCRIPTION_CHARS = 200
 TRIM_PEAK = 10 ** (-40 / 20)
 """Leading and trailing audio quieter than -40 dBFS is cut: silence teaches the model nothing."""
@@ -108,42 +117,12 @@ class VoiceLibrary:
         codes = self._languages(languages)
         async with self._lock:
             self._check_new_name(name)
-            samples = await asyncio.to_thread(self._usable_clip, clip)
+            samples = await asyncio.to_thread(usable_clip, clip, self.limits)
             await asyncio.to_thread(self._write_voice, name, description, codes, samples)
             job = Preparation(name, "preparing", seconds=round(len(samples) / SPEAKER_RATE, 2), started=time.monotonic())
             self.preparations[name] = job
         self._in_background(self._prepare(job))
         return job
-
-    def _usable_clip(self, clip: IO[bytes]) -> np.ndarray:
-        """Decoded, checked, trimmed to the speech the model uses, mono at the model's rate."""
-        import soundfile as sf
-
-        limits = self.limits
-        try:
-            info = sf.info(clip)
-            clip.seek(0)
-            if info.format not in UPLOAD_FORMATS:
-                raise ApiError(415, f"{info.format} audio is not accepted: upload WAV, FLAC, OGG or MP3", "bad_audio")
-            if info.duration > limits.max_seconds:
-                raise ApiError(413, f"the clip is {info.duration:.0f} s long; upload at most {limits.max_seconds:g} s of one speaker (the model reads {MAX_PROMPT_SECONDS:g} s at most; a shorter clip speaks sooner)", "too_long")
-            data, rate = sf.read(clip, dtype="float32", always_2d=True, frames=int(limits.max_seconds * info.samplerate) + 1)
-        except ApiError:
-            raise
-        except Exception as err:  # noqa: BLE001 - libsndfile raises several types for bad input
-            raise ApiError(415, f"not readable as audio ({str(err).splitlines()[0]}): upload WAV, FLAC, OGG or MP3", "bad_audio") from None
-        samples = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-        if samples.size == 0 or not np.isfinite(samples).all():
-            raise ApiError(415, "the clip has no valid audio samples", "bad_audio")
-        if float(np.abs(samples).max()) < SILENCE_PEAK:
-            raise ApiError(422, "the clip is silent: record the voice again", "silent_clip")
-        loud = np.flatnonzero(np.abs(samples) >= TRIM_PEAK)
-        samples = samples[loud[0] : loud[-1] + 1] if loud.size else samples
-        samples = librosa_resample(np.ascontiguousarray(samples, dtype=np.float32), int(rate), SPEAKER_RATE)
-        samples = samples[: int(MAX_PROMPT_SECONDS * SPEAKER_RATE)]
-        if len(samples) < MIN_CLIP_SECONDS * SPEAKER_RATE:
-            raise ApiError(422, f"only {len(samples) / SPEAKER_RATE:.1f} s of sound: upload at least {MIN_CLIP_SECONDS:g} s of speech", "too_short")
-        return samples
 
     def _write_voice(self, name: str, description: str, languages: list[str], samples: np.ndarray) -> None:
         import soundfile as sf
@@ -208,6 +187,30 @@ class VoiceLibrary:
         """Wait for running preparations (at shutdown, and in tests)."""
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def usable_clip(clip: IO[bytes], limits: UploadLimits) -> np.ndarray:
+    """The upload as mono speech at the model's rate, trimmed to what the model uses.
+
+    Refused from its header when decoding would cost too much, then decoded in blocks and
+    resampled as it streams (`read_mono`): checking any upload holds a few MB, not the file's
+    decoded size."""
+    try:
+        samples, _ = read_mono(clip, limits.max_seconds, UPLOAD_FORMATS, SPEAKER_RATE)
+    except ClipProblem as problem:
+        status, code = PROBLEM_STATUS[problem.kind]
+        raise ApiError(status, str(problem), code) from None
+    if float(np.abs(samples).max()) < SILENCE_PEAK:
+        raise ApiError(422, "the clip is silent: record the voice again", "silent_clip")
+    loud = np.flatnonzero(np.abs(samples) >= TRIM_PEAK)
+    samples = samples[loud[0] : loud[-1] + 1] if loud.size else samples
+    samples = samples[: int(MAX_PROMPT_SECONDS * SPEAKER_RATE)]
+    if len(samples) < MIN_CLIP_SECONDS * SPEAKER_RATE:
+        raise ApiError(422, f"only {len(samples) / SPEAKER_RATE:.1f} s of sound: upload at least {MIN_CLIP_SECONDS:g} s of speech", "too_short")
+    problem = speech_problem(samples, SPEAKER_RATE)
+    if problem:
+        raise ApiError(422, f"the clip is not speech: {problem}. Upload a recording of one person speaking", "not_speech")
+    return samples
 
 
 def _write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:

@@ -82,8 +82,8 @@ def _fingerprint(model: IndexTTSModel, spec: VoiceSpec, options: IndexTTSOptions
 
 def condition_voice(model: IndexTTSModel, conditioner: AcousticConditioner, clip: Path, options: IndexTTSOptions) -> VoiceConditioning:
     """Everything synthesis needs from one clip (raises VoiceError for a bad clip)."""
-    samples, rate = read_clip(clip)
-    check_clip(clip, samples, rate, options.min_clip_seconds, options.max_clip_seconds)
+    samples, rate = read_clip(clip, options.max_clip_seconds)
+    check_clip(clip, samples, rate, options.min_clip_seconds)
     audio = prepare_clip_audio(samples, rate, float(model.config.get(MAX_PROMPT_SECONDS_FIELD, MAX_PROMPT_SECONDS)))
     meta = {"clip": clip.name, "rate": rate, "seconds": round(samples.shape[0] / rate, 3)}
     if model.manifest.model == INDEXTTS_25:

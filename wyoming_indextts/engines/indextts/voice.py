@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from .clip_reader import ClipProblem, read_mono
 from .format import MAX_PROMPT_SECONDS, SAMPLE_RATE, SEMANTIC_SAMPLE_RATE
 
 _LOGGER = logging.getLogger(__name__)
@@ -169,28 +170,20 @@ def discover_voices(voices_dir: Path) -> tuple[list[VoiceSpec], list[str]]:
 # -- audio --------------------------------------------------------------------------------------
 
 
-def read_clip(path: Path) -> tuple[np.ndarray, int]:
-    """The clip as float32 mono (channel mean, as librosa) and its rate; VoiceError if unusable."""
-    import soundfile as sf
-
+def read_clip(path: Path, max_seconds: float = MAX_CLIP_SECONDS) -> tuple[np.ndarray, int]:
+    """The clip as float32 mono (channel mean, as librosa) at its own rate; VoiceError if
+    unusable. Read with the uploads' bounded reader: a clip whose header promises more than
+    `max_seconds`, or more audio than any voice clip, is refused before it is decoded."""
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as err:  # noqa: BLE001 - soundfile raises several types
-        raise VoiceError(f"{path}: not readable as audio ({str(err).splitlines()[0]})") from err
-    if data.size == 0:
-        raise VoiceError(f"{path}: contains no audio")
-    samples = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-    return np.ascontiguousarray(samples, dtype=np.float32), int(rate)
+        return read_mono(path, max_seconds)
+    except ClipProblem as problem:
+        raise VoiceError(f"{path}: {problem}") from None
 
 
-def check_clip(path: Path, samples: np.ndarray, rate: int, min_seconds: float, max_seconds: float) -> None:
+def check_clip(path: Path, samples: np.ndarray, rate: int, min_seconds: float) -> None:
     seconds = samples.shape[0] / rate
     if seconds < min_seconds:
         raise VoiceError(f"{path}: {seconds:.2f} s is too short; a voice clip needs at least {min_seconds:g} s of speech")
-    if seconds > max_seconds:
-        raise VoiceError(f"{path}: {seconds:.1f} s is too long; use a clip of at most {max_seconds:g} s (the model reads {MAX_PROMPT_SECONDS:g} s at most; a shorter clip speaks sooner)")
-    if not np.isfinite(samples).all():
-        raise VoiceError(f"{path}: contains invalid samples (NaN or infinity)")
     if float(np.abs(samples).max()) < SILENCE_PEAK:
         raise VoiceError(f"{path}: is silent; record the voice again")
 
