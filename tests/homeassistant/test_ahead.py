@@ -57,7 +57,7 @@ async def test_replies_are_rendered_ahead_and_answered_from_the_cache(piper, tmp
             assert (status["rendered"], status["left"]) == (4, 0)
             # /health says so too.
             app = create_app(harness.catalogue, harness.synthesizer, HttpSettings(), prerenderer=prerenderer)
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
                 health = (await client.get("/health")).json()
             assert health["homeassistant_replies"]["listed"] == 4 and health["homeassistant_replies"]["left"] == 0
             first = ahead.lists()[0].texts()[0]
