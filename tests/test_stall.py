@@ -11,7 +11,13 @@ from wyoming.tts import Synthesize, SynthesizeVoice
 
 from wyoming_indextts.synthesizer import ChainSettings
 
-from .conftest import CountingEngine, Response, assert_speech, make_cache, running_server
+from .conftest import (
+    CountingEngine,
+    Response,
+    assert_speech,
+    make_cache,
+    running_server,
+)
 
 DEADLINE = 1.5
 SLACK = 4.0

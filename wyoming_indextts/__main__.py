@@ -41,7 +41,7 @@ from .flag_types import (
     redis_url,
     remote_uri,
 )
-from .prerender import EditedLists, Prerenderer, PrerenderList
+from .prerender import DEFAULT_MAX_TEXTS, EditedLists, Prerenderer, PrerenderList
 from .sentences import SplitterSettings
 from .service import Service, ServiceError, build_service
 
@@ -54,6 +54,9 @@ ENV_ARGS = "WYOMING_INDEXTTS_ARGS"
 ENV_HTTP_TOKEN = "WYOMING_INDEXTTS_HTTP_TOKEN"
 """--http-token from the environment: a command line is readable by every user (ps)."""
 URI_SCHEMES = ("tcp://", "unix://", "stdio://")
+STOP_WAIT = 5.0
+"""Seconds a stop waits for the renders it cancelled to end: Docker, and Home Assistant's
+add-ons with it, kill a container 10 s after SIGTERM."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -127,6 +130,7 @@ def build_parser() -> OneLineParser:
     chain.add_argument("--sambert-credentials", type=Path, help=f"file with {ENV_ACCESS_KEY_ID}, {ENV_ACCESS_KEY_SECRET} and {ENV_APPKEY} (KEY=VALUE lines or JSON); the environment variables of the same names work too")
 
     parser.add_argument("--prerender", type=prerender_list, action="append", default=[], metavar="[VOICE=]FILE", help="texts (one a line) to render in idle time into the cache, pinned there, in VOICE (default: --voice); repeatable")
+    parser.add_argument("--prerender-max-texts", type=positive_int, default=DEFAULT_MAX_TEXTS, help="texts the pre-render lists (--prerender files and the web page's) may hold together (default: %(default)s)")
 
     web = parser.add_argument_group("HTTP API and web page (needs the [http] extra)")
     web.add_argument("--http-uri", help="also serve the HTTP API (/tts, OpenAI's /v1/audio/speech) and the web page on http://HOST:PORT (default: off)")
@@ -212,8 +216,22 @@ async def main(argv: list[str]) -> None:
     except ServiceError as err:
         args.parser.error(str(err))
     finally:
-        await service.drain()
-        service.close()
+        ending = sys.exc_info()[1]
+        if not await service.stop(STOP_WAIT):
+            code = 0 if ending is None else ending.code if isinstance(ending, SystemExit) else 1
+            exit_leaving_renders(code)
+
+
+def exit_leaving_renders(code: int) -> NoReturn:
+    """Exit while a render thread is still inside ONNX Runtime (a long run cannot be cut
+    short): the interpreter's normal exit would run ONNX Runtime's C++ destructors under that
+    thread and abort ("terminate called without an active exception", exit 134). The cache
+    is consistent already (entries are written whole or not at all, and the writes under way
+    were awaited), so only the log is flushed before leaving without those destructors."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 async def serve(args: argparse.Namespace, service: Service) -> None:
@@ -226,13 +244,13 @@ async def serve(args: argparse.Namespace, service: Service) -> None:
 
     # The page's lists live in the data folder, beside the cache, and are kept across restarts.
     edited = EditedLists(args.data_dir / "prerender") if args.http_address else None
-    prerenderer = Prerenderer(service.synthesizer, service.settings.splitter, args.prerender, edited)
+    prerenderer = Prerenderer(service.synthesizer, service.settings.splitter, args.prerender, edited, args.prerender_max_texts)
     http_server = await start_http(args, service, prerenderer) if args.http_address else None
     voices = ", ".join(voice.name for voice in service.catalogue.voices())
     _LOGGER.info("Ready on %s; default voice %s; voices: %s; ONNX Runtime on %s", args.uri, args.voice, voices, PROVIDERS[service.provider])
     server_task = asyncio.create_task(server.run(service.handler_factory()))
     if args.prerender or (edited is not None and edited.lists()):
-        prerenderer.restart()
+        await prerenderer.refresh()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, server_task.cancel)
@@ -242,6 +260,10 @@ async def serve(args: argparse.Namespace, service: Service) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await server_task
         _LOGGER.info("Server stopped")
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            # The wyoming server removed its SIGTERM handler: a second signal while the renders
+            # end must not kill the process half-way through its stop.
+            loop.add_signal_handler(signum, _LOGGER.info, "Stopping already")
     finally:
         prerenderer.stop()
         if http_server is not None:
@@ -291,10 +313,12 @@ async def prerender_main(argv: list[str]) -> int:
     args.prerender = [PrerenderList(None, path) for path in args.files]
     service = build_or_exit(args)
     try:
-        progress = await Prerenderer(service.synthesizer, service.settings.splitter).run(args.prerender)
-        await service.drain()
+        prerenderer = Prerenderer(service.synthesizer, service.settings.splitter, max_texts=args.prerender_max_texts)
+        progress = await prerenderer.run(args.prerender)
     finally:
-        service.close()
+        ending = sys.exc_info()[1]
+        if not await service.stop(STOP_WAIT):
+            exit_leaving_renders(0 if ending is None else 1)
     return 1 if progress.failed else 0
 
 

@@ -305,6 +305,17 @@ class Synthesizer:
             self._disk_writes.add(write)
             write.add_done_callback(self._disk_writes.discard)
 
+    # --- clean stop (issue 21, item 7) ---
+    async def stop(self, timeout: float) -> int:
+        """At shutdown: start no render any more, cancel the running ones (live, late and
+        pre-renders), wait up to `timeout` seconds for their threads and for the cache writes
+        under way. Returns how many render threads are still inside their engine."""
+        stuck = await asyncio.to_thread(self._gate.stop, timeout)
+        await self.drain()
+        return stuck
+
+    # --- end clean stop ---
+
     async def drain(self) -> None:
         """Wait for pending disk-cache writes (at shutdown, and in tests)."""
         if self._disk_writes:
