@@ -5,9 +5,11 @@ event loop keeps answering `describe`. At most `max_concurrent` live renders run
 the rest wait their turn, and the wait counts against the step's deadline. A render slot is
 held by the render itself, never by the client being written to: it comes back when the
 engine finishes, fails, is abandoned or moves to the background, so a client that leaves or
-stops reading cannot keep one. Every chain step has a deadline for its first audio and a cap
-on the engine's time for the whole sentence; a step that fails, times out or yields no audio
-hands the sentence to the next step. A timed-out render of the voice's own engine is not
+stops reading cannot keep one. Every chain step has a deadline for its first audio, the same
+deadline for a stall between chunks once the listener has played what it had, and a cap on
+the engine's time for the whole sentence; a step that fails, times out or yields no audio
+hands the sentence to the next step. Requests for the same step's audio at the same time share
+one render (`flight.py`). A timed-out render of the voice's own engine is not
 thrown away: it finishes in the background at lower priority and lands in the cache under the
 voice's own key. How one render runs (its thread, slot and priority) is in render.py.
 
