@@ -188,3 +188,33 @@ def test_a_bad_redis_url_is_one_line():
     result = run_cli("--cache-redis", "http://host:6379")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "--cache-redis" in result.stderr
+
+
+async def test_a_key_of_the_wrong_type_is_a_miss_not_an_outage(piper, store, caplog):
+    """A hash under the project's prefix where an entry should be (issue 21, item 9): reading it
+    is refused with WRONGTYPE, which used to switch the whole store off for `retry` seconds."""
+    caplog.set_level(logging.INFO)
+    engine = bundled(piper)
+    async with running_server({"piper": engine}, cache=shared(store)) as seeding:
+        await ask(seeding.port, TEXT)
+        await seeding.synthesizer.drain()
+    client = store.client()
+    [key] = store.keys()
+    client.delete(key)
+    client.hset(key, "not", "audio")  # someone else's structure under our name
+    engine.calls.clear()
+    cache = AudioCache(1, RedisCache(store.url, retry=60.0))  # no memory cache: each request asks the store
+    async with running_server({"piper": engine}, cache=cache) as front:
+        for _ in range(2):
+            response = await ask(front.port, TEXT)
+            assert_speech(response.audio, 22050, TEXT)
+            await front.synthesizer.drain()
+        other = await ask(front.port, OTHER)
+        await front.synthesizer.drain()
+        assert_speech(other.audio, 22050, OTHER)
+        assert (await ask(front.port, OTHER)).audio == other.audio
+    assert cache.disk.available  # never skipped: the store is up
+    assert caplog.text.count("WRONGTYPE") == 1 and "skipping it" not in caplog.text
+    # The first render replaced the hash with an intact entry; the second request was a hit.
+    assert unpack_entry(key.decode()[len(KEY_PREFIX):], client.get(key)) == response.audio
+    assert engine.calls == [TEXT, OTHER]

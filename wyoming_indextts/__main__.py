@@ -44,7 +44,7 @@ from .flag_types import (
 from .homeassistant.names import ENV_TOKEN as ENV_HA_TOKEN
 from .homeassistant.names import read_token, websocket_url
 from .homeassistant.replies import DEFAULT_MAX_REPLIES
-from .prerender import EditedLists, Prerenderer, PrerenderList
+from .prerender import DEFAULT_MAX_TEXTS, EditedLists, Prerenderer, PrerenderList
 from .sentences import SplitterSettings
 from .service import Service, ServiceError, build_service
 
@@ -58,6 +58,9 @@ ENV_ARGS = "WYOMING_INDEXTTS_ARGS"
 ENV_HTTP_TOKEN = "WYOMING_INDEXTTS_HTTP_TOKEN"
 """--http-token from the environment: a command line is readable by every user (ps)."""
 URI_SCHEMES = ("tcp://", "unix://", "stdio://")
+STOP_WAIT = 5.0
+"""Seconds a stop waits for the renders it cancelled to end: Docker, and Home Assistant's
+add-ons with it, kill a container 10 s after SIGTERM."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -131,6 +134,7 @@ def build_parser() -> OneLineParser:
     chain.add_argument("--sambert-credentials", type=Path, help=f"file with {ENV_ACCESS_KEY_ID}, {ENV_ACCESS_KEY_SECRET} and {ENV_APPKEY} (KEY=VALUE lines or JSON); the environment variables of the same names work too")
 
     parser.add_argument("--prerender", type=prerender_list, action="append", default=[], metavar="[VOICE=]FILE", help="texts (one a line) to render in idle time into the cache, pinned there, in VOICE (default: --voice); repeatable")
+    parser.add_argument("--prerender-max-texts", type=positive_int, default=DEFAULT_MAX_TEXTS, help="texts the pre-render lists (--prerender files and the web page's) may hold together (default: %(default)s)")
 
     assist = parser.add_argument_group("Home Assistant's replies rendered ahead")
     assist.add_argument("--ha-url", metavar="URL", help="Home Assistant (e.g. http://homeassistant.local:8123; the add-on: http://supervisor/core): its Assist replies, filled with this house's names, are rendered in idle time into the cache, pinned, after the --prerender lists (default: off)")
@@ -256,8 +260,22 @@ async def main(argv: list[str]) -> None:
     except ServiceError as err:
         args.parser.error(str(err))
     finally:
-        await service.drain()
-        service.close()
+        ending = sys.exc_info()[1]
+        if not await service.stop(STOP_WAIT):
+            code = 0 if ending is None else ending.code if isinstance(ending, SystemExit) else 1
+            exit_leaving_renders(code)
+
+
+def exit_leaving_renders(code: int) -> NoReturn:
+    """Exit while a render thread is still inside ONNX Runtime (a long run cannot be cut
+    short): the interpreter's normal exit would run ONNX Runtime's C++ destructors under that
+    thread and abort ("terminate called without an active exception", exit 134). The cache
+    is consistent already (entries are written whole or not at all, and the writes under way
+    were awaited), so only the log is flushed before leaving without those destructors."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 async def serve(args: argparse.Namespace, service: Service) -> None:
@@ -271,14 +289,14 @@ async def serve(args: argparse.Namespace, service: Service) -> None:
     # The page's lists live in the data folder, beside the cache, and are kept across restarts.
     edited = EditedLists(args.data_dir / "prerender") if args.http_address else None
     ahead = replies_ahead(args, service)
-    prerenderer = Prerenderer(service.synthesizer, service.settings.splitter, args.prerender, edited, ahead)
+    prerenderer = Prerenderer(service.synthesizer, service.settings.splitter, args.prerender, edited, ahead, args.prerender_max_texts)
     names_task = watch_names(args, ahead, prerenderer) if ahead is not None else None
     http_server = await start_http(args, service, prerenderer) if args.http_address else None
     voices = ", ".join(voice.name for voice in service.catalogue.voices())
     _LOGGER.info("Ready on %s; default voice %s; voices: %s; ONNX Runtime on %s", args.uri, args.voice, voices, PROVIDERS[service.provider])
     server_task = asyncio.create_task(server.run(service.handler_factory()))
     if args.prerender or (edited is not None and edited.lists()) or (ahead is not None and ahead.lists()):
-        prerenderer.restart()
+        await prerenderer.refresh()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, server_task.cancel)
@@ -288,6 +306,10 @@ async def serve(args: argparse.Namespace, service: Service) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await server_task
         _LOGGER.info("Server stopped")
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            # The wyoming server removed its SIGTERM handler: a second signal while the renders
+            # end must not kill the process half-way through its stop.
+            loop.add_signal_handler(signum, _LOGGER.info, "Stopping already")
     finally:
         if names_task is not None:
             names_task.cancel()
@@ -318,7 +340,7 @@ def watch_names(args: argparse.Namespace, ahead: RepliesAhead, prerenderer: Prer
         token = read_token(args.ha_token_file, os.environ)
     except ValueError as err:
         raise ServiceError(f"--ha-url: {err}") from err
-    ahead.on_change = prerenderer.restart
+    ahead.on_change = prerenderer.refresh
     _LOGGER.info("Rendering Home Assistant's replies ahead: names from %s", websocket_url(args.ha_url))
     return asyncio.create_task(NameWatcher(args.ha_url, token, ahead.update).run())
 
@@ -369,10 +391,12 @@ async def prerender_main(argv: list[str]) -> int:
     args.prerender = [PrerenderList(None, path) for path in args.files]
     service = build_or_exit(args)
     try:
-        progress = await Prerenderer(service.synthesizer, service.settings.splitter).run(args.prerender)
-        await service.drain()
+        prerenderer = Prerenderer(service.synthesizer, service.settings.splitter, max_texts=args.prerender_max_texts)
+        progress = await prerenderer.run(args.prerender)
     finally:
-        service.close()
+        ending = sys.exc_info()[1]
+        if not await service.stop(STOP_WAIT):
+            exit_leaving_renders(0 if ending is None else 1)
     return 1 if progress.failed else 0
 
 

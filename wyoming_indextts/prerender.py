@@ -9,7 +9,10 @@ and renders nothing again; a text that cannot be spoken is reported once per run
 The list is one text per line (blank lines and `#` comments skipped), given per voice with
 `--prerender [VOICE=]FILE`, or rendered once with `wyoming-indextts prerender --voice NAME FILE`.
 With the web page a user also edits lists of their own (`EditedLists`), kept in the data folder
-beside the cache; each change re-runs the pre-renders in the background (`Prerenderer.restart`).
+beside the cache. An edit does not start the run again (`Prerenderer.refresh`): the listed
+sentences are pinned anew (one taken off is no longer pinned), and only sentences this run has
+not rendered yet are rendered, the one under way going on. The lists together hold at most
+`--prerender-max-texts` texts: a long list costs a long first run and pinned disk space.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import hashlib
 import logging
 import os
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -54,6 +58,27 @@ class PrerenderProgress:
         return self.cached + self.rendered + self.failed
 
 
+DEFAULT_MAX_TEXTS = 500
+"""Texts all pre-render lists may hold together (`--prerender-max-texts`): a house's daily
+announcements are a few dozen; 500 sentences of a cloned voice take hours to render on a CPU
+and about 65 MB of pinned disk cache."""
+
+
+class PrerenderListFull(ValueError):
+    """An edit would take the lists beyond their limit; the message says what to do."""
+
+
+def full_message(limit: int) -> str:
+    return f"the pre-render lists hold {limit} texts, the most allowed: take one off first, or raise --prerender-max-texts"
+
+
+@dataclass(frozen=True)
+class Job:
+    voice: Voice
+    unit: str
+    key: str
+
+
 VOICE_LINE = "# voice: "
 """First line of an edited list: the voice's name (a comment to the list reader)."""
 
@@ -83,11 +108,17 @@ class EditedLists:
     def texts(self) -> dict[str, list[str]]:
         return {str(listed.voice): listed.texts() for listed in self.lists()}
 
-    def add(self, voice: str, text: str) -> None:
+    def add(self, voice: str, text: str, limit: int = DEFAULT_MAX_TEXTS, others: int = 0) -> None:
+        """Add `text` to `voice`'s list unless it is there; raises PrerenderListFull when the
+        lists would hold more than `limit` texts, `others` of them in lists not edited here."""
         with self._lock:
-            texts = self.texts().get(voice, [])
-            if text not in texts:
-                self._write(voice, [*texts, text])
+            lists = self.texts()
+            texts = lists.get(voice, [])
+            if text in texts:
+                return
+            if others + sum(len(listed) for listed in lists.values()) >= limit:
+                raise PrerenderListFull(full_message(limit))
+            self._write(voice, [*texts, text])
 
     def remove(self, voice: str, text: str) -> bool:
         with self._lock:
@@ -125,28 +156,52 @@ class Prerenderer:
         listed: list[PrerenderList] | None = None,
         edited: EditedLists | None = None,
         extra: ListSource | None = None,
+        max_texts: int = DEFAULT_MAX_TEXTS,
     ) -> None:
         self.synthesizer = synthesizer
         self.splitter = splitter
         self.listed = listed or []
-        """The command line's lists; `restart` renders them with the edited ones."""
+        """The command line's lists; `refresh` renders them with the edited ones."""
         self.edited = edited
         self.extra = extra
-        self.progress = PrerenderProgress()
-        self._task: asyncio.Task[PrerenderProgress] | None = None
+        """Lists kept elsewhere (Home Assistant's replies): rendered after the others, capped by
+        their own source, not counted against `max_texts`."""
+        self.max_texts = max_texts
+        self._wanted: dict[str, Job] = {}
+        """Every listed sentence, by cache key, in list order."""
+        self._outcomes: dict[str, str] = {}
+        """What became of each sentence of `_wanted` rendered in this run: cached, rendered or failed."""
+        self._refreshing = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
 
-    def restart(self) -> asyncio.Task[PrerenderProgress]:
-        """(Re)start rendering every list in the background: a run under way is cancelled,
-        since the next one finds what it rendered already in the cache."""
-        if self._task is not None:
-            self._task.cancel()
-        lists = [
-            *self.listed,
-            *(self.edited.lists() if self.edited is not None else []),
-            *(self.extra.lists() if self.extra is not None else []),
-        ]
-        self._task = asyncio.create_task(self.run(lists))
-        return self._task
+    @property
+    def progress(self) -> PrerenderProgress:
+        tally = Counter(self._outcomes.get(key) for key in self._wanted)
+        return PrerenderProgress(len(self._wanted), tally["cached"], tally["rendered"], tally["failed"])
+
+    async def refresh(self) -> None:
+        """Bring the work in line with the lists (at start-up, and after each edit): pin every
+        listed sentence, and render in the background those this run has not rendered yet.
+        Nothing already rendered is looked at again, and a render under way goes on."""
+        async with self._refreshing:
+            self._want(await asyncio.to_thread(self._jobs))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._render_wanted())
+
+    async def add(self, voice: str, text: str) -> None:
+        """Put an announcement on `voice`'s edited list and render it; raises PrerenderListFull."""
+        edited = self._edited()
+        others = await asyncio.to_thread(self._count_listed)
+        await asyncio.to_thread(edited.add, voice, text, self.max_texts, others)
+        await self.refresh()
+
+    async def remove(self, voice: str, text: str) -> bool:
+        """Take an announcement off `voice`'s edited list (its audio stays in the cache, no
+        longer pinned); False when it was not listed."""
+        removed = await asyncio.to_thread(self._edited().remove, voice, text)
+        if removed:
+            await self.refresh()
+        return removed
 
     def stop(self) -> None:
         if self._task is not None:
@@ -157,34 +212,80 @@ class Prerenderer:
         return [*splitter.add(text), *splitter.finish()]
 
     async def run(self, lists: list[PrerenderList]) -> PrerenderProgress:
-        """Pin every listed sentence, then render the missing ones; returns the tally."""
-        jobs: list[tuple[Voice, str]] = []
+        """Pin every listed sentence, then render the missing ones; returns the tally (the
+        `prerender` command, which renders its lists once)."""
+        self._want(await asyncio.to_thread(self._jobs, lists))
+        await self._render_wanted()
+        return self.progress
+
+    def _edited(self) -> EditedLists:
+        if self.edited is None:
+            raise RuntimeError("this server has no edited pre-render lists")
+        return self.edited
+
+    def _count_listed(self) -> int:
+        """Texts of the command line's lists (they count against the edited lists' limit)."""
+        return sum(len(texts) for texts in map(_readable_texts, self.listed))
+
+    def _jobs(self, lists: list[PrerenderList] | None = None) -> list[Job]:
+        """Every sentence of the first `max_texts` texts of `lists` (default: the command
+        line's and the edited ones). Reads files: call it off the loop."""
+        extra = []
+        if lists is None:
+            lists = [*self.listed, *(self.edited.lists() if self.edited is not None else [])]
+            extra = self.extra.lists() if self.extra is not None else []
+        jobs: list[Job] = []
+        counted = 0
         for listed in lists:
-            try:
-                texts = listed.texts()
-            except (OSError, UnicodeDecodeError) as err:
-                _LOGGER.error("Cannot read the pre-render list %s: %s", listed.path, err)
-                continue
-            voice = self.synthesizer.catalogue.resolve(listed.voice)
-            for text in texts:
-                jobs.extend((voice, unit) for unit in self.units(text))
-        self.progress = PrerenderProgress(total=len(jobs))
-        self.synthesizer.pin([self.synthesizer.key_for(voice, voice.output_format, unit) for voice, unit in jobs])
-        for voice, unit in jobs:
-            outcome = await self.synthesizer.render_for_cache(unit, voice)
-            if outcome == "cached":
-                self.progress.cached += 1
-            elif outcome == "rendered":
-                self.progress.rendered += 1
-                _LOGGER.info("Pre-rendered %d of %d in %s: %r", self.progress.done, self.progress.total, voice.name, unit)
-            else:
-                self.progress.failed += 1
-                _LOGGER.warning("Cannot pre-render %r in %s: %s; it will be spoken live", unit, voice.name, outcome)
+            texts = _readable_texts(listed)
+            if counted + len(texts) > self.max_texts:
+                _LOGGER.error("The pre-render lists hold more than %d texts; the rest of %s is left out", self.max_texts, listed.path)
+                texts = texts[: self.max_texts - counted]
+            counted += len(texts)
+            jobs.extend(self._listed_jobs(listed.voice, texts))
+        for listed in extra:
+            jobs.extend(self._listed_jobs(listed.voice, _readable_texts(listed)))
+        return jobs
+
+    def _listed_jobs(self, voice_name: str | None, texts: list[str]) -> list[Job]:
+        voice = self.synthesizer.catalogue.resolve(voice_name)
+        return [
+            Job(voice, unit, self.synthesizer.key_for(voice, voice.output_format, unit)) for text in texts for unit in self.units(text)
+        ]
+
+    def _want(self, jobs: list[Job]) -> None:
+        self._wanted = {job.key: job for job in jobs}
+        # A sentence taken off and listed again later is looked at afresh (its entry may be gone).
+        self._outcomes = {key: outcome for key, outcome in self._outcomes.items() if key in self._wanted}
+        self.synthesizer.pin(list(self._wanted))
+
+    def _next_job(self) -> Job | None:
+        return next((job for key, job in self._wanted.items() if key not in self._outcomes), None)
+
+    async def _render_wanted(self) -> None:
+        while (job := self._next_job()) is not None:
+            outcome = await self.synthesizer.render_for_cache(job.unit, job.voice)
+            if job.key not in self._wanted:
+                continue  # taken off the list while it rendered
+            self._outcomes[job.key] = outcome if outcome in ("cached", "rendered") else "failed"
+            progress = self.progress
+            if outcome == "rendered":
+                _LOGGER.info("Pre-rendered %d of %d in %s: %r", progress.done, progress.total, job.voice.name, job.unit)
+            elif outcome != "cached":
+                _LOGGER.warning("Cannot pre-render %r in %s: %s; it will be spoken live", job.unit, job.voice.name, outcome)
+        progress = self.progress
         _LOGGER.info(
             "Pre-rendering done: %d sentences, %d already cached, %d rendered, %d failed",
-            self.progress.total,
-            self.progress.cached,
-            self.progress.rendered,
-            self.progress.failed,
+            progress.total,
+            progress.cached,
+            progress.rendered,
+            progress.failed,
         )
-        return self.progress
+
+
+def _readable_texts(listed: PrerenderList) -> list[str]:
+    try:
+        return listed.texts()
+    except (OSError, UnicodeDecodeError) as err:
+        _LOGGER.error("Cannot read the pre-render list %s: %s", listed.path, err)
+        return []

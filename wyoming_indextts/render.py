@@ -20,11 +20,14 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class PriorityGate:
-    """Lets background renders run only while no live render is working."""
+    """Lets background renders run only while no live render is working, and knows every
+    render thread of its synthesizer, so that a stopping server can end them (`stop`)."""
 
     def __init__(self) -> None:
         self._live = 0
         self._condition = threading.Condition()
+        self._running: set[Render] = set()
+        self._stopped = False
 
     def enter_live(self) -> None:
         with self._condition:
@@ -40,6 +43,37 @@ class PriorityGate:
         with self._condition:
             while self._live > 0 and not cancelled.is_set():
                 self._condition.wait(timeout=0.5)
+
+    # --- clean stop (issue 21, item 7) ---
+    def admit(self, render: Render) -> bool:
+        """Count a render thread about to start; False once the server is stopping."""
+        with self._condition:
+            if self._stopped:
+                return False
+            self._running.add(render)
+            return True
+
+    def discharge(self, render: Render) -> None:
+        with self._condition:
+            self._running.discard(render)
+
+    def stop(self, timeout: float) -> int:
+        """Admit no new render, cancel every running one and wait up to `timeout` seconds for
+        their threads to end; returns how many are still running (inside one engine call:
+        an ONNX Runtime run ends only when it has finished)."""
+        with self._condition:
+            self._stopped = True
+            running = list(self._running)
+        for render in running:
+            render.cancel()
+        with self._condition:
+            self._condition.notify_all()  # background renders waiting for idle see it now
+        deadline = time.monotonic() + timeout
+        for render in running:
+            render.join(max(deadline - time.monotonic(), 0.0))
+        return sum(render.alive for render in running)
+
+    # --- end clean stop ---
 
 
 class Slot:
@@ -105,7 +139,21 @@ class Render:
 
     def start(self) -> None:
         self.started_at = time.monotonic()
+        if not self._gate.admit(self):
+            # The server is stopping: no new thread inside an engine that is about to close.
+            self.error = "the server is stopping"
+            self._post("error", EngineError(self.error))
+            self._finish(False)
+            return
         self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -171,13 +219,17 @@ class Render:
             if self.background.is_set():
                 _LOGGER.warning("Background render by %s failed: %s", self.engine.name, err)
         finally:
-            self.release_slot()
-            with self._finish_lock:
-                self._finished = True
-                self.succeeded = succeeded and not self.cancelled.is_set()
-                on_done = self._on_background_done
-            if on_done is not None:
-                on_done(self, self.succeeded)
+            self._finish(succeeded)
+            self._gate.discharge(self)
+
+    def _finish(self, succeeded: bool) -> None:
+        self.release_slot()
+        with self._finish_lock:
+            self._finished = True
+            self.succeeded = succeeded and not self.cancelled.is_set()
+            on_done = self._on_background_done
+        if on_done is not None:
+            on_done(self, self.succeeded)
 
 
 def describe_error(error: object) -> str:

@@ -113,6 +113,18 @@ class Service:
         """Wait for background renders (late renders, disk writes) to finish."""
         await self.synthesizer.drain()
 
+    async def stop(self, timeout: float) -> bool:
+        """At shutdown: cancel the renders, wait up to `timeout` seconds for their threads and
+        the cache writes, then close the engines. False when a render thread was still inside
+        an engine: its sessions are left open then, since closing them under a running
+        ONNX Runtime call would crash it (issue 21, item 7)."""
+        stuck = await self.synthesizer.stop(timeout)
+        if stuck:
+            _LOGGER.warning("%d render(s) still running after %g s; not waiting for them", stuck, timeout)
+            return False
+        self.close()
+        return True
+
     def close(self) -> None:
         for engine in self.engines.values():
             engine.close()
@@ -164,10 +176,21 @@ def build_service(args: argparse.Namespace, engines: Mapping[str, Engine] | None
         fallback_voices={**DEFAULT_FALLBACK_VOICES, **dict(args.fallback_voice)},
         provider=provider,
     )
-    for listed in args.prerender:
-        if listed.voice is not None and service.catalogue.find(listed.voice) is None:
-            raise ServiceError(f"--prerender: no voice named {listed.voice!r}")
+    check_prerender_lists(args, service.catalogue)
     return service
+
+
+def check_prerender_lists(args: argparse.Namespace, catalogue: VoiceCatalogue) -> None:
+    texts = 0
+    for listed in args.prerender:
+        if listed.voice is not None and catalogue.find(listed.voice) is None:
+            raise ServiceError(f"--prerender: no voice named {listed.voice!r}")
+        try:
+            texts += len(listed.texts())
+        except (OSError, UnicodeDecodeError) as err:
+            raise ServiceError(f"--prerender: cannot read {listed.path}: {err}") from err
+    if texts > args.prerender_max_texts:
+        raise ServiceError(f"--prerender: the lists hold {texts} texts, more than --prerender-max-texts {args.prerender_max_texts}")
 
 
 def handler_settings(args: argparse.Namespace) -> HandlerSettings:

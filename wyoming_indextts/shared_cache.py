@@ -66,6 +66,8 @@ class RedisCache:
         self.retry = retry
         self.stats = CacheStats()
         self._errors = (redis.RedisError, OSError)
+        self._refusals = redis.ResponseError
+        self._refusals_logged: set[str] = set()
         # No retries inside the client: one timeout is all a request may spend here.
         self._client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
         self._lock = threading.Lock()
@@ -118,6 +120,12 @@ class RedisCache:
             return None
         try:
             result = operation()
+        except self._refusals as err:
+            # The store answered, so it is up: the trouble is one key or one command, such as
+            # a key of another type under our prefix (WRONGTYPE). That call is a miss; the
+            # next render's SET replaces the key whatever its type (issue 21, item 9).
+            self._log_refusal(err)
+            return None
         except self._errors as err:
             with self._lock:
                 went_down = not self._down  # once per outage, however many calls fail in it
@@ -131,3 +139,13 @@ class RedisCache:
         if came_back:
             _LOGGER.info("Shared cache at %s answers again", self.url)
         return result
+
+    def _log_refusal(self, err: Exception) -> None:
+        """Once per kind of refusal (its first word, e.g. WRONGTYPE): a key read on every
+        request would otherwise log a line each time."""
+        kind = str(err).split(" ", 1)[0]
+        with self._lock:
+            if kind in self._refusals_logged:
+                return
+            self._refusals_logged.add(kind)
+        _LOGGER.warning("Shared cache at %s refused a command (%s); treating it as a miss", self.url, err)

@@ -5,9 +5,11 @@ event loop keeps answering `describe`. At most `max_concurrent` live renders run
 the rest wait their turn, and the wait counts against the step's deadline. A render slot is
 held by the render itself, never by the client being written to: it comes back when the
 engine finishes, fails, is abandoned or moves to the background, so a client that leaves or
-stops reading cannot keep one. Every chain step has a deadline for its first audio and a cap
-on the engine's time for the whole sentence; a step that fails, times out or yields no audio
-hands the sentence to the next step. A timed-out render of the voice's own engine is not
+stops reading cannot keep one. Every chain step has a deadline for its first audio, the same
+deadline for a stall between chunks once the listener has played what it had, and a cap on
+the engine's time for the whole sentence; a step that fails, times out or yields no audio
+hands the sentence to the next step. Requests for the same step's audio at the same time share
+one render (`flight.py`). A timed-out render of the voice's own engine is not
 thrown away: it finishes in the background at lower priority and lands in the cache under the
 voice's own key. How one render runs (its thread, slot and priority) is in render.py.
 
@@ -24,11 +26,13 @@ import threading
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from .audio import AudioFormat, StreamResampler
-from .breaker import Breaker
+from .breaker import Breaker, Permit
 from .cache import AudioCache, cache_key
 from .engines.base import BUNDLED_ENGINES, LAST_RESORT, Engine, Voice
+from .flight import Flight, FlightFailed
 from .render import PriorityGate, Render, Slot, describe_error
 from .voices import VoiceCatalogue, language_name, script_language, speaks
 
@@ -107,6 +111,9 @@ class Synthesizer:
         self._late: set[Render] = set()
         self._late_lock = threading.Lock()
         self._disk_writes: set[asyncio.Future[None]] = set()
+        self._flights: dict[tuple[str, bool, bool], Flight] = {}
+        """Renders in progress by (cache key, last step, the request's own voice): identical
+        requests join the one there (`flight.py`)."""
         self.breakers = {
             name: Breaker(name, self.settings.breaker_failures, self.settings.breaker_cooldown)
             for name in catalogue.engines
@@ -187,61 +194,106 @@ class Synthesizer:
                 _LOGGER.debug("Cache hit: %s voice %s: %r", engine.name, step_voice.name, text)
                 yield cached
                 return
-            breaker = self.breakers[engine.name]
+            # --- single flight (issue 21, item 8): one render per identical step in flight ---
             # The last step is never skipped, and it has no deadline for its first audio (only
             # the sentence cap): nothing comes after it, so giving up early means silence.
             last = index == len(steps) - 1
-            permit = breaker.allow()
-            if permit is None and not last:
-                failures.append(f"{engine.name}: skipped, breaker open")
-                continue
-            started = time.monotonic()
+            own_voice = step_voice is voice
+            flight_key = (key, last, own_voice)
+            flight = self._flights.get(flight_key)
+            if flight is None or not flight.joinable:
+                permit = self.breakers[engine.name].allow()
+                if permit is None and not last:
+                    failures.append(f"{engine.name}: skipped, breaker open")
+                    continue
+                step = partial(self._fly, engine, step_voice, text, fmt, own_voice, key, opening, last, permit)
+                flight = Flight(step, on_finish=lambda done, k=flight_key: self._land(k, done))
+                self._flights[flight_key] = flight
             delivered = 0
-            pcm_out: list[bytes] = []
-            judged = False
             try:
-                own_voice = step_voice is voice
-                run = self._run_step(engine, step_voice, text, fmt, own_voice, key, opening, last)
-                async with contextlib.aclosing(run) as pieces:
+                async with contextlib.aclosing(flight.listen()) as pieces:
                     async for piece in pieces:
                         delivered += len(piece)
-                        pcm_out.append(piece)
                         yield piece
-                breaker.record_success()
-                judged = True
-            except StepFailed as err:
+            except FlightFailed as failed:
+                err = failed.error if isinstance(failed.error, StepFailed) else StepFailed(describe_error(failed.error))
                 failures.append(f"{engine.name}: {err}")
-                if err.engine_fault:
-                    breaker.record_failure(str(err))
-                    judged = True
                 if err.timed_out and not last:
                     late_engines.add(engine.name)
                 if delivered:
+                    # No engine can say "the rest of this sentence": the text behind audio
+                    # already heard is not known. Skipping to the next sentence would leave the
+                    # house with half an announcement ("The front door is..."), so the next
+                    # engine says the whole sentence again; a sentence is short (the first
+                    # clause of a reply goes alone), so the repeat is a few words.
                     _LOGGER.warning(
-                        "%s failed after %.2f s of audio for %r; the next engine speaks the whole sentence",
+                        "%s failed after %.2f s of audio for %r (%s); the next engine speaks the whole sentence",
                         engine.name,
                         fmt.seconds(delivered),
                         text,
+                        err,
                     )
                 else:
                     _LOGGER.warning("%s failed for %r: %s; trying the next engine", engine.name, text, err)
                 continue
-            finally:
-                # A trial whose client left, or whose text said nothing, decided nothing: the
-                # next request becomes the trial, or the engine would be skipped for ever.
-                if permit is not None and not judged:
-                    breaker.release(permit)
-            _LOGGER.info(
-                "Spoken by %s voice %s: %.2f s of audio in %.3f s: %r",
-                engine.name,
-                step_voice.name,
-                fmt.seconds(delivered),
-                time.monotonic() - started,
-                text,
-            )
-            self._store(key, b"".join(pcm_out))
+            # --- end single flight ---
             return
         raise NoAudioError("no engine could speak this sentence (" + "; ".join(failures) + ")")
+
+    # --- single flight (issue 21, item 8) ---
+    async def _fly(
+        self,
+        engine: Engine,
+        voice: Voice,
+        text: str,
+        fmt: AudioFormat,
+        own_voice: bool,
+        key: str,
+        opening: bool,
+        last: bool,
+        permit: Permit | None,
+        flight: Flight,
+    ) -> None:
+        """Run one step for a flight's listeners: its render, the breaker's verdict on it (one
+        per render, however many listen) and the cache entry when it succeeds."""
+        breaker = self.breakers[engine.name]
+        started = time.monotonic()
+        judged = False
+        try:
+            run = self._run_step(engine, voice, text, fmt, own_voice, key, opening, last)
+            async with contextlib.aclosing(run) as pieces:
+                async for piece in pieces:
+                    flight.publish(piece)
+            breaker.record_success()
+            judged = True
+        except StepFailed as err:
+            if err.engine_fault:
+                breaker.record_failure(str(err))
+                judged = True
+            raise
+        finally:
+            # A trial whose listeners all left, or whose text said nothing, decided nothing:
+            # the next request becomes the trial, or the engine would be skipped for ever.
+            if permit is not None and not judged:
+                breaker.release(permit)
+        pcm = b"".join(flight.pieces)
+        _LOGGER.info(
+            "Spoken by %s voice %s: %.2f s of audio in %.3f s: %r",
+            engine.name,
+            voice.name,
+            fmt.seconds(len(pcm)),
+            time.monotonic() - started,
+            text,
+        )
+        self._store(key, pcm)
+
+    def _land(self, flight_key: tuple[str, bool, bool], flight: Flight) -> None:
+        """A flight ended: the next request for its audio finds it in the cache (stored just
+        before), or starts a render of its own."""
+        if self._flights.get(flight_key) is flight:
+            del self._flights[flight_key]
+
+    # --- end single flight ---
 
     def _store(self, key: str, pcm: bytes) -> None:
         """Into memory now; onto disk in the background, so an fsync on a slow SD card never
@@ -254,6 +306,17 @@ class Synthesizer:
             write = asyncio.get_running_loop().run_in_executor(None, disk.put, key, pcm)
             self._disk_writes.add(write)
             write.add_done_callback(self._disk_writes.discard)
+
+    # --- clean stop (issue 21, item 7) ---
+    async def stop(self, timeout: float) -> int:
+        """At shutdown: start no render any more, cancel the running ones (live, late and
+        pre-renders), wait up to `timeout` seconds for their threads and for the cache writes
+        under way. Returns how many render threads are still inside their engine."""
+        stuck = await asyncio.to_thread(self._gate.stop, timeout)
+        await self.drain()
+        return stuck
+
+    # --- end clean stop ---
 
     async def drain(self) -> None:
         """Wait for pending disk-cache writes (at shutdown, and in tests)."""
@@ -290,29 +353,42 @@ class Synthesizer:
         except asyncio.TimeoutError:
             if not last:
                 raise StepFailed(f"no free render slot within {deadline:g} s", engine_fault=False) from None
+            # The last step waits as long as it takes (issue 21, item 8): nothing comes after it,
+            # so giving up would drop the sentence from a reply that is under way. The wait is
+            # bounded all the same: every render gives its slot back within the sentence cap.
             _LOGGER.warning("Every render slot is busy: %s waits for the spare one for %r", engine.name, text)
-            try:
-                semaphore = await asyncio.wait_for(self._first_free(self._slots, self._spare), self.settings.sentence_cap)
-            except asyncio.TimeoutError:
-                raise StepFailed(f"no free render slot within {self.settings.sentence_cap:g} s", engine_fault=False) from None
+            semaphore = await self._first_free(self._slots, self._spare)
         render = Render(engine, text, voice, self._gate, opening, Slot(semaphore, self._gate))
         resampler = StreamResampler(voice.sample_rate, fmt.rate)
         try:
             render.start()
             first = True
             total = 0
+            yielded = 0
+            heard_until = 0.0  # when the listener has played all the audio yielded so far
             while True:
-                if first and not last:
-                    limit = deadline - (time.monotonic() - step_started)
+                now = time.monotonic()
+                # The cap is the engine's time, not the network's: it counts from the render's
+                # start, and whatever is queued already is taken at once.
+                cap_left = self.settings.sentence_cap - (now - render.started_at)
+                if last:
+                    limit = cap_left
+                elif first:
+                    limit = deadline - (now - step_started)
                 else:
-                    # The cap is the engine's time, not the network's: it counts from the
-                    # render's start, and whatever is queued already is taken at once.
-                    limit = self.settings.sentence_cap - (time.monotonic() - render.started_at)
+                    # An engine that stalls between chunks (issue 21, item 2) hands over like one
+                    # that misses its first audio: once the listener has played what it has,
+                    # the step may leave it at most `deadline` of silence. An engine that
+                    # renders faster than real time keeps its lead, so a long segment after a
+                    # short one is not cut for being slow to arrive while audio still plays.
+                    limit = min(max(heard_until - now, 0.0) + deadline, cap_left)
                 try:
                     kind, value = await render.next_event(limit)
                 except asyncio.TimeoutError:
                     if first and not last:
                         why = f"no first audio within {deadline:g} s"
+                    elif limit < cap_left:
+                        why = f"the audio stopped for {deadline:g} s after {fmt.seconds(yielded):.2f} s of it"
                     else:
                         why = f"the whole sentence took longer than {self.settings.sentence_cap:g} s"
                     self._abandon(render, own_voice, key)
@@ -326,6 +402,8 @@ class Synthesizer:
                 out = resampler.feed(value)
                 if out:
                     first = False
+                    yielded += len(out)
+                    heard_until = max(heard_until, time.monotonic()) + fmt.seconds(len(out))
                     yield out
             tail = resampler.flush()
             if tail:

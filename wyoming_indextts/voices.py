@@ -43,6 +43,18 @@ def language_name(code: str) -> str:
     return f"{LANGUAGE_NAMES.get(code, code)} ({code})"
 
 
+LOGGED_NAME_CHARS = 80
+"""How much of a name a client sent goes into a log line (issue 21, item 9: a 100 KB voice
+name made a 100 KB line)."""
+
+
+def for_log(name: str) -> str:
+    """A name a client sent, as a log line shows it: quoted, and cut with its length when long."""
+    if len(name) <= LOGGED_NAME_CHARS:
+        return repr(name)
+    return f"{name[:LOGGED_NAME_CHARS]!r}... ({len(name)} characters)"
+
+
 def speaks(voice: Voice, language: str) -> bool:
     return any(base_language(code) == language for code in voice.languages)
 
@@ -99,7 +111,7 @@ class VoiceCatalogue:
             voice = self.find(name)
             if voice is not None:
                 return voice
-            _LOGGER.warning("Unknown voice %r requested; using the default voice %r", name, self.default_voice_name)
+            _LOGGER.warning("Unknown voice %s requested; using the default voice %r", for_log(name), self.default_voice_name)
         return self.default_voice
 
     def fallback_voice(self, engine_name: str, language: str, last_resort: bool) -> Voice | None:

@@ -33,7 +33,7 @@ FAST = WatchSettings(retry_first=0.05, retry_max=0.2, settle=0.05, timeout=10)
 async def rendering_ahead(harness, folder, max_replies: int, url: str):
     ahead = RepliesAhead(harness.synthesizer, SplitterSettings(), folder, [None], max_replies)
     prerenderer = Prerenderer(harness.synthesizer, SplitterSettings(), extra=ahead)
-    ahead.on_change = prerenderer.restart
+    ahead.on_change = prerenderer.refresh
     watcher = asyncio.create_task(NameWatcher(url, TOKEN, ahead.update, FAST).run())
     try:
         yield ahead, prerenderer

@@ -17,7 +17,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,7 +53,7 @@ class RepliesAhead:
         folder: Path,
         voices: list[str | None],
         max_replies: int = DEFAULT_MAX_REPLIES,
-        on_change: Callable[[], object] | None = None,
+        on_change: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.synthesizer = synthesizer
         self.splitter = splitter
@@ -81,7 +81,7 @@ class RepliesAhead:
         self.names = {"areas": len(house.areas), "floors": len(house.floors), "entities": len(house.entities)}
         self._speed = None
         if self.on_change is not None:
-            self.on_change()
+            await self.on_change()
 
     def _write_lists(self, house: House) -> list[_Listed]:
         listed = []

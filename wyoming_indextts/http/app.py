@@ -17,7 +17,7 @@ from pydantic_core import PydanticCustomError
 from .. import __version__
 from ..engines.base import SPEED_ENGINES, Voice, at_speed
 from ..homeassistant.ahead import RepliesAhead
-from ..prerender import EditedLists, Prerenderer
+from ..prerender import EditedLists, Prerenderer, PrerenderListFull
 from ..protocol import ReaderLimits
 from ..sentences import SplitterSettings, has_speakable
 from ..synthesizer import Synthesizer
@@ -330,18 +330,21 @@ def _add_prerender_routes(app: FastAPI, parts: ServerParts) -> None:
             raise ApiError(400, "an announcement cannot start with '#'", "bad_text")
         if parts.catalogue.find(edit.voice) is None:
             raise ApiError(404, f"no voice named {edit.voice!r}; see /v1/voices", "no_such_voice")
-        await asyncio.to_thread(edited().add, edit.voice, text)
+        edited()  # 409 without edited lists
         assert parts.prerenderer is not None
-        parts.prerenderer.restart()
+        try:
+            await parts.prerenderer.add(edit.voice, text)  # renders only what is new (issue 21)
+        except PrerenderListFull as err:
+            raise ApiError(409, str(err), "prerender_full") from None
         return await asyncio.to_thread(texts)
 
     @app.post("/v1/prerender/remove")
     async def remove_prerender(edit: PrerenderEdit) -> dict:
         """Take an announcement off a voice's list (its audio stays in the cache, no longer pinned)."""
-        if not await asyncio.to_thread(edited().remove, edit.voice, edit.text):
-            raise ApiError(404, f"{edit.text!r} is not on the list of {edit.voice!r}", "not_listed")
+        edited()  # 409 without edited lists
         assert parts.prerenderer is not None
-        parts.prerenderer.restart()
+        if not await parts.prerenderer.remove(edit.voice, edit.text):
+            raise ApiError(404, f"{edit.text!r} is not on the list of {edit.voice!r}", "not_listed")
         return await asyncio.to_thread(texts)
 
 
