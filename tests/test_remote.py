@@ -32,7 +32,7 @@ STORY = (
     "Remember that the recycling goes out on Tuesday evening, together with the garden waste bin. "
     "The upstairs bathroom window is still open, and rain is expected later tonight across the region."
 )
-SETTINGS = RemoteSettings(connect_timeout=1.0, read_timeout=10.0, refresh=2.0, retry=0.3)
+SETTINGS = RemoteSettings(connect_timeout=1.0, read_timeout=10.0, refresh=1.0, retry=0.3)
 
 
 class Back:
