@@ -1,0 +1,234 @@
+"""A stand-in remote Wyoming TTS server on loopback that answers `describe` properly and each
+sentence with whatever it is told: fixed bytes, a scripted answer (sends, stalls, hang-ups), or
+fuzzed events from `hostile_answer`.
+
+Used by tests/test_remote_guard.py (one fault at a time), tests/test_remote_fuzz.py and
+benchmarks/remote_fuzz.py (fuzzed answers, with the front server health-checked between
+batches).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+Step = bytes | float | str
+"""One step of an answer: bytes to send, seconds to stall, or `HANG_UP` (a reset)."""
+HANG_UP = "hang up"
+
+
+def info_data(voice: str, streaming: bool = False) -> dict:
+    return {
+        "tts": [
+            {
+                "name": "stand-in",
+                "attribution": {"name": "", "url": ""},
+                "installed": True,
+                "description": "",
+                "version": None,
+                "voices": [
+                    {"name": voice, "attribution": {"name": "", "url": ""}, "installed": True,
+                     "description": "", "version": None, "languages": ["en"]}
+                ],
+                "supports_synthesize_streaming": streaming,
+            }
+        ]
+    }
+
+
+def line(event_type: str, data: dict | None = None, payload: bytes = b"") -> bytes:
+    """One event as a Wyoming server writes it."""
+    header: dict = {"type": event_type, "version": "1.0.0"}
+    body = b""
+    if data:
+        body = json.dumps(data).encode()
+        header["data_length"] = len(body)
+    if payload:
+        header["payload_length"] = len(payload)
+    return json.dumps(header).encode() + b"\n" + body + payload
+
+
+FORMAT = {"rate": 22050, "width": 2, "channels": 1}
+START = line("audio-start", FORMAT)
+STOP = line("audio-stop")
+
+
+def tone(seconds: float, rate: int = 22050) -> bytes:
+    """A 200 Hz tone as int16 mono: audio that is plainly not silence."""
+    times = np.arange(int(seconds * rate)) / rate
+    return (8000 * np.sin(2 * np.pi * 200 * times)).astype("<i2").tobytes()
+
+
+def chunk(audio: bytes, fmt: dict | None = None) -> bytes:
+    return line("audio-chunk", fmt or FORMAT, audio)
+
+
+Answer = bytes | list[Step] | Callable[[], list[Step]]
+
+
+class StandIn:
+    """Answers describe with `info_data(voice)`, anything else with `answer`, each connection
+    in a thread of its own. `mute` makes it accept connections and never answer (describe
+    included). Counts the sentences asked and the answer events sent."""
+
+    def __init__(self, voice: str = "x", answer: Answer = b"") -> None:
+        self.voice = voice
+        self.answer: Answer = answer
+        self.mute = False
+        self.sentences = 0
+        self.events = 0
+        self._count_lock = threading.Lock()
+        self._held: list[socket.socket] = []
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def uri(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self._held:
+            conn.close()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.mute:
+                self._held.append(conn)  # open and silent, as a frozen server's kernel keeps it
+                continue
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        try:
+            with conn, conn.makefile("rb") as reader:
+                header = json.loads(reader.readline())
+                if header.get("data_length"):
+                    reader.read(header["data_length"])
+                if header["type"] == "describe":
+                    conn.sendall(line("info", info_data(self.voice)))
+                    return
+                with self._count_lock:
+                    self.sentences += 1
+                answer = self.answer() if callable(self.answer) else self.answer
+                self._play(conn, [answer] if isinstance(answer, bytes) else answer)
+        except (OSError, ValueError):
+            pass  # the engine gave up reading, or hung up first: that is the point
+
+    def _play(self, conn: socket.socket, steps: list[Step]) -> None:
+        for step in steps:
+            if step == HANG_UP:
+                # A reset, as from a machine that lost power mid-answer.
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return
+            if isinstance(step, float):
+                time.sleep(step)
+                continue
+            assert isinstance(step, bytes)
+            with self._count_lock:
+                self.events += 1
+            conn.sendall(step)
+
+
+# Values a broken or hostile remote might put where a number belongs. Python's json writes
+# NaN and Infinity as bare words, as a careless server would.
+ODD_NUMBERS: list[object] = [
+    float("nan"), float("inf"), float("-inf"), 1e308, -1e308, 0, 1, 2, -22050, 7999, 192001, 2**63,
+    22050.5, "22050", None, True, [], {}, 3, 4, 5, -1,
+]
+GOOD_RATES = [8000, 16000, 22050, 24000, 44100, 48000, 192000]
+ODD_TYPES = ["ping", "info", "synthesize", "transcript", "", "x" * 300, "audio-chunk ", "AUDIO-START"]
+ODD_LENGTHS: list[object] = [-1, 10**12, 2**63, 1.5, "7", None, [], float("nan"), 0, (4 << 20) + 1]
+
+
+@dataclass
+class HostileAnswers:
+    """Fuzzed answers to one sentence: mostly broken, some odd but valid, a few stalls and
+    hang-ups. Stalls are short: the front's deadline for the remote must be shorter still."""
+
+    rng: random.Random
+    stall: float = 1.5
+
+    def __call__(self) -> list[Step]:
+        rng = self.rng
+        steps: list[Step] = []
+        started = False
+        fmt = dict(FORMAT)
+        for _ in range(rng.randint(1, 12)):
+            kind = rng.random()
+            if kind < 0.15:
+                fmt = self._odd_format(rng)
+                steps.append(line("audio-start", fmt))
+                started = True
+            elif kind < 0.25:
+                fmt = {"rate": rng.choice(GOOD_RATES), "width": rng.randint(1, 4), "channels": rng.randint(1, 2)}
+                steps.append(line("audio-start", fmt))
+                started = True
+            elif kind < 0.55:
+                frame = fmt["width"] * fmt["channels"] if all(isinstance(fmt[k], int) and 0 < fmt[k] < 9 for k in ("width", "channels")) else 2
+                size = rng.choice([0, frame, frame * rng.randint(1, 2000), rng.randint(1, 5000), frame * 1024])
+                said = fmt if rng.random() < 0.8 else self._odd_format(rng)
+                steps.append(chunk(rng.randbytes(size), said))
+            elif kind < 0.62:
+                steps.append(self._odd_header(rng))
+            elif kind < 0.68:
+                body = rng.randbytes(rng.randint(1, 300)).replace(b"\n", b" ")
+                steps.append(json.dumps({"type": "audio-chunk", "data_length": len(body)}).encode() + b"\n" + body)
+            elif kind < 0.72:
+                steps.append(rng.randbytes(rng.randint(1, 200)).replace(b"\n", b" ") + b"\n")
+            elif kind < 0.76:
+                steps.append(line(rng.choice(ODD_TYPES), {"text": "x" * rng.randint(0, 3000)}))
+            elif kind < 0.79:
+                steps.append(line("error", {"text": rng.choice(["voice is broken", "y" * 5000, None, 5])}))
+            elif kind < 0.82:
+                # Truncated: a header that promises more than follows.
+                steps.append(json.dumps({"type": "audio-chunk", "data": FORMAT, "payload_length": 4000}).encode() + b"\n" + b"\0" * rng.randint(0, 3999))
+                break
+            elif kind < 0.84:
+                steps.append(b"[" * rng.choice([100, 5000, 60000]) + b"\n")
+            elif kind < 0.86:
+                steps.append(b"{" + b" " * rng.choice([1000, 70000, 200000]))
+                break
+            elif kind < 0.88:
+                steps.append(rng.uniform(0.05, self.stall))
+            elif kind < 0.90:
+                steps.append(HANG_UP)
+                break
+            elif kind < 0.92:
+                # Much more audio than a short text can take.
+                steps.append(chunk(bytes(22050 * 2 * 30), FORMAT))
+            else:
+                steps.append(STOP)
+                if rng.random() < 0.7:
+                    break
+        if not started and rng.random() < 0.3:
+            steps.insert(0, START)
+        return steps
+
+    @staticmethod
+    def _odd_format(rng: random.Random) -> dict:
+        fmt = dict(FORMAT)
+        for key in rng.sample(["rate", "width", "channels"], rng.randint(1, 3)):
+            fmt[key] = rng.choice(ODD_NUMBERS)
+        if rng.random() < 0.1:
+            del fmt[rng.choice(list(fmt))]
+        return fmt
+
+    @staticmethod
+    def _odd_header(rng: random.Random) -> bytes:
+        key = rng.choice(["data_length", "payload_length"])
+        value = rng.choice(ODD_LENGTHS)
+        text = json.dumps({"type": rng.choice(["audio-chunk", "audio-start", "ping"]), key: value})
+        return text.encode() + b"\n"
