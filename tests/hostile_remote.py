@@ -177,7 +177,8 @@ class HostileAnswers:
                 steps.append(line("audio-start", fmt))
                 started = True
             elif kind < 0.55:
-                frame = fmt["width"] * fmt["channels"] if all(isinstance(fmt[k], int) and 0 < fmt[k] < 9 for k in ("width", "channels")) else 2
+                sizes = [fmt.get("width"), fmt.get("channels")]
+                frame = sizes[0] * sizes[1] if all(type(n) is int and 0 < n < 9 for n in sizes) else 2
                 size = rng.choice([0, frame, frame * rng.randint(1, 2000), rng.randint(1, 5000), frame * 1024])
                 said = fmt if rng.random() < 0.8 else self._odd_format(rng)
                 steps.append(chunk(rng.randbytes(size), said))
@@ -213,7 +214,7 @@ class HostileAnswers:
                 steps.append(STOP)
                 if rng.random() < 0.7:
                     break
-        if not started and rng.random() < 0.3:
+        if not started and rng.random() < 0.8:
             steps.insert(0, START)
         return steps
 

@@ -158,9 +158,9 @@ class RemoteFormat:
             raise EngineError(f"the remote sent an unusable {event.type}: {err}") from None
         width, channels = data.get("width"), data.get("channels")
         if type(width) is not int or not 1 <= width <= 4:
-            raise EngineError(f"the remote sent a {event.type} with samples of {str(width)[:40]} bytes; 1-4 are usable")
+            raise EngineError(f"the remote sent an {event.type} with samples of {str(width)[:40]} bytes; 1-4 are usable")
         if type(channels) is not int or not 1 <= channels <= 2:
-            raise EngineError(f"the remote sent a {event.type} with {str(channels)[:40]} channels; 1 or 2 are usable")
+            raise EngineError(f"the remote sent an {event.type} with {str(channels)[:40]} channels; 1 or 2 are usable")
         return cls(rate, width, channels)
 
     def check_chunk(self, event: Event) -> bytes:
@@ -175,6 +175,9 @@ class RemoteFormat:
 
     def seconds(self, size: int) -> float:
         return size / (self.rate * self.frame_bytes)
+
+    def __str__(self) -> str:
+        return f"{self.rate} Hz, {self.width}-byte samples, {self.channels} channel(s)"
 
 
 def _text(value: object, limit: int) -> str | None:
