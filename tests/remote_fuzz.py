@@ -120,10 +120,11 @@ async def fuzz_remote(
     clients: int = 4,
     texts: list[str] = TEXTS,
     rss: Callable[[], float] | None = None,
+    give_up_at: float = float("inf"),
 ) -> RemoteFuzzReport:
     """Ask the front for sentences in the remote's voice (`texts` in turn), `clients` at a
-    time, until the stand-in has sent `events` answer events, with a health check after each
-    `batch` events."""
+    time, until the stand-in has sent `events` answer events (or the monotonic clock passes
+    `give_up_at`), with a health check after each `batch` events."""
     report = RemoteFuzzReport()
     turns = itertools.cycle(texts)
 
@@ -155,7 +156,7 @@ async def fuzz_remote(
     target = 0
     polling = asyncio.create_task(poller())
     try:
-        while stand_in.events < events:
+        while stand_in.events < events and time.monotonic() < give_up_at:
             target = min(stand_in.events + batch, events)
             await asyncio.gather(*(client() for _ in range(clients)))
             report.events = stand_in.events
