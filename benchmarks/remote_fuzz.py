@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import free_port, ms, proc_status_mib, wait_ready  # noqa: E402
 from benchmarks._report import LoadMonitor, command_line, machine_description, timestamp, write_section  # noqa: E402
+from wyoming_indextts.engines.remote import RemoteEngine  # noqa: E402
 from tests.hostile_remote import HostileAnswers, StandIn  # noqa: E402
 from tests.remote_fuzz import REMOTE_VOICE, RemoteFuzzReport, fuzz_remote  # noqa: E402
 
@@ -34,6 +35,21 @@ def server(port: int, data: Path, remote: str, log: Path, *flags: str) -> subpro
         stdout=subprocess.DEVNULL,
         stderr=open(log, "w"),
     )
+
+
+def engine_start_seconds() -> float:
+    """Seconds `RemoteEngine.start()` (what start-up runs per remote) takes with a remote that
+    accepts connections and answers nothing."""
+    silent = StandIn(voice=REMOTE_VOICE)
+    silent.mute = True
+    engine = RemoteEngine(silent.uri)
+    try:
+        started = time.monotonic()
+        assert not engine.start()
+        return time.monotonic() - started
+    finally:
+        engine.close()
+        silent.close()
 
 
 async def start_up_seconds(data: Path) -> tuple[float, float]:
@@ -60,8 +76,9 @@ async def start_up_seconds(data: Path) -> tuple[float, float]:
 
 async def run(args: argparse.Namespace) -> str:
     data = Path(tempfile.mkdtemp(prefix="remote-fuzz-"))
+    engine_start = engine_start_seconds()
     silent_start, refused_start = await start_up_seconds(data)
-    stand_in = StandIn(voice=REMOTE_VOICE, answer=HostileAnswers(random.Random(args.seed)))
+    stand_in = StandIn(voice=REMOTE_VOICE, answer=HostileAnswers(random.Random(args.seed)), new_version_each_describe=True)
     port = free_port()
     # The breaker would skip the remote after three failures: here every sentence must reach it.
     front = server(port, data / "front", stand_in.uri, data / "server.log", "--breaker-failures", "1000000000", "--deadline", "remote=1")
@@ -88,7 +105,8 @@ async def run(args: argparse.Namespace) -> str:
     lines = [
         f"- Start-up with a remote that accepts connections and never answers: **{silent_start:.1f} s** to the first "
         f"describe answered; with a remote that refuses connections: {refused_start:.1f} s; the difference, "
-        f"{silent_start - refused_start:+.1f} s, is the 3 s start-up wait for describe plus load noise (before: ~60 s, the read timeout).",
+        f"{silent_start - refused_start:+.1f} s, is the 3 s start-up wait for describe plus load noise; "
+        f"`RemoteEngine.start()` alone with the silent remote: **{engine_start:.2f} s** (before: ~60 s, the read timeout).",
         f"- Fuzz: **{report.events:,} remote events** in answer to {report.sentences:,} sentences in {minutes:.1f} min"
         + (" (**stopped at --max-minutes**)" if report.events < args.events else "")
         + f"; **hangs {len(report.hangs)}**"

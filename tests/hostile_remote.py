@@ -25,7 +25,7 @@ Step = bytes | float | str
 HANG_UP = "hang up"
 
 
-def info_data(voice: str, streaming: bool = False) -> dict:
+def info_data(voice: str, streaming: bool = False, version: str | None = None) -> dict:
     return {
         "tts": [
             {
@@ -36,7 +36,7 @@ def info_data(voice: str, streaming: bool = False) -> dict:
                 "version": None,
                 "voices": [
                     {"name": voice, "attribution": {"name": "", "url": ""}, "installed": True,
-                     "description": "", "version": None, "languages": ["en"]}
+                     "description": "", "version": version, "languages": ["en"]}
                 ],
                 "supports_synthesize_streaming": streaming,
             }
@@ -77,12 +77,18 @@ Answer = bytes | list[Step] | Callable[[], list[Step]]
 class StandIn:
     """Answers describe with `info_data(voice)`, anything else with `answer`, each connection
     in a thread of its own. `mute` makes it accept connections and never answer (describe
-    included). Counts the sentences asked and the answer events sent."""
+    included). Counts the describes, the sentences asked and the answer events sent.
 
-    def __init__(self, voice: str = "x", answer: Answer = b"") -> None:
+    `new_version_each_describe` gives the voice a new version at each describe, hence a new
+    cache key: a fuzz must keep reaching the remote, and the front caches what the remote
+    happened to answer well."""
+
+    def __init__(self, voice: str = "x", answer: Answer = b"", new_version_each_describe: bool = False) -> None:
         self.voice = voice
         self.answer: Answer = answer
+        self.new_version_each_describe = new_version_each_describe
         self.mute = False
+        self.describes = 0
         self.sentences = 0
         self.events = 0
         self._count_lock = threading.Lock()
@@ -118,7 +124,10 @@ class StandIn:
                 if header.get("data_length"):
                     reader.read(header["data_length"])
                 if header["type"] == "describe":
-                    conn.sendall(line("info", info_data(self.voice)))
+                    with self._count_lock:
+                        self.describes += 1
+                    version = str(self.describes) if self.new_version_each_describe else None
+                    conn.sendall(line("info", info_data(self.voice, version=version)))
                     return
                 with self._count_lock:
                     self.sentences += 1
@@ -164,58 +173,57 @@ class HostileAnswers:
     def __call__(self) -> list[Step]:
         rng = self.rng
         steps: list[Step] = []
-        started = False
-        fmt = dict(FORMAT)
+        opening = rng.random()
+        if opening < 0.35:
+            fmt = self._odd_format(rng)
+        elif opening < 0.55:
+            fmt = {"rate": rng.choice(GOOD_RATES), "width": rng.randint(1, 4), "channels": rng.randint(1, 2)}
+        else:
+            fmt = dict(FORMAT)
+        if opening < 0.9:  # the rest send no audio-start, or send something else first
+            steps.append(line("audio-start", fmt))
         for _ in range(rng.randint(1, 12)):
             kind = rng.random()
-            if kind < 0.15:
-                fmt = self._odd_format(rng)
-                steps.append(line("audio-start", fmt))
-                started = True
-            elif kind < 0.25:
-                fmt = {"rate": rng.choice(GOOD_RATES), "width": rng.randint(1, 4), "channels": rng.randint(1, 2)}
-                steps.append(line("audio-start", fmt))
-                started = True
-            elif kind < 0.55:
+            if kind < 0.03:
+                steps.append(line("audio-start", self._odd_format(rng)))
+            elif kind < 0.45:
                 sizes = [fmt.get("width"), fmt.get("channels")]
                 frame = sizes[0] * sizes[1] if all(type(n) is int and 0 < n < 9 for n in sizes) else 2
                 size = rng.choice([0, frame, frame * rng.randint(1, 2000), rng.randint(1, 5000), frame * 1024])
-                said = fmt if rng.random() < 0.8 else self._odd_format(rng)
+                said = fmt if rng.random() < 0.9 else self._odd_format(rng)
                 steps.append(chunk(rng.randbytes(size), said))
-            elif kind < 0.62:
+            elif kind < 0.53:
                 steps.append(self._odd_header(rng))
-            elif kind < 0.68:
+            elif kind < 0.59:
                 body = rng.randbytes(rng.randint(1, 300)).replace(b"\n", b" ")
                 steps.append(json.dumps({"type": "audio-chunk", "data_length": len(body)}).encode() + b"\n" + body)
-            elif kind < 0.72:
+            elif kind < 0.63:
                 steps.append(rng.randbytes(rng.randint(1, 200)).replace(b"\n", b" ") + b"\n")
-            elif kind < 0.76:
+            elif kind < 0.68:
                 steps.append(line(rng.choice(ODD_TYPES), {"text": "x" * rng.randint(0, 3000)}))
-            elif kind < 0.79:
+            elif kind < 0.71:
                 steps.append(line("error", {"text": rng.choice(["voice is broken", "y" * 5000, None, 5])}))
-            elif kind < 0.82:
+            elif kind < 0.74:
                 # Truncated: a header that promises more than follows.
                 steps.append(json.dumps({"type": "audio-chunk", "data": FORMAT, "payload_length": 4000}).encode() + b"\n" + b"\0" * rng.randint(0, 3999))
                 break
-            elif kind < 0.84:
+            elif kind < 0.76:
                 steps.append(b"[" * rng.choice([100, 5000, 60000]) + b"\n")
-            elif kind < 0.86:
+            elif kind < 0.78:
                 steps.append(b"{" + b" " * rng.choice([1000, 70000, 200000]))
                 break
-            elif kind < 0.88:
+            elif kind < 0.81:
                 steps.append(rng.uniform(0.05, self.stall))
-            elif kind < 0.90:
+            elif kind < 0.84:
                 steps.append(HANG_UP)
                 break
-            elif kind < 0.92:
+            elif kind < 0.86:
                 # Much more audio than a short text can take.
                 steps.append(chunk(bytes(22050 * 2 * 30), FORMAT))
             else:
                 steps.append(STOP)
                 if rng.random() < 0.7:
                     break
-        if not started and rng.random() < 0.8:
-            steps.insert(0, START)
         return steps
 
     @staticmethod
