@@ -105,8 +105,8 @@ async def run(args: argparse.Namespace) -> str:
     lines = [
         f"- Start-up with a remote that accepts connections and never answers: **{silent_start:.1f} s** to the first "
         f"describe answered; with a remote that refuses connections: {refused_start:.1f} s; the difference, "
-        f"{silent_start - refused_start:+.1f} s, is the 3 s start-up wait for describe plus load noise; "
-        f"`RemoteEngine.start()` alone with the silent remote: **{engine_start:.2f} s** (before: ~60 s, the read timeout).",
+        f"{silent_start - refused_start:+.1f} s, is the 3 s wait for describe plus the noise of loading the voices on a busy machine; "
+        f"the remote's own share, `RemoteEngine.start()` with the silent remote: **{engine_start:.2f} s** (before: ~60 s, the read timeout).",
         f"- Fuzz: **{report.events:,} remote events** in answer to {report.sentences:,} sentences in {minutes:.1f} min"
         + (" (**stopped at --max-minutes**)" if report.events < args.events else "")
         + f"; **hangs {len(report.hangs)}**"
