@@ -14,12 +14,15 @@ import time
 
 import numpy as np
 import pytest
+from wyoming.client import AsyncTcpClient
+from wyoming.tts import Synthesize, SynthesizeVoice
 
 from wyoming_indextts.audio import StreamResampler, to_mono16
 from wyoming_indextts.engines.base import EngineError
 from wyoming_indextts.engines.remote import RemoteEngine, RemoteSettings
 from wyoming_indextts.engines.remote_wire import max_audio_seconds
 
+from .conftest import assert_speech, make_cache, read_until, running_server
 from .hostile_remote import FORMAT, HANG_UP, START, STOP, StandIn, chunk, info_data, line, tone
 
 TEXT = "Hello there."
@@ -324,3 +327,37 @@ def test_programs_and_voices_of_the_wrong_shape_give_no_voices():
         assert engine.refresh() and engine.voices() == []
     finally:
         server.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "fault"),
+    [
+        (start_with(rate=2) + chunk(b"\1\0" * 500) + STOP, "a sample rate of 2 Hz"),
+        (start_with(rate=1e308) + chunk(b"\1\0" * 500) + STOP, "a sample rate of 1e+308 Hz"),
+        (b'{"type": "audio-start", "data": {"rate": NaN, "width": 2, "channels": 1}}\n', "not JSON"),
+    ],
+    ids=["2 Hz", "1e308 Hz", "NaN Hz"],
+)
+async def test_the_front_speaks_what_the_remote_broke_in_the_bundled_voice(piper, tmp_path, caplog, answer, fault):
+    """Through the real server and the real `wyoming` client: the remote's fault is logged and
+    the bundled voice speaks the sentence. (A fault after some audio, such as a format change
+    mid-stream, is the synthesizer's case of a step failing mid-sentence.)"""
+    caplog.set_level(logging.INFO)
+    text = "The washing machine has finished its cycle."
+    stand_in = StandIn(voice="en_US-joe-medium", answer=answer)
+    remote = RemoteEngine(stand_in.uri, settings=FAST)
+    try:
+        assert remote.start()
+        cache = make_cache(tmp_path)
+        async with running_server({"remote": remote, "piper": piper}, cache=cache) as front:
+            async with AsyncTcpClient("127.0.0.1", front.port) as client:
+                await client.write_event(Synthesize(text=text, voice=SynthesizeVoice(name="en_US-joe-medium")).event())
+                response = await read_until(client, "audio-stop")
+    finally:
+        remote.close()
+        stand_in.close()
+    assert_speech(response.audio, 22050, text)
+    assert len(response.audio) < 10 * 22050 * 2  # the bundled voice's few seconds, not 250 s of a 2 Hz stream
+    failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("remote failed")]
+    assert len(failures) == 1 and fault in failures[0], failures
+    assert [r.getMessage().split(":")[0] for r in caplog.records if r.getMessage().startswith("Spoken by")] == ["Spoken by piper voice en_US-joe-medium"]
