@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import free_port, ms, proc_status_mib, wait_ready  # noqa: E402
 from benchmarks._report import LoadMonitor, command_line, machine_description, timestamp, write_section  # noqa: E402
-from wyoming_indextts.engines.remote import RemoteEngine  # noqa: E402
 from tests.hostile_remote import HostileAnswers, StandIn  # noqa: E402
 from tests.remote_fuzz import REMOTE_VOICE, RemoteFuzzReport, fuzz_remote  # noqa: E402
+from wyoming_indextts.engines.remote import RemoteEngine  # noqa: E402
 
 
 def server(port: int, data: Path, remote: str, log: Path, *flags: str) -> subprocess.Popen:

@@ -19,6 +19,7 @@ from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize, SynthesizeVoice
 
 from wyoming_indextts.engines.remote import RemoteEngine, RemoteSettings, parse_remote_uri
+from wyoming_indextts.engines.remote_wire import max_audio_seconds
 from wyoming_indextts.synthesizer import ChainSettings
 
 from .conftest import CountingEngine, assert_speech, make_cache, read_until, running_server
@@ -141,6 +142,8 @@ async def test_front_speaks_through_the_back_caches_it_and_falls_back_when_it_di
         assert await asyncio.to_thread(lambda: b"".join(remote.synthesize(FIRST, plain))) == response.audio
         assert back.spoken() == 1
         assert len(response.audio) > 1.2 * len(local), "not the back's slower voice"
+        # Even this slowed voice is far inside what a remote may send for the text.
+        assert len(response.audio) / (22050 * 2) < 0.1 * len(FIRST) < max_audio_seconds(FIRST) / 5
 
         # Cached here: the back is not asked again, and answers survive its death.
         back.kill()

@@ -34,11 +34,11 @@ MAX_IGNORED_EVENTS = 64
 SECONDS_PER_CHARACTER = 1.0
 SECONDS_BASE = 10.0
 """The most audio accepted for a text: `SECONDS_BASE` + `SECONDS_PER_CHARACTER` per character.
-The slowest speech here, Mandarin, is about 4 characters a second (0.25 s each; the bundled
-English voice at --length-scale 1.4 speaks 0.09 s per character, tests/test_remote.py), and a
-number read out in words can take 0.6 s a character; 1 s each leaves room for a slow voice,
-and the base for pauses around a short text. More is a broken remote (a wrong rate turned 500
-samples into 250 s), and it would be cached."""
+The slowest speech here, the bundled Mandarin voice, takes about 0.38 s a character (two
+sentences of 16-17 characters measured: 6.2-6.3 s), the English one at --length-scale 1.4 under
+0.1 s (tests/test_remote.py), and a number read out in words can take 0.6 s a character; 1 s
+each leaves room for a slower voice, and the base for pauses around a short text. More is a
+broken remote (a wrong rate turned 500 samples into 250 s), and it would be cached."""
 
 MAX_VOICES = 1000
 MAX_NAME = 128
@@ -150,7 +150,7 @@ class RemoteFormat:
         return self.width * self.channels
 
     @classmethod
-    def from_event(cls, event: Event) -> "RemoteFormat":
+    def from_event(cls, event: Event) -> RemoteFormat:
         data = event.data
         try:
             rate = check_rate(data.get("rate"))
