@@ -158,6 +158,17 @@ ODD_NUMBERS: list[object] = [
     22050.5, "22050", None, True, [], {}, 3, 4, 5, -1,
 ]
 GOOD_RATES = [8000, 16000, 22050, 24000, 44100, 48000, 192000]
+SAMPLES = b"\1\0" * 500
+KNOWN_FAULTS: list[list[Step]] = [
+    # Each froze or flooded the server once: soxr never returned from a NaN, infinite (JSON's
+    # 1e999 reads as inf) or 1e308 rate, holding the GIL; 2 Hz made 500 samples 250 s of audio.
+    [b'{"type": "audio-start", "data": {"rate": NaN, "width": 2, "channels": 1}}\n', STOP],
+    [b'{"type": "audio-start", "data": {"rate": 1e999, "width": 2, "channels": 1}}\n' + chunk(SAMPLES), STOP],
+    [line("audio-start", {**FORMAT, "rate": 1e308}), chunk(SAMPLES), STOP],
+    [line("audio-start", {**FORMAT, "rate": 2}), chunk(SAMPLES), STOP],
+    [START, chunk(SAMPLES), chunk(SAMPLES, {**FORMAT, "rate": 1e308}), STOP],
+]
+"""Answers that once broke the server, sent often so that a short fuzz meets each of them."""
 ODD_TYPES = ["ping", "info", "synthesize", "transcript", "", "x" * 300, "audio-chunk ", "AUDIO-START"]
 ODD_LENGTHS: list[object] = [-1, 10**12, 2**63, 1.5, "7", None, [], float("nan"), 0, (4 << 20) + 1]
 
@@ -172,6 +183,8 @@ class HostileAnswers:
 
     def __call__(self) -> list[Step]:
         rng = self.rng
+        if rng.random() < 0.1:
+            return list(rng.choice(KNOWN_FAULTS))
         steps: list[Step] = []
         opening = rng.random()
         if opening < 0.35:
@@ -229,7 +242,8 @@ class HostileAnswers:
     @staticmethod
     def _odd_format(rng: random.Random) -> dict:
         fmt = dict(FORMAT)
-        for key in rng.sample(["rate", "width", "channels"], rng.randint(1, 3)):
+        # Mostly one odd value among good ones, so each check is reached on its own.
+        for key in rng.sample(["rate", "width", "channels"], 1 if rng.random() < 0.7 else rng.randint(2, 3)):
             fmt[key] = rng.choice(ODD_NUMBERS)
         if rng.random() < 0.1:
             del fmt[rng.choice(list(fmt))]
