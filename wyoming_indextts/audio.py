@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import soxr
@@ -15,8 +14,8 @@ SAMPLE_WIDTH = 2
 MIN_RATE = 8_000
 MAX_RATE = 192_000
 """The sample rates audio may have here: telephone speech to studio audio. soxr is never
-handed anything else: with a rate of NaN or infinity its constructor never returns and holds
-the GIL (the whole server froze), and 2 Hz turned 500 samples into 250 s of audio."""
+handed anything else: with a rate of NaN, infinity or 1e308 its constructor never returns and
+holds the GIL (the whole server froze), and 2 Hz turned 500 samples into 250 s of audio."""
 
 
 def check_rate(rate: object) -> int:
@@ -88,7 +87,7 @@ class StreamResampler:
         self.src_rate = check_rate(src_rate)
         self.dst_rate = check_rate(dst_rate)
         self._stream = (
-            None if src_rate == dst_rate else soxr.ResampleStream(src_rate, dst_rate, 1, dtype="float32")
+            None if self.src_rate == self.dst_rate else soxr.ResampleStream(self.src_rate, self.dst_rate, 1, dtype="float32")
         )
         self._odd_byte = b""
 
