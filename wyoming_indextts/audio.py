@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,6 +10,23 @@ import soxr
 
 SAMPLE_WIDTH = 2
 """Every engine and every response speaks 16-bit signed little-endian PCM."""
+
+MIN_RATE = 8_000
+MAX_RATE = 192_000
+"""The sample rates audio may have here: telephone speech to studio audio. soxr is never
+handed anything else: with a rate of NaN, infinity or 1e308 its constructor never returns and
+holds the GIL (the whole server froze), and 2 Hz turned 500 samples into 250 s of audio."""
+
+
+def check_rate(rate: object) -> int:
+    """`rate` as an int, or ValueError saying why it cannot be a sample rate here."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+        raise ValueError(f"a sample rate must be a number of Hz, not {type(rate).__name__}")
+    if not math.isfinite(rate) or rate != int(rate):
+        raise ValueError(f"a sample rate must be a whole number of Hz, not {rate!r}")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise ValueError(f"a sample rate of {rate:g} Hz is outside {MIN_RATE}-{MAX_RATE} Hz")
+    return int(rate)
 
 
 @dataclass(frozen=True)
@@ -37,6 +55,26 @@ def float_to_pcm(samples: np.ndarray) -> bytes:
     return (clipped * 32768.0).astype("<i2").tobytes()
 
 
+def to_mono16(pcm: bytes, width: int, channels: int) -> bytes:
+    """Whole frames of little-endian PCM (`width` 1-4 bytes, 8-bit unsigned as in WAV, the
+    others signed) in `channels` interleaved channels → int16 mono, the channels averaged."""
+    if width == SAMPLE_WIDTH and channels == 1:
+        return pcm
+    if width == 1:
+        samples = (np.frombuffer(pcm, dtype=np.uint8).astype(np.int32) - 128) << 8
+    elif width == 3:
+        bytes3 = np.frombuffer(pcm, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        # The top byte's sign, then the most significant 16 bits of the 24.
+        samples = ((bytes3[:, 2] << 24) | (bytes3[:, 1] << 16)) >> 16
+    else:
+        samples = np.frombuffer(pcm, dtype={2: "<i2", 4: "<i4"}[width]).astype(np.int32)
+        if width == 4:
+            samples = samples >> 16
+    if channels > 1:
+        samples = samples.reshape(-1, channels).mean(axis=1).astype(np.int32)
+    return samples.astype("<i2").tobytes()
+
+
 class StreamResampler:
     """Resamples int16 mono PCM that arrives in pieces, keeping filter state across them.
 
@@ -45,10 +83,11 @@ class StreamResampler:
     """
 
     def __init__(self, src_rate: int, dst_rate: int) -> None:
-        self.src_rate = src_rate
-        self.dst_rate = dst_rate
+        """ValueError for a rate outside `MIN_RATE`-`MAX_RATE` (see there)."""
+        self.src_rate = check_rate(src_rate)
+        self.dst_rate = check_rate(dst_rate)
         self._stream = (
-            None if src_rate == dst_rate else soxr.ResampleStream(src_rate, dst_rate, 1, dtype="float32")
+            None if self.src_rate == self.dst_rate else soxr.ResampleStream(self.src_rate, self.dst_rate, 1, dtype="float32")
         )
         self._odd_byte = b""
 

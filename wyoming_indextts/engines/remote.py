@@ -1,17 +1,23 @@
 """Another Wyoming TTS server as an engine: typically this same server on a machine with a GPU.
 
-Its voices are learned with `describe` and refreshed in a thread of its own, which also notices
-when the server goes away and comes back (one log line each way). The last voices it knew stay
-advertised while it is away, so requests for them still reach the fallback chain; a sentence
-asked of a server known to be away fails at once instead of waiting for a connect timeout.
-They are kept in a file too, so a server started while the remote is off (the house's mini PC
-booting before the desktop) still knows them, and its default voice may be one of them.
+Its voices are learned with `describe`: once at start-up for at most a few seconds, then in a
+thread of its own, which keeps them fresh and notices when the server goes away and comes back
+(one log line each way; while it is away it is asked again with back-off). A remote that is
+slow or silent at start-up never delays the server: its voices appear in `info` as soon as
+they are learned. The last voices it knew stay advertised while it is away, so requests for
+them still reach the fallback chain; a sentence asked of a server known to be away fails at
+once instead of waiting for a connect timeout. They are kept in a file too, so a server
+started while the remote is off (the house's mini PC booting before the desktop) still knows
+them, and its default voice may be one of them.
 
 Each sentence is one short connection (what Home Assistant does too): `synthesize-start`,
 one `synthesize-chunk` and `synthesize-stop` when the server streams, else `synthesize`; the
-audio comes back piece by piece and is passed on as it arrives. Deadlines, the breaker and the
-cache are the synthesizer's, as for any engine; closing the iterator (an abandoned render)
-closes the socket, which frees the remote's render too.
+audio comes back piece by piece and is passed on as it arrives. Everything the remote sends is
+checked first (remote_wire.py): a value this server cannot use, too much audio for the text,
+or a stall between events fails the sentence with a message naming the remote, and the chain's
+next engine speaks. Deadlines, the breaker and the cache are the synthesizer's, as for any
+engine; closing the iterator (an abandoned render) closes the socket, which frees the remote's
+render too, and closing the engine closes every socket still open.
 
 Blocking sockets with timeouts, from worker threads: no event loop of this server ever waits
 on the remote.
@@ -22,23 +28,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import socket
 import os
+import socket
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
-from wyoming.event import Event, read_event, write_event
+from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice
 
-from ..audio import SAMPLE_WIDTH, StreamResampler
+from ..audio import StreamResampler, to_mono16
 from .base import EngineError, Voice
+from .remote_wire import MAX_IGNORED_EVENTS, EventReader, RemoteFormat, RemoteVoice, max_audio_seconds, remote_voices, send
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -47,11 +54,8 @@ REMOTE_RATE = 22050
 response format must be known before the first audio: IndexTTS2 and the bundled voices speak
 22050 Hz, and audio at any other rate is resampled to it."""
 
-_MAX_LINE = 1 << 20
-"""Longest event header accepted from the remote: a broken server must not fill memory."""
-_MAX_BODY = 16 << 20
-"""Largest event data or payload accepted (an audio chunk is a few KiB): a read allocates its
-whole size up front."""
+_MAX_ERROR_TEXT = 200
+"""Most of a remote's `error` text that goes into a message and the log."""
 
 
 @dataclass(frozen=True)
@@ -59,17 +63,26 @@ class RemoteSettings:
     connect_timeout: float = 2.0
     """Seconds to open a connection: a machine that is off must cost little."""
 
-    read_timeout: float = 60.0
-    """Seconds of silence on an open connection before it is given up: the synthesizer's
-    deadlines end the response's wait much sooner, and a render that goes on past them is kept
-    for the cache, so this only frees the thread of a remote that stopped answering (the
-    default sentence cap)."""
+    startup_timeout: float = 3.0
+    """Seconds start-up waits for the voices, connection included; a remote slower than that
+    (or one that accepts connections and never answers) is learned in the background."""
+
+    first_audio_timeout: float = 30.0
+    """Seconds a sentence waits for the remote's first event (this server sends `audio-start`
+    with its first audio). The synthesizer's deadline hands the reply to the next engine much
+    sooner; a render that goes on past it is kept for the cache, so this only bounds how long
+    a silent remote holds a worker thread, well below the 60 s sentence cap."""
+
+    read_timeout: float = 10.0
+    """Seconds allowed for each later event, whole, and for the background `describe`: a
+    remote that streams sends audio every fraction of a second, so this is a stalled one."""
 
     refresh: float = 30.0
     """Seconds between `describe` calls while the remote answers."""
 
     retry: float = 5.0
-    """Seconds between attempts while it does not."""
+    """Seconds before asking again after a failure; doubled after each further failure, up to
+    `refresh`, so a remote that is off for the night costs one connection attempt a `refresh`."""
 
 
 def parse_remote_uri(uri: str) -> tuple[str, int]:
@@ -78,25 +91,6 @@ def parse_remote_uri(uri: str) -> tuple[str, int]:
     if parts.scheme != "tcp" or not parts.hostname or parts.port is None or parts.path not in ("", "/"):
         raise ValueError(f"expected tcp://HOST:PORT, got {uri!r}")
     return parts.hostname, parts.port
-
-
-class _BoundedReader:
-    """A socket file that refuses headers over `_MAX_LINE` and bodies over `_MAX_BODY`
-    (wyoming's reader asks for whatever sizes the remote announces)."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-
-    def readline(self) -> bytes:
-        line = self._stream.readline(_MAX_LINE)
-        if len(line) >= _MAX_LINE and not line.endswith(b"\n"):
-            raise EngineError(f"the remote sent an event header over {_MAX_LINE} bytes")
-        return line
-
-    def read(self, size: int) -> bytes:
-        if size > _MAX_BODY:
-            raise EngineError(f"the remote announced an event body of {size} bytes, over {_MAX_BODY}")
-        return self._stream.read(size)
 
 
 class RemoteEngine:
@@ -113,16 +107,22 @@ class RemoteEngine:
         self._voices: list[Voice] = []
         self._reachable = False
         self._last_error = "not contacted yet"
+        self._failures = 0
+        self._open: set[socket.socket] = set()
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> bool:
-        """Ask for the voices once now, then keep them fresh in the background. True when the
-        remote answered; when not, its voices appear as soon as it does."""
-        reachable = self.refresh()
+        """Ask for the voices for at most `startup_timeout` seconds, then keep them fresh in the
+        background. True when the remote answered in time; when not, its saved voices (if any)
+        are served and its own appear as soon as it answers."""
+        reachable = self.refresh(self.settings.startup_timeout)
         if not reachable:
-            self._voices = self._load_voices()
+            saved = self._load_voices()
+            with self._lock:
+                if not self._voices:
+                    self._voices = saved
         self._thread = threading.Thread(target=self._refresh_loop, name=f"{self.name}-describe", daemon=True)
         self._thread.start()
         return reachable
@@ -139,128 +139,179 @@ class RemoteEngine:
     def voice_for_language(self, language: str) -> Voice | None:
         return None  # no preference: the catalogue takes the first voice of the language
 
-    def refresh(self) -> bool:
-        """One `describe`; updates the voices and the reachable state."""
+    def refresh(self, timeout: float | None = None) -> bool:
+        """One `describe` within `timeout` seconds (`read_timeout` when None), connection
+        included; updates the voices and the reachable state."""
         try:
-            with self._connect() as sock, sock.makefile("rwb") as stream:
-                write_event(Describe().event(), stream)
-                info = self._read_until(stream, Info.is_type)
-            voices = self._voices_from(Info.from_event(info))
+            described, left_out = self._describe(timeout or self.settings.read_timeout)
         except (OSError, EngineError) as err:
             self._mark_down(err)
             return False
+        voices = [self._voice(remote) for remote in described]
         with self._lock:
             came_back = not self._reachable
             changed = voices != self._voices
             self._voices = voices
             self._reachable = True
+            self._failures = 0
         if changed:
             self._save_voices(voices)
         if came_back or changed:
             _LOGGER.info("Remote %s (%s) answers; voices: %s", self.name, self.uri, ", ".join(v.name for v in voices) or "none")
+            if left_out:
+                _LOGGER.warning("Remote %s (%s): left out %s", self.name, self.uri, "; ".join(left_out[:5]))
         return True
 
     def synthesize(self, text: str, voice: Voice, *, opening: bool = True) -> Iterator[bytes]:
         with self._lock:
             if not self._reachable:
-                raise EngineError(f"remote {self.uri} is unreachable ({self._last_error}); retrying every {self.settings.retry:g} s")
+                raise EngineError(f"remote {self.uri} is unreachable ({self._last_error}); asking it again in the background")
         try:
-            sock = self._connect()
+            sock = self._connect(self.settings.connect_timeout)
         except OSError as err:
             self._mark_down(err)
             raise EngineError(f"cannot connect to remote {self.uri}: {err}") from None
         streaming = voice.extra.get("streaming") == "true"
-        with sock, sock.makefile("rwb") as stream:
-            try:
-                yield from self._exchange(stream, text, voice, streaming)
-            except OSError as err:
-                # Killed or unplugged mid-sentence: look again soon rather than after `refresh`.
-                self._mark_down(err)
-                raise EngineError(f"remote {self.uri} failed mid-sentence: {err}") from None
+        try:
+            yield from self._exchange(sock, text, voice, streaming)
+        except OSError as err:
+            if self._closed.is_set():
+                raise EngineError(f"remote {self.uri}: the server is stopping") from None
+            # Killed, unplugged or stalled mid-sentence: look again soon rather than after `refresh`.
+            self._mark_down(err)
+            raise EngineError(f"remote {self.uri} failed mid-sentence: {err}") from None
+        except EngineError as err:
+            raise EngineError(f"remote {self.uri}: {err}") from None
+        finally:
+            self._forget(sock)
 
     def close(self) -> None:
+        """Stop the background `describe` and end every exchange still open: a worker thread
+        blocked on a read returns at once."""
         self._closed.set()
         self._wake.set()
+        with self._lock:
+            still_open = list(self._open)
+        for sock in still_open:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by its own thread
 
-    def _exchange(self, stream: BinaryIO, text: str, voice: Voice, streaming: bool) -> Iterator[bytes]:
+    def _exchange(self, sock: socket.socket, text: str, voice: Voice, streaming: bool) -> Iterator[bytes]:
         wanted = SynthesizeVoice(name=voice.name)
         if streaming:
-            for event in (SynthesizeStart(voice=wanted), SynthesizeChunk(text=text), SynthesizeStop()):
-                write_event(event.event(), stream)
+            request = [SynthesizeStart(voice=wanted).event(), SynthesizeChunk(text=text).event(), SynthesizeStop().event()]
         else:
-            write_event(Synthesize(text=text, voice=wanted).event(), stream)
-        start = AudioStart.from_event(self._read_until(stream, AudioStart.is_type))
-        if start.width != SAMPLE_WIDTH or start.channels != 1:
-            raise EngineError(f"remote {self.uri} sent {start.width}-byte samples in {start.channels} channels; expected 16-bit mono")
-        resampler = StreamResampler(start.rate, voice.sample_rate)
+            request = [Synthesize(text=text, voice=wanted).event()]
+        send(sock, request, self.settings.read_timeout)
+        reader = EventReader(sock)
+        most_seconds = max_audio_seconds(text)
+        # A whole answer may take the first event's wait plus its longest audio in real time:
+        # a remote that trickles tiny events cannot hold the thread for longer.
+        ends = time.monotonic() + self.settings.first_audio_timeout + most_seconds
+        fmt: RemoteFormat | None = None
+        resampler: StreamResampler | None = None
+        received = 0
+        ignored = 0
         while True:
-            event = self._read_event(stream)
-            if AudioChunk.is_type(event.type):
-                pcm = resampler.feed(AudioChunk.from_event(event).audio)
+            wait = self.settings.first_audio_timeout if fmt is None else self.settings.read_timeout
+            event = self._read(reader, min(wait, ends - time.monotonic()))
+            if AudioStart.is_type(event.type):
+                if fmt is not None:
+                    raise EngineError("the remote sent a second audio-start in one answer")
+                fmt = RemoteFormat.from_event(event)
+                resampler = StreamResampler(fmt.rate, voice.sample_rate)
+            elif AudioChunk.is_type(event.type):
+                if fmt is None or resampler is None:
+                    raise EngineError("the remote sent audio before its audio-start")
+                audio = fmt.check_chunk(event)
+                received += len(audio)
+                if fmt.seconds(received) > most_seconds:
+                    raise EngineError(f"the remote sent over {most_seconds:g} s of audio for {len(text)} characters of text")
+                pcm = resampler.feed(to_mono16(audio, fmt.width, fmt.channels))
                 if pcm:
                     yield pcm
             elif AudioStop.is_type(event.type):
                 break
-        tail = resampler.flush()
-        if tail:
-            yield tail
+            else:
+                ignored = self._ignore(event, ignored)
+        if resampler is not None:
+            tail = resampler.flush()
+            if tail:
+                yield tail
         if streaming:
             # The stream's own end; without it the remote would write to a closed socket.
-            self._read_until(stream, SynthesizeStopped.is_type)
+            self._read_until(reader, SynthesizeStopped.is_type, ends)
 
-    def _connect(self) -> socket.socket:
-        sock = socket.create_connection(self._address, timeout=self.settings.connect_timeout)
-        sock.settimeout(self.settings.read_timeout)
+    def _connect(self, timeout: float) -> socket.socket:
+        sock = socket.create_connection(self._address, timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            self._open.add(sock)
+        if self._closed.is_set():
+            self._forget(sock)
+            raise ConnectionAbortedError("the server is stopping")
         return sock
 
-    def _read_event(self, stream: BinaryIO) -> Event:
-        event = read_event(_BoundedReader(stream))  # type: ignore[arg-type]
-        if event is None:
-            raise ConnectionResetError("the remote closed the connection")
+    def _forget(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._open.discard(sock)
+        sock.close()
+
+    def _describe(self, timeout: float) -> tuple[list[RemoteVoice], list[str]]:
+        ends = time.monotonic() + timeout
+        sock = self._connect(min(self.settings.connect_timeout, timeout))
+        try:
+            send(sock, [Describe().event()], max(ends - time.monotonic(), 0.001))
+            info = self._read_until(EventReader(sock), Info.is_type, ends)
+        finally:
+            self._forget(sock)
+        return remote_voices(info)
+
+    def _read(self, reader: EventReader, timeout: float) -> Event:
+        event = reader.read(timeout)
         if Error.is_type(event.type):
-            raise EngineError(f"remote {self.uri}: {Error.from_event(event).text}")
+            text = event.data.get("text")
+            raise EngineError(f"the remote answered with an error: {str(text)[:_MAX_ERROR_TEXT]}")
         return event
 
-    def _read_until(self, stream: BinaryIO, wanted) -> Event:  # noqa: ANN001 - an `X.is_type`
+    def _read_until(self, reader: EventReader, wanted: Callable[[str], bool], ends: float) -> Event:
+        ignored = 0
         while True:
-            event = self._read_event(stream)
+            event = self._read(reader, ends - time.monotonic())
             if wanted(event.type):
                 return event
+            ignored = self._ignore(event, ignored)
 
-    def _voices_from(self, info: Info) -> list[Voice]:
-        voices = []
-        for program in info.tts:
-            if not program.installed:
-                continue
-            streaming = "true" if program.supports_synthesize_streaming else "false"
-            for tts_voice in program.voices:
-                if not tts_voice.installed:
-                    continue
-                described = {
-                    "program": program.name,
-                    "voice": tts_voice.name,
-                    "version": tts_voice.version,
-                    "description": tts_voice.description,
-                    "languages": tts_voice.languages,
-                }
-                voices.append(
-                    Voice(
-                        name=tts_voice.name,
-                        engine=self.name,
-                        sample_rate=REMOTE_RATE,
-                        languages=tuple(tts_voice.languages),
-                        description=tts_voice.description or tts_voice.name,
-                        version=tts_voice.version,
-                        attribution_name=tts_voice.attribution.name,
-                        attribution_url=tts_voice.attribution.url,
-                        # What the remote tells about a voice; its model and options are not
-                        # told, so clear this cache after changing them on the remote.
-                        fingerprint=hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest(),
-                        extra={"streaming": streaming},
-                    )
-                )
-        return voices
+    @staticmethod
+    def _ignore(event: Event, ignored: int) -> int:
+        if ignored >= MAX_IGNORED_EVENTS:
+            raise EngineError(f"the remote sent over {MAX_IGNORED_EVENTS} unexpected events (the last {event.type[:40]!r})")
+        return ignored + 1
+
+    def _voice(self, remote: RemoteVoice) -> Voice:
+        described = {
+            "program": remote.program,
+            "voice": remote.name,
+            "version": remote.version,
+            "description": remote.description,
+            "languages": list(remote.languages),
+        }
+        return Voice(
+            name=remote.name,
+            engine=self.name,
+            sample_rate=REMOTE_RATE,
+            languages=remote.languages,
+            description=remote.description or remote.name,
+            version=remote.version,
+            attribution_name=remote.attribution_name,
+            attribution_url=remote.attribution_url,
+            # What the remote tells about a voice; its model and options are not told, so
+            # clear this cache after changing them on the remote.
+            fingerprint=hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest(),
+            extra={"streaming": "true" if remote.streaming else "false"},
+        )
 
     def _save_voices(self, voices: list[Voice]) -> None:
         if self.voices_file is None:
@@ -289,15 +340,22 @@ class RemoteEngine:
         with self._lock:
             was_up = self._reachable
             self._reachable = False
+            self._failures += 1
             self._last_error = str(err) or type(err).__name__
-        if was_up:
+        if was_up and not self._closed.is_set():
             _LOGGER.warning("Remote %s (%s) is unreachable: %s; the local chain speaks until it answers again", self.name, self.uri, self._last_error)
             self._wake.set()
 
+    def _next_refresh(self) -> float:
+        with self._lock:
+            if self._reachable:
+                return self.settings.refresh
+            backed_off = self.settings.retry * 2 ** min(max(self._failures - 1, 0), 16)
+        return min(backed_off, max(self.settings.refresh, self.settings.retry))
+
     def _refresh_loop(self) -> None:
         while not self._closed.is_set():
-            interval = self.settings.refresh if self.reachable else self.settings.retry
-            self._wake.wait(interval)
+            self._wake.wait(self._next_refresh())
             self._wake.clear()
             if self._closed.is_set():
                 return
