@@ -42,6 +42,7 @@ from .flag_types import (
     remote_uri,
 )
 from .prerender import EditedLists, Prerenderer, PrerenderList
+from .render_queue import DEFAULT_BATCH, DEFAULT_CAPACITY, QueueRenderer
 from .sentences import SplitterSettings
 from .service import Service, ServiceError, build_service
 
@@ -122,6 +123,8 @@ def build_parser() -> OneLineParser:
     chain.add_argument("--breaker-failures", type=positive_int, default=3, help="consecutive failures that make the chain skip an engine (default: 3)")
     chain.add_argument("--breaker-cooldown", type=positive_float, default=30.0, help="seconds a failing engine is skipped before one trial request (default: 30)")
     chain.add_argument("--late-renders", type=non_negative_int, default=2, help="timed-out renders allowed to finish in the background for the cache (default: 2)")
+    chain.add_argument("--render-queue-size", type=non_negative_int, default=DEFAULT_CAPACITY, help="sentences a fallback spoke for a cloned voice kept on disk (in the data folder) until the cloned voice has rendered them, most asked first; 0: off (default: %(default)s)")
+    chain.add_argument("--render-batch", type=positive_int, default=DEFAULT_BATCH, help="sentences of one voice rendered together by the render queue and the pre-renders (batched GPT decoding; default: %(default)s)")
     chain.add_argument("--fallback-voice", type=key_value, action="append", default=[], metavar="LANG=VOICE", help="voice a fallback engine uses for a language, e.g. zh=sambert-zhichu")
     chain.add_argument("--remote", type=remote_uri, action="append", default=[], metavar="tcp://HOST:PORT", help="another Wyoming TTS server (e.g. this one on a GPU machine) that speaks its voices first, the local chain as fallback; repeatable, engines named remote, remote2, ...")
     chain.add_argument("--sambert-credentials", type=Path, help=f"file with {ENV_ACCESS_KEY_ID}, {ENV_ACCESS_KEY_SECRET} and {ENV_APPKEY} (KEY=VALUE lines or JSON); the environment variables of the same names work too")
@@ -226,13 +229,17 @@ async def serve(args: argparse.Namespace, service: Service) -> None:
 
     # The page's lists live in the data folder, beside the cache, and are kept across restarts.
     edited = EditedLists(args.data_dir / "prerender") if args.http_address else None
-    prerenderer = Prerenderer(service.synthesizer, service.settings.splitter, args.prerender, edited)
+    prerenderer = Prerenderer(service.synthesizer, service.settings.splitter, args.prerender, edited, args.render_batch)
+    queue = service.synthesizer.queue
+    renderer = QueueRenderer(service.synthesizer, queue, args.render_batch) if queue is not None else None
     http_server = await start_http(args, service, prerenderer) if args.http_address else None
     voices = ", ".join(voice.name for voice in service.catalogue.voices())
     _LOGGER.info("Ready on %s; default voice %s; voices: %s; ONNX Runtime on %s", args.uri, args.voice, voices, PROVIDERS[service.provider])
     server_task = asyncio.create_task(server.run(service.handler_factory()))
     if args.prerender or (edited is not None and edited.lists()):
         prerenderer.restart()
+    if renderer is not None:
+        renderer.start()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, server_task.cancel)
@@ -244,6 +251,8 @@ async def serve(args: argparse.Namespace, service: Service) -> None:
         _LOGGER.info("Server stopped")
     finally:
         prerenderer.stop()
+        if renderer is not None:
+            await renderer.stop()
         if http_server is not None:
             await http_server.stop()
 
@@ -291,7 +300,7 @@ async def prerender_main(argv: list[str]) -> int:
     args.prerender = [PrerenderList(None, path) for path in args.files]
     service = build_or_exit(args)
     try:
-        progress = await Prerenderer(service.synthesizer, service.settings.splitter).run(args.prerender)
+        progress = await Prerenderer(service.synthesizer, service.settings.splitter, batch=args.render_batch).run(args.prerender)
         await service.drain()
     finally:
         service.close()

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .engines.base import Voice
+from .render_queue import DEFAULT_BATCH
 from .sentences import SentenceSplitter, SplitterSettings
 from .synthesizer import Synthesizer
 
@@ -109,7 +110,9 @@ class EditedLists:
 
 class Prerenderer:
     """Renders listed texts into the cache, sentence by sentence, exactly as a request would
-    split them (so the same cache keys answer), one sentence at a time in the background."""
+    split them (so the same cache keys answer), in the background, `batch` sentences of a
+    voice at a time (`Synthesizer.render_many_for_cache`: batched decoding where the engine
+    has it)."""
 
     def __init__(
         self,
@@ -117,8 +120,10 @@ class Prerenderer:
         splitter: SplitterSettings,
         listed: list[PrerenderList] | None = None,
         edited: EditedLists | None = None,
+        batch: int = DEFAULT_BATCH,
     ) -> None:
         self.synthesizer = synthesizer
+        self.batch = batch
         self.splitter = splitter
         self.listed = listed or []
         """The command line's lists; `restart` renders them with the edited ones."""
@@ -143,6 +148,16 @@ class Prerenderer:
         splitter = SentenceSplitter(self.splitter)
         return [*splitter.add(text), *splitter.finish()]
 
+    def batches(self, jobs: list[tuple[Voice, str]]) -> list[tuple[Voice, list[str]]]:
+        """The jobs in list order, cut into runs of at most `batch` sentences of one voice."""
+        runs: list[tuple[Voice, list[str]]] = []
+        for voice, unit in jobs:
+            if runs and runs[-1][0] is voice and len(runs[-1][1]) < self.batch:
+                runs[-1][1].append(unit)
+            else:
+                runs.append((voice, [unit]))
+        return runs
+
     async def run(self, lists: list[PrerenderList]) -> PrerenderProgress:
         """Pin every listed sentence, then render the missing ones; returns the tally."""
         jobs: list[tuple[Voice, str]] = []
@@ -157,16 +172,17 @@ class Prerenderer:
                 jobs.extend((voice, unit) for unit in self.units(text))
         self.progress = PrerenderProgress(total=len(jobs))
         self.synthesizer.pin([self.synthesizer.key_for(voice, voice.output_format, unit) for voice, unit in jobs])
-        for voice, unit in jobs:
-            outcome = await self.synthesizer.render_for_cache(unit, voice)
-            if outcome == "cached":
-                self.progress.cached += 1
-            elif outcome == "rendered":
-                self.progress.rendered += 1
-                _LOGGER.info("Pre-rendered %d of %d in %s: %r", self.progress.done, self.progress.total, voice.name, unit)
-            else:
-                self.progress.failed += 1
-                _LOGGER.warning("Cannot pre-render %r in %s: %s; it will be spoken live", unit, voice.name, outcome)
+        for voice, units in self.batches(jobs):
+            outcomes = await self.synthesizer.render_many_for_cache(units, voice)
+            for unit, outcome in zip(units, outcomes):
+                if outcome == "cached":
+                    self.progress.cached += 1
+                elif outcome == "rendered":
+                    self.progress.rendered += 1
+                    _LOGGER.info("Pre-rendered %d of %d in %s: %r", self.progress.done, self.progress.total, voice.name, unit)
+                else:
+                    self.progress.failed += 1
+                    _LOGGER.warning("Cannot pre-render %r in %s: %s; it will be spoken live", unit, voice.name, outcome)
         _LOGGER.info(
             "Pre-rendering done: %d sentences, %d already cached, %d rendered, %d failed",
             self.progress.total,

@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wyoming.server import AsyncTcpServer, HandlerFactory
@@ -26,6 +27,9 @@ from .engines.remote import RemoteEngine, parse_remote_uri
 from .engines.sambert import SambertEngine, SambertSettings
 from .engines.sessions import use_provider, use_shared_thread_pool
 from .handler import HandlerSettings, IndexTTSEventHandler
+from .heard import HeardCounts
+from .ledger import LEDGER_FILE, Ledger, LedgerError
+from .render_queue import RenderQueue
 from .sentences import SplitterSettings
 from .shared_cache import RedisCache
 from .synthesizer import ChainSettings, Synthesizer
@@ -116,6 +120,8 @@ class Service:
     def close(self) -> None:
         for engine in self.engines.values():
             engine.close()
+        if self.synthesizer.heard is not None:
+            self.synthesizer.heard.ledger.close()
 
 
 def assemble(
@@ -167,7 +173,21 @@ def build_service(args: argparse.Namespace, engines: Mapping[str, Engine] | None
     for listed in args.prerender:
         if listed.voice is not None and service.catalogue.find(listed.voice) is None:
             raise ServiceError(f"--prerender: no voice named {listed.voice!r}")
+    open_ledger(service, args.data_dir / LEDGER_FILE, args.render_queue_size)
     return service
+
+
+def open_ledger(service: Service, path: Path, queue_size: int) -> None:
+    """The counts of who spoke, and the render queue (unless its size is 0 or there is no
+    cache to render into), kept in `path`."""
+    try:
+        ledger = Ledger(path)
+    except LedgerError as err:
+        raise ServiceError(str(err)) from err
+    synthesizer = service.synthesizer
+    synthesizer.heard = HeardCounts(ledger)
+    if queue_size > 0 and synthesizer.cache is not None:
+        synthesizer.queue = RenderQueue(ledger, queue_size)
 
 
 def handler_settings(args: argparse.Namespace) -> HandlerSettings:

@@ -23,6 +23,7 @@ from ..voices import VoiceCatalogue
 from .errors import ApiError, install_error_handlers
 from .formats import FORMATS, OPENAI_PCM_RATE, OutputFormat
 from .guard import AccessPolicy, BodyLimit, RequestCounter, TokenGuard
+from .heard_status import heard_status, queue_status
 from .library import VoiceLibrary
 from .metrics import Metrics
 from .speech import NOTHING_TO_SAY, speech_response
@@ -206,6 +207,8 @@ def _add_info_routes(app: FastAPI, parts: ServerParts) -> None:
             "engines": engines,
             "cache": _cache_status(synthesizer),
             "prerender": None if parts.prerenderer is None else _prerender_status(parts.prerenderer),
+            "render_queue": await asyncio.to_thread(queue_status, synthesizer),
+            "heard": await asyncio.to_thread(heard_status, synthesizer),
         }
         try:
             default = parts.catalogue.default_voice

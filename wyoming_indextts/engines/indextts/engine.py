@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -202,11 +202,14 @@ class IndexTTSEngine:
         loaded = self._voices[voice.name]
         return self.pipeline.prefix(loaded.conditioning, loaded.emotion_rows)
 
-    def synthesize_batch(self, texts: Sequence[str], voice: Voice) -> list[bytes | EngineError]:
+    def synthesize_batch(
+        self, texts: Sequence[str], voice: Voice, pause: Callable[[], None] | None = None
+    ) -> list[bytes | EngineError]:
         """For each text, its PCM as ``b"".join(synthesize(text, voice))`` gives it, or the
         EngineError that says why it has none; the GPT decoding of every text's n-th segment
-        runs in one batch (pre-renders, late renders). Each text's seeded draws come in the
-        same order as alone (its GPT, then its diffusion noise, segment after segment)."""
+        runs in one batch (pre-renders, the render queue). Each text's seeded draws come in the
+        same order as alone (its GPT, then its diffusion noise, segment after segment).
+        `pause` is called between steps (see `generate_batch`), before each segment's s2mel too."""
         loaded = self._voices.get(voice.name)
         if loaded is None:
             raise EngineError(f"IndexTTS has no voice {voice.name!r}; it has {', '.join(self._voices) or 'none'}")
@@ -232,8 +235,11 @@ class IndexTTSEngine:
                 [segments[t][index] for t in rows],
                 [Sampler(self.options.sampling(), rngs[t]) for t in rows],
                 self.options.max_mel_tokens,
+                pause=pause,
             )
             for t, codes in zip(rows, raw):
+                if pause is not None:
+                    pause()
                 result = self.render(segments[t][index], voice, rng=rngs[t], raw_codes=codes)
                 if result.wav.size:
                     pcm = to_pcm16(result.wav)
