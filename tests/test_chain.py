@@ -136,18 +136,21 @@ async def test_hung_primary_hands_over_at_the_deadline_and_its_late_render_is_ca
     assert again.types == ["audio-start", "audio-chunk", "audio-stop"]
 
 
-async def test_late_renders_beyond_the_bound_are_dropped(piper, tmp_path, caplog):
+async def test_late_renders_beyond_the_bound_are_not_kept_but_queued(piper, tmp_path, caplog):
     primary = clone(piper, "en")
     primary.hang.set()
     engines = {"indextts": primary, "piper": piper}
     caplog.set_level(logging.INFO)
     settings = chain(default_deadline=0.5, late_renders=1)
     async with running_server(engines, "clone-en", cache=make_cache(tmp_path), chain=settings) as harness:
+        open_ledger(harness.service, tmp_path / "ledger.sqlite3", 100)
         await ask(harness, "Timer finished.", "clone-en")
         await ask(harness, "The dishwasher is done.", "clone-en")
         assert harness.synthesizer.late_render_count() == 1
+        await harness.service.drain()
+        assert {e.text for e in harness.synthesizer.queue.entries()} == {"Timer finished.", "The dishwasher is done."}
         primary.release.set()
-    assert any("Dropping late render" in r.getMessage() for r in caplog.records)
+    assert any("Not keeping the late render of 'The dishwasher is done.'" in r.getMessage() for r in caplog.records)
 
 
 async def test_sambert_unreachable_ends_with_the_bundled_mandarin_voice(piper, kokoro, nls, caplog):

@@ -418,7 +418,7 @@ class Synthesizer:
             return False
         with self._late_lock:
             if len(self._late) >= self.settings.late_renders:
-                _LOGGER.warning("Dropping late render for %r: %d already running", render.text, len(self._late))
+                _LOGGER.info("Not keeping the late render of %r (%d already running): the render queue has it", render.text, len(self._late))
                 return False
             self._late.add(render)
             return True
