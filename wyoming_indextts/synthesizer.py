@@ -485,6 +485,8 @@ class Synthesizer:
             batched = None
             if len(missing) > 1 and hasattr(engine, "synthesize_batch"):
                 batched = await self._render_batch(engine, [texts[index] for index in missing], voice)
+                if batched is not None:
+                    _LOGGER.info("Rendered %d sentences in %s as one batch", len(missing), voice.name)
             for position, index in enumerate(missing):
                 if batched is None:
                     outcomes[index] = await self.render_for_cache(texts[index], voice)
