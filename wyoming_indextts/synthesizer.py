@@ -411,7 +411,7 @@ class Synthesizer:
             if spoken.queued and self.queue is not None:
                 self.queue.add(key, spoken.asked, text)
         except sqlite3.Error as err:  # a full disk must not stop the speaking
-            _LOGGER.error("Cannot write to the ledger %s: %s", self.queue.ledger.path if self.queue else "", err)
+            _LOGGER.error("Cannot write who spoke %r to the ledger: %s", text, err)
 
     def _claim_late_slot(self, render: Render) -> bool:
         if self.cache is None:

@@ -78,3 +78,37 @@ async def test_prerenders_render_in_batches_as_one_by_one_would(engine, alone, p
         assert "Rendered 2 sentences in lena as one batch" in caplog.text
         for text in TEXTS:
             assert harness.cache.get(synthesizer.key_for(voice, voice.output_format, text)) == alone[text], text
+
+
+def test_a_batch_pauses_before_every_step_and_can_be_stopped_there(engine, alone):
+    voice = engine.voices()[0]
+    pauses: list[int] = []
+    assert engine.synthesize_batch(TEXTS, voice, pause=lambda: pauses.append(1)) == [alone[text] for text in TEXTS]
+    segments = sum(len(engine.text_segments(text)) for text in TEXTS)
+    # A prefill and an s2mel per segment, and every decode step between them.
+    assert len(pauses) > 2 * segments
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_the_third() -> None:
+        pauses.append(1)
+        if len(pauses) >= 3:
+            raise Stop
+
+    pauses.clear()
+    with pytest.raises(Stop):
+        engine.synthesize_batch(TEXTS, voice, pause=stop_at_the_third)
+    assert len(pauses) == 3
+
+
+async def test_a_background_batch_waits_while_a_live_render_works(engine, alone, piper, tmp_path):
+    async with running_server({"indextts": engine, "piper": piper}, "lena", cache=make_cache(tmp_path)) as harness:
+        synthesizer, voice = harness.synthesizer, harness.catalogue.find("lena")
+        gate = synthesizer._gate
+        gate.enter_live()  # a live render is working
+        batch = asyncio.create_task(synthesizer.render_many_for_cache(TEXTS, voice))
+        await asyncio.sleep(3)
+        assert not batch.done()
+        gate.leave_live()
+        assert await asyncio.wait_for(batch, 600) == ["rendered"] * len(TEXTS)
