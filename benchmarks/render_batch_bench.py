@@ -120,6 +120,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    # Units as the queue holds them: sentences with no clause a request's splitter would cut off.
     texts = [t for t in text_lines(args.texts, ["announcements_en.txt", "replies_en.txt"]) if "," not in t][: args.sentences]
     started = time.perf_counter()
     model = tiny_model()
