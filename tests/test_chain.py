@@ -279,6 +279,9 @@ async def test_after_a_missed_deadline_the_rest_of_the_response_does_not_wait_ag
         assert primary.calls == sentences[:1]
         queue = harness.synthesizer.queue
         assert sorted(entry.text for entry in queue.entries()) == sorted(sentences)
+        # Counted as heard over Wyoming too: three sentences and one reply, by the fallback.
+        totals = {(t.voice, t.route, t.engine): (t.sentences, t.replies) for t in harness.synthesizer.heard.totals()}
+        assert totals == {("clone-en", "fallback", "piper"): (3, 1)}
         primary.release.set()
     assert response.types == ["audio-start", "audio-chunk", "audio-stop"]
     assert_speech(response.audio, 22050, " ".join(sentences))
