@@ -474,7 +474,7 @@ class Synthesizer:
         """`render_for_cache` for several sentences of one voice: one outcome per text. Where
         the engine has batched decoding (`synthesize_batch`) the missing ones render as one
         batch (the same audio as one by one, more sentences per CPU hour); the batch pauses at
-        every decode step while a live render works. One batch runs at a time."""
+        every GPT decode and diffusion step while a live render works. One batch runs at a time."""
         if self.cache is None:
             return ["the cache is off (--no-cache)"] * len(texts)
         outcomes = ["cached"] * len(texts)

@@ -85,8 +85,8 @@ def test_a_batch_pauses_before_every_step_and_can_be_stopped_there(engine, alone
     pauses: list[int] = []
     assert engine.synthesize_batch(TEXTS, voice, pause=lambda: pauses.append(1)) == [alone[text] for text in TEXTS]
     segments = sum(len(engine.text_segments(text)) for text in TEXTS)
-    # A prefill and an s2mel per segment, and every decode step between them.
-    assert len(pauses) > 2 * segments
+    # Before each segment's prefill and each of its diffusion steps, and each decode step.
+    assert len(pauses) > segments * (1 + OPTIONS.diffusion_steps)
 
     class Stop(Exception):
         pass

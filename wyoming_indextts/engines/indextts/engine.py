@@ -209,7 +209,7 @@ class IndexTTSEngine:
         EngineError that says why it has none; the GPT decoding of every text's n-th segment
         runs in one batch (pre-renders, the render queue). Each text's seeded draws come in the
         same order as alone (its GPT, then its diffusion noise, segment after segment).
-        `pause` is called between steps (see `generate_batch`), before each segment's s2mel too."""
+        `pause` is called between steps (see `generate_batch`) and before each diffusion step."""
         loaded = self._voices.get(voice.name)
         if loaded is None:
             raise EngineError(f"IndexTTS has no voice {voice.name!r}; it has {', '.join(self._voices) or 'none'}")
@@ -238,9 +238,7 @@ class IndexTTSEngine:
                 pause=pause,
             )
             for t, codes in zip(rows, raw):
-                if pause is not None:
-                    pause()
-                result = self.render(segments[t][index], voice, rng=rngs[t], raw_codes=codes)
+                result = self.render(segments[t][index], voice, rng=rngs[t], raw_codes=codes, pause=pause)
                 if result.wav.size:
                     pcm = to_pcm16(result.wav)
                     results[t] = results[t] + silence + pcm if results[t] else pcm
@@ -264,12 +262,15 @@ class IndexTTSEngine:
         rng: np.random.Generator | None = None,
         noise: np.ndarray | None = None,
         raw_codes: np.ndarray | None = None,
+        pause: Callable[[], None] | None = None,
     ) -> SegmentResult:
         """`Pipeline.render` of one segment in `voice` (see there)."""
         loaded = self._voices[voice.name]
         if isinstance(self.pipeline, Pipeline25):
             speed = loaded.spec.speed or self.options.speed
             return self.pipeline.render(
-                text_ids, loaded.conditioning, loaded.emotion_rows, rng=rng, noise=noise, raw_codes=raw_codes, speed=speed
+                text_ids, loaded.conditioning, loaded.emotion_rows, rng=rng, noise=noise, raw_codes=raw_codes, speed=speed, pause=pause
             )
-        return self.pipeline.render(text_ids, loaded.conditioning, loaded.emotion_rows, rng=rng, noise=noise, raw_codes=raw_codes)
+        return self.pipeline.render(
+            text_ids, loaded.conditioning, loaded.emotion_rows, rng=rng, noise=noise, raw_codes=raw_codes, pause=pause
+        )
