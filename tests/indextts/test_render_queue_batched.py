@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,17 +83,23 @@ async def test_prerenders_render_in_batches_as_one_by_one_would(engine, alone, p
 
 def test_a_batch_pauses_before_every_step_and_can_be_stopped_there(engine, alone):
     voice = engine.voices()[0]
-    pauses: list[int] = []
-    assert engine.synthesize_batch(TEXTS, voice, pause=lambda: pauses.append(1)) == [alone[text] for text in TEXTS]
+    pauses: list[str] = []
+    # Which stage paused: the function that called the hook.
+    where = lambda: pauses.append(sys._getframe(1).f_code.co_name)  # noqa: E731
+    assert engine.synthesize_batch(TEXTS, voice, pause=where) == [alone[text] for text in TEXTS]
     segments = sum(len(engine.text_segments(text)) for text in TEXTS)
-    # Before each segment's prefill and each of its diffusion steps, and each decode step.
-    assert len(pauses) > segments * (1 + OPTIONS.diffusion_steps)
+    # Before each diffusion step of every segment (those with codes), and before each GPT
+    # prefill and decode step.
+    assert 0 < pauses.count("sample") <= segments * OPTIONS.diffusion_steps
+    assert pauses.count("sample") % OPTIONS.diffusion_steps == 0
+    assert pauses.count("generate_batch") > segments
+    assert set(pauses) == {"sample", "generate_batch"}
 
     class Stop(Exception):
         pass
 
     def stop_at_the_third() -> None:
-        pauses.append(1)
+        pauses.append("")
         if len(pauses) >= 3:
             raise Stop
 
