@@ -14,8 +14,9 @@ queue on disk (render_queue.py), which renders it later, batched, whatever happe
 process meanwhile. How one render runs (its thread, slot and priority) is in render.py; who
 spoke each sentence is counted in heard.py.
 
-Just over 400 lines: one concern, the chain (steps, deadlines, breaker, late renders, cache);
-splitting the late renders off would spread one sentence's path over two modules.
+About 520 lines: one concern, the chain (steps, deadlines, breaker, late renders, cache) and
+the renders into that cache (one sentence, or a batch of them); splitting them off would spread
+one sentence's path over two modules. The queue and the counts themselves live apart.
 """
 
 from __future__ import annotations
