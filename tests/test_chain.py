@@ -11,7 +11,7 @@ import time
 import pytest
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
-from wyoming_indextts.service import DEFAULT_FALLBACK_VOICES
+from wyoming_indextts.service import DEFAULT_FALLBACK_VOICES, open_ledger
 from wyoming_indextts.audio import AudioFormat
 from wyoming_indextts.breaker import Breaker, BreakerState
 from wyoming_indextts.engines.base import EngineError
@@ -136,18 +136,21 @@ async def test_hung_primary_hands_over_at_the_deadline_and_its_late_render_is_ca
     assert again.types == ["audio-start", "audio-chunk", "audio-stop"]
 
 
-async def test_late_renders_beyond_the_bound_are_dropped(piper, tmp_path, caplog):
+async def test_late_renders_beyond_the_bound_are_not_kept_but_queued(piper, tmp_path, caplog):
     primary = clone(piper, "en")
     primary.hang.set()
     engines = {"indextts": primary, "piper": piper}
     caplog.set_level(logging.INFO)
     settings = chain(default_deadline=0.5, late_renders=1)
     async with running_server(engines, "clone-en", cache=make_cache(tmp_path), chain=settings) as harness:
+        open_ledger(harness.service, tmp_path / "ledger.sqlite3", 100)
         await ask(harness, "Timer finished.", "clone-en")
         await ask(harness, "The dishwasher is done.", "clone-en")
         assert harness.synthesizer.late_render_count() == 1
+        await harness.service.drain()
+        assert {e.text for e in harness.synthesizer.queue.entries()} == {"Timer finished.", "The dishwasher is done."}
         primary.release.set()
-    assert any("Dropping late render" in r.getMessage() for r in caplog.records)
+    assert any("Not keeping the late render of 'The dishwasher is done.'" in r.getMessage() for r in caplog.records)
 
 
 async def test_sambert_unreachable_ends_with_the_bundled_mandarin_voice(piper, kokoro, nls, caplog):
@@ -265,18 +268,20 @@ async def test_after_a_missed_deadline_the_rest_of_the_response_does_not_wait_ag
     sentences = ["Timer finished.", "The dishwasher is done.", "Motion detected in the backyard."]
     settings = chain(default_deadline=1.0, late_renders=2)
     async with running_server(engines, "clone-en", cache=make_cache(tmp_path), chain=settings) as harness:
+        open_ledger(harness.service, tmp_path / "ledger.sqlite3", 100)
         response = await ask(harness, " ".join(sentences), "clone-en")
         # Only the first sentence waited for the clone; it got one deadline miss, not three.
         assert harness.synthesizer.breakers["indextts"].state is BreakerState.CLOSED
         assert spoken_by(caplog) == ["Spoken by piper voice en_US-joe-medium"] * 3
-        # The clone still renders in the background for the cache (once no live render needs
-        # the CPU), within the bound.
-        async with asyncio.timeout(10):
-            while len(primary.calls) < 2:
-                await asyncio.sleep(0.02)
-        assert primary.calls == sentences[:2]
-        assert "Rendering 'The dishwasher is done.' by indextts in the background" in caplog.text
-        assert "Dropping late render for 'Motion detected in the backyard.'" in caplog.text
+        # The first sentence's render goes on in the background; none is started for the
+        # others: every sentence the fallback spoke waits in the render queue instead.
+        await harness.service.drain()
+        assert primary.calls == sentences[:1]
+        queue = harness.synthesizer.queue
+        assert sorted(entry.text for entry in queue.entries()) == sorted(sentences)
+        # Counted as heard over Wyoming too: three sentences and one reply, by the fallback.
+        totals = {(t.voice, t.route, t.engine): (t.sentences, t.replies) for t in harness.synthesizer.heard.totals()}
+        assert totals == {("clone-en", "fallback", "piper"): (3, 1)}
         primary.release.set()
     assert response.types == ["audio-start", "audio-chunk", "audio-stop"]
     assert_speech(response.audio, 22050, " ".join(sentences))

@@ -45,6 +45,7 @@ from .homeassistant.names import ENV_TOKEN as ENV_HA_TOKEN
 from .homeassistant.names import read_token, websocket_url
 from .homeassistant.replies import DEFAULT_MAX_REPLIES
 from .prerender import DEFAULT_MAX_TEXTS, EditedLists, Prerenderer, PrerenderList
+from .render_queue import DEFAULT_BATCH, DEFAULT_CAPACITY, QueueRenderer
 from .sentences import SplitterSettings
 from .service import Service, ServiceError, build_service
 
@@ -129,6 +130,8 @@ def build_parser() -> OneLineParser:
     chain.add_argument("--breaker-failures", type=positive_int, default=3, help="consecutive failures that make the chain skip an engine (default: 3)")
     chain.add_argument("--breaker-cooldown", type=positive_float, default=30.0, help="seconds a failing engine is skipped before one trial request (default: 30)")
     chain.add_argument("--late-renders", type=non_negative_int, default=2, help="timed-out renders allowed to finish in the background for the cache (default: 2)")
+    chain.add_argument("--render-queue-size", type=non_negative_int, default=DEFAULT_CAPACITY, help="sentences a fallback spoke for a cloned voice kept on disk (in the data folder) until the cloned voice has rendered them, most asked first; 0: off (default: %(default)s)")
+    chain.add_argument("--render-batch", type=positive_int, default=DEFAULT_BATCH, help="sentences of one voice rendered together by the render queue and the pre-renders (batched GPT decoding; default: %(default)s)")
     chain.add_argument("--fallback-voice", type=key_value, action="append", default=[], metavar="LANG=VOICE", help="voice a fallback engine uses for a language, e.g. zh=sambert-zhichu")
     chain.add_argument("--remote", type=remote_uri, action="append", default=[], metavar="tcp://HOST:PORT", help="another Wyoming TTS server (e.g. this one on a GPU machine) that speaks its voices first, the local chain as fallback; repeatable, engines named remote, remote2, ...")
     chain.add_argument("--sambert-credentials", type=Path, help=f"file with {ENV_ACCESS_KEY_ID}, {ENV_ACCESS_KEY_SECRET} and {ENV_APPKEY} (KEY=VALUE lines or JSON); the environment variables of the same names work too")
@@ -289,14 +292,20 @@ async def serve(args: argparse.Namespace, service: Service) -> None:
     # The page's lists live in the data folder, beside the cache, and are kept across restarts.
     edited = EditedLists(args.data_dir / "prerender") if args.http_address else None
     ahead = replies_ahead(args, service)
-    prerenderer = Prerenderer(service.synthesizer, service.settings.splitter, args.prerender, edited, ahead, args.prerender_max_texts)
+    prerenderer = Prerenderer(
+        service.synthesizer, service.settings.splitter, args.prerender, edited, ahead, args.prerender_max_texts, batch=args.render_batch
+    )
     names_task = watch_names(args, ahead, prerenderer) if ahead is not None else None
+    queue = service.synthesizer.queue
+    renderer = QueueRenderer(service.synthesizer, queue, args.render_batch) if queue is not None else None
     http_server = await start_http(args, service, prerenderer) if args.http_address else None
     voices = ", ".join(voice.name for voice in service.catalogue.voices())
     _LOGGER.info("Ready on %s; default voice %s; voices: %s; ONNX Runtime on %s", args.uri, args.voice, voices, PROVIDERS[service.provider])
     server_task = asyncio.create_task(server.run(service.handler_factory()))
     if args.prerender or (edited is not None and edited.lists()) or (ahead is not None and ahead.lists()):
         await prerenderer.refresh()
+    if renderer is not None:
+        renderer.start()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, server_task.cancel)
@@ -314,6 +323,8 @@ async def serve(args: argparse.Namespace, service: Service) -> None:
         if names_task is not None:
             names_task.cancel()
         prerenderer.stop()
+        if renderer is not None:
+            await renderer.stop()
         if http_server is not None:
             await http_server.stop()
 
@@ -391,7 +402,7 @@ async def prerender_main(argv: list[str]) -> int:
     args.prerender = [PrerenderList(None, path) for path in args.files]
     service = build_or_exit(args)
     try:
-        prerenderer = Prerenderer(service.synthesizer, service.settings.splitter, max_texts=args.prerender_max_texts)
+        prerenderer = Prerenderer(service.synthesizer, service.settings.splitter, max_texts=args.prerender_max_texts, batch=args.render_batch)
         progress = await prerenderer.run(args.prerender)
     finally:
         ending = sys.exc_info()[1]

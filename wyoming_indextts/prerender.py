@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .engines.base import Voice
+from .render_queue import DEFAULT_BATCH
 from .sentences import SentenceSplitter, SplitterSettings
 from .synthesizer import Synthesizer
 
@@ -147,7 +148,9 @@ class ListSource(Protocol):
 
 class Prerenderer:
     """Renders listed texts into the cache, sentence by sentence, exactly as a request would
-    split them (so the same cache keys answer), one sentence at a time in the background."""
+    split them (so the same cache keys answer), in the background, `batch` sentences of a
+    voice at a time (`Synthesizer.render_many_for_cache`: batched decoding where the engine
+    has it)."""
 
     def __init__(
         self,
@@ -157,8 +160,10 @@ class Prerenderer:
         edited: EditedLists | None = None,
         extra: ListSource | None = None,
         max_texts: int = DEFAULT_MAX_TEXTS,
+        batch: int = DEFAULT_BATCH,
     ) -> None:
         self.synthesizer = synthesizer
+        self.batch = batch
         self.splitter = splitter
         self.listed = listed or []
         """The command line's lists; `refresh` renders them with the edited ones."""
@@ -259,20 +264,30 @@ class Prerenderer:
         self._outcomes = {key: outcome for key, outcome in self._outcomes.items() if key in self._wanted}
         self.synthesizer.pin(list(self._wanted))
 
-    def _next_job(self) -> Job | None:
-        return next((job for key, job in self._wanted.items() if key not in self._outcomes), None)
+    def _next_batch(self) -> list[Job]:
+        """The next sentences not rendered in this run, in list order: at most `batch`, all of
+        the first one's voice."""
+        batch: list[Job] = []
+        for key, job in self._wanted.items():
+            if key in self._outcomes or (batch and job.voice.name != batch[0].voice.name):
+                continue
+            batch.append(job)
+            if len(batch) == self.batch:
+                break
+        return batch
 
     async def _render_wanted(self) -> None:
-        while (job := self._next_job()) is not None:
-            outcome = await self.synthesizer.render_for_cache(job.unit, job.voice)
-            if job.key not in self._wanted:
-                continue  # taken off the list while it rendered
-            self._outcomes[job.key] = outcome if outcome in ("cached", "rendered") else "failed"
-            progress = self.progress
-            if outcome == "rendered":
-                _LOGGER.info("Pre-rendered %d of %d in %s: %r", progress.done, progress.total, job.voice.name, job.unit)
-            elif outcome != "cached":
-                _LOGGER.warning("Cannot pre-render %r in %s: %s; it will be spoken live", job.unit, job.voice.name, outcome)
+        while batch := self._next_batch():
+            outcomes = await self.synthesizer.render_many_for_cache([job.unit for job in batch], batch[0].voice)
+            for job, outcome in zip(batch, outcomes):
+                if job.key not in self._wanted:
+                    continue  # taken off the list while it rendered
+                self._outcomes[job.key] = outcome if outcome in ("cached", "rendered") else "failed"
+                progress = self.progress
+                if outcome == "rendered":
+                    _LOGGER.info("Pre-rendered %d of %d in %s: %r", progress.done, progress.total, job.voice.name, job.unit)
+                elif outcome != "cached":
+                    _LOGGER.warning("Cannot pre-render %r in %s: %s; it will be spoken live", job.unit, job.voice.name, outcome)
         progress = self.progress
         _LOGGER.info(
             "Pre-rendering done: %d sentences, %d already cached, %d rendered, %d failed",

@@ -26,7 +26,7 @@ class PriorityGate:
     def __init__(self) -> None:
         self._live = 0
         self._condition = threading.Condition()
-        self._running: set[Render] = set()
+        self._running: set[Render | BatchRender] = set()
         self._stopped = False
 
     def enter_live(self) -> None:
@@ -44,8 +44,7 @@ class PriorityGate:
             while self._live > 0 and not cancelled.is_set():
                 self._condition.wait(timeout=0.5)
 
-    # --- clean stop (issue 21, item 7) ---
-    def admit(self, render: Render) -> bool:
+    def admit(self, render: Render | BatchRender) -> bool:
         """Count a render thread about to start; False once the server is stopping."""
         with self._condition:
             if self._stopped:
@@ -53,7 +52,7 @@ class PriorityGate:
             self._running.add(render)
             return True
 
-    def discharge(self, render: Render) -> None:
+    def discharge(self, render: Render | BatchRender) -> None:
         with self._condition:
             self._running.discard(render)
 
@@ -72,8 +71,6 @@ class PriorityGate:
         for render in running:
             render.join(max(deadline - time.monotonic(), 0.0))
         return sum(render.alive for render in running)
-
-    # --- end clean stop ---
 
 
 class Slot:
@@ -230,6 +227,71 @@ class Render:
             on_done = self._on_background_done
         if on_done is not None:
             on_done(self, self.succeeded)
+
+
+class BatchCancelled(Exception):
+    """Raised inside a batch's thread at its next pause once the batch is cancelled."""
+
+
+class BatchRender:
+    """Several sentences of one voice rendered by one engine call (`synthesize_batch`) in a
+    thread of its own, as a background render: it waits while any live render works (`pause`,
+    which the engine calls between its steps), and the gate knows it like a `Render`, so a
+    stopping server cancels it at its next pause and waits for its thread."""
+
+    def __init__(self, call: Callable[[Callable[[], None]], object], gate: PriorityGate) -> None:
+        self._call = call
+        self._gate = gate
+        self.cancelled = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="render-batch", daemon=True)
+        self._loop = asyncio.get_running_loop()
+        self._result: asyncio.Future[object] = self._loop.create_future()
+
+    async def run(self) -> object:
+        """The call's result (or its exception); cancelling the awaiting task cancels the batch."""
+        if not self._gate.admit(self):
+            raise EngineError("the server is stopping")
+        self._thread.start()
+        try:
+            return await asyncio.shield(self._result)
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+
+    def pause(self) -> None:
+        self._gate.wait_until_idle(self.cancelled)
+        if self.cancelled.is_set():
+            raise BatchCancelled("the batch was cancelled")
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def join(self, timeout: float) -> None:
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            result = self._call(self.pause)
+            self._post(self._result.set_result, result)
+        except BaseException as err:  # noqa: BLE001 - handed to the awaiting task
+            self._post(self._result.set_exception, err)
+        finally:
+            self._gate.discharge(self)
+
+    def _post(self, setter: Callable[[object], None], value: object) -> None:
+        def settle() -> None:
+            if not self._result.done():
+                setter(value)
+
+        try:
+            self._loop.call_soon_threadsafe(settle)
+        except RuntimeError:
+            pass  # the loop is closed: the server is shutting down
 
 
 def describe_error(error: object) -> str:

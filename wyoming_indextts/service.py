@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wyoming.server import AsyncTcpServer, HandlerFactory
@@ -26,6 +27,9 @@ from .engines.remote import RemoteEngine, parse_remote_uri
 from .engines.sambert import SambertEngine, SambertSettings
 from .engines.sessions import use_provider, use_shared_thread_pool
 from .handler import HandlerSettings, IndexTTSEventHandler
+from .heard import HeardCounts
+from .ledger import LEDGER_FILE, Ledger, LedgerError
+from .render_queue import RenderQueue
 from .sentences import SplitterSettings
 from .shared_cache import RedisCache
 from .synthesizer import ChainSettings, Synthesizer
@@ -117,7 +121,7 @@ class Service:
         """At shutdown: cancel the renders, wait up to `timeout` seconds for their threads and
         the cache writes, then close the engines. False when a render thread was still inside
         an engine: its sessions are left open then, since closing them under a running
-        ONNX Runtime call would crash it (issue 21, item 7)."""
+        ONNX Runtime call would crash it."""
         stuck = await self.synthesizer.stop(timeout)
         if stuck:
             _LOGGER.warning("%d render(s) still running after %g s; not waiting for them", stuck, timeout)
@@ -128,6 +132,8 @@ class Service:
     def close(self) -> None:
         for engine in self.engines.values():
             engine.close()
+        if self.synthesizer.heard is not None:
+            self.synthesizer.heard.ledger.close()
 
 
 def assemble(
@@ -177,6 +183,7 @@ def build_service(args: argparse.Namespace, engines: Mapping[str, Engine] | None
         provider=provider,
     )
     check_prerender_lists(args, service.catalogue)
+    open_ledger(service, args.data_dir / LEDGER_FILE, args.render_queue_size)
     return service
 
 
@@ -191,6 +198,19 @@ def check_prerender_lists(args: argparse.Namespace, catalogue: VoiceCatalogue) -
             raise ServiceError(f"--prerender: cannot read {listed.path}: {err}") from err
     if texts > args.prerender_max_texts:
         raise ServiceError(f"--prerender: the lists hold {texts} texts, more than --prerender-max-texts {args.prerender_max_texts}")
+
+
+def open_ledger(service: Service, path: Path, queue_size: int) -> None:
+    """The counts of who spoke, and the render queue (unless its size is 0 or there is no
+    cache to render into), kept in `path`."""
+    try:
+        ledger = Ledger(path)
+    except LedgerError as err:
+        raise ServiceError(str(err)) from err
+    synthesizer = service.synthesizer
+    synthesizer.heard = HeardCounts(ledger)
+    if queue_size > 0 and synthesizer.cache is not None:
+        synthesizer.queue = RenderQueue(ledger, queue_size)
 
 
 def handler_settings(args: argparse.Namespace) -> HandlerSettings:

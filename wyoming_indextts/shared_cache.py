@@ -123,7 +123,7 @@ class RedisCache:
         except self._refusals as err:
             # The store answered, so it is up: the trouble is one key or one command, such as
             # a key of another type under our prefix (WRONGTYPE). That call is a miss; the
-            # next render's SET replaces the key whatever its type (issue 21, item 9).
+            # next render's SET replaces the key whatever its type.
             self._log_refusal(err)
             return None
         except self._errors as err:

@@ -11,10 +11,14 @@ the engine's time for the whole sentence; a step that fails, times out or yields
 hands the sentence to the next step. Requests for the same step's audio at the same time share
 one render (`flight.py`). A timed-out render of the voice's own engine is not
 thrown away: it finishes in the background at lower priority and lands in the cache under the
-voice's own key. How one render runs (its thread, slot and priority) is in render.py.
+voice's own key. Every sentence a fallback spoke for a cloned voice also goes into the render
+queue on disk (render_queue.py), which renders it later, batched, whatever happens to the
+process meanwhile. How one render runs (its thread, slot and priority) is in render.py; who
+spoke each sentence is counted in heard.py.
 
-Just over 400 lines: one concern, the chain (steps, deadlines, breaker, late renders, cache);
-splitting the late renders off would spread one sentence's path over two modules.
+About 520 lines: one concern, the chain (steps, deadlines, breaker, late renders, cache) and
+the renders into that cache (one sentence, or a batch of them); splitting them off would spread
+one sentence's path over two modules. The queue and the counts themselves live apart.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -31,9 +36,11 @@ from functools import partial
 from .audio import AudioFormat, StreamResampler
 from .breaker import Breaker, Permit
 from .cache import AudioCache, cache_key
-from .engines.base import BUNDLED_ENGINES, LAST_RESORT, Engine, Voice
+from .engines.base import BUNDLED_ENGINES, LAST_RESORT, Engine, EngineError, Voice
 from .flight import Flight, FlightFailed
-from .render import PriorityGate, Render, Slot, describe_error
+from .heard import HeardCounts, Spoken
+from .render import BatchCancelled, BatchRender, PriorityGate, Render, Slot, describe_error
+from .render_queue import RenderQueue
 from .voices import VoiceCatalogue, language_name, script_language, speaks
 
 _LOGGER = logging.getLogger(__name__)
@@ -71,7 +78,8 @@ class ChainSettings:
     breaker_cooldown: float = 30.0
 
     late_renders: int = 2
-    """Timed-out renders kept finishing in the background; more are dropped."""
+    """Timed-out renders kept finishing in the background (they are in the render queue too,
+    so one not kept is rendered from there later)."""
 
     def deadline(self, engine: str) -> float:
         return self.deadlines.get(engine, self.default_deadline)
@@ -114,6 +122,14 @@ class Synthesizer:
         self._flights: dict[tuple[str, bool, bool], Flight] = {}
         """Renders in progress by (cache key, last step, the request's own voice): identical
         requests join the one there (`flight.py`)."""
+        self.queue: RenderQueue | None = None
+        """Where sentences a fallback spoke for a cloned voice wait for their render (set by the service)."""
+        self.heard: HeardCounts | None = None
+        """Counts of who spoke each sentence (set by the service)."""
+        self.queued = asyncio.Event()
+        """Set when a sentence was queued: wakes the queue's renderer."""
+        self._background = asyncio.Lock()
+        """One batch of background renders at a time: on a small CPU two would only share it."""
         self.breakers = {
             name: Breaker(name, self.settings.breaker_failures, self.settings.breaker_cooldown)
             for name in catalogue.engines
@@ -163,14 +179,15 @@ class Synthesizer:
         fmt: AudioFormat,
         late_engines: set[str] | None = None,
         opening: bool = True,
+        heard: list[Spoken] | None = None,
     ) -> AsyncIterator[bytes]:
         """Yield the audio of one normalised sentence as PCM in `fmt`.
 
         `late_engines` belongs to one response: an engine that missed a deadline in it is
         added, and later sentences of that response go straight to the next step instead of
         making the house wait a deadline per sentence. The voice's own engine still renders
-        them in the background, for the cache, while there is room. `opening` marks the first
-        sentence of a response (see `Engine.synthesize`)."""
+        them later, from the render queue. `opening` marks the first sentence of a response
+        (see `Engine.synthesize`). Who spoke the sentence is appended to `heard`."""
         late_engines = late_engines if late_engines is not None else set()
         failures: list[str] = []
         steps = self.chain(voice, text)
@@ -183,18 +200,15 @@ class Synthesizer:
                 # A reply switches voice at most once: after its voice missed a deadline the
                 # rest stays with the fallback, even sentences cached in the voice, because
                 # switching back and forth inside one reply is worse than one switch. The
-                # voice renders what it lacks in the background, for the next time.
-                cache = self.cache
-                if step_voice is voice and not (cache is not None and await asyncio.to_thread(cache.__contains__, key)):
-                    self._render_late(engine, step_voice, text, key)
+                # voice renders what it lacks later, from the render queue.
                 failures.append(f"{engine.name}: skipped, too slow earlier in this response")
                 continue
             cached = await self._cached(key)
             if cached is not None:
                 _LOGGER.debug("Cache hit: %s voice %s: %r", engine.name, step_voice.name, text)
+                self._spoke(voice, step_voice, engine, True, text, opening, heard)  # render queue & counts
                 yield cached
                 return
-            # --- single flight (issue 21, item 8): one render per identical step in flight ---
             # The last step is never skipped, and it has no deadline for its first audio (only
             # the sentence cap): nothing comes after it, so giving up early means silence.
             last = index == len(steps) - 1
@@ -213,6 +227,8 @@ class Synthesizer:
             try:
                 async with contextlib.aclosing(flight.listen()) as pieces:
                     async for piece in pieces:
+                        if not delivered:  # render queue & counts, known before the first audio goes out
+                            self._spoke(voice, step_voice, engine, False, text, opening, heard)
                         delivered += len(piece)
                         yield piece
             except FlightFailed as failed:
@@ -236,11 +252,9 @@ class Synthesizer:
                 else:
                     _LOGGER.warning("%s failed for %r: %s; trying the next engine", engine.name, text, err)
                 continue
-            # --- end single flight ---
             return
         raise NoAudioError("no engine could speak this sentence (" + "; ".join(failures) + ")")
 
-    # --- single flight (issue 21, item 8) ---
     async def _fly(
         self,
         engine: Engine,
@@ -293,7 +307,6 @@ class Synthesizer:
         if self._flights.get(flight_key) is flight:
             del self._flights[flight_key]
 
-    # --- end single flight ---
 
     def _store(self, key: str, pcm: bytes) -> None:
         """Into memory now; onto disk in the background, so an fsync on a slow SD card never
@@ -307,7 +320,6 @@ class Synthesizer:
             self._disk_writes.add(write)
             write.add_done_callback(self._disk_writes.discard)
 
-    # --- clean stop (issue 21, item 7) ---
     async def stop(self, timeout: float) -> int:
         """At shutdown: start no render any more, cancel the running ones (live, late and
         pre-renders), wait up to `timeout` seconds for their threads and for the cache writes
@@ -316,7 +328,6 @@ class Synthesizer:
         await self.drain()
         return stuck
 
-    # --- end clean stop ---
 
     async def drain(self) -> None:
         """Wait for pending disk-cache writes (at shutdown, and in tests)."""
@@ -353,7 +364,7 @@ class Synthesizer:
         except asyncio.TimeoutError:
             if not last:
                 raise StepFailed(f"no free render slot within {deadline:g} s", engine_fault=False) from None
-            # The last step waits as long as it takes (issue 21, item 8): nothing comes after it,
+            # The last step waits as long as it takes: nothing comes after it,
             # so giving up would drop the sentence from a reply that is under way. The wait is
             # bounded all the same: every render gives its slot back within the sentence cap.
             _LOGGER.warning("Every render slot is busy: %s waits for the spare one for %r", engine.name, text)
@@ -376,7 +387,7 @@ class Synthesizer:
                 elif first:
                     limit = deadline - (now - step_started)
                 else:
-                    # An engine that stalls between chunks (issue 21, item 2) hands over like one
+                    # An engine that stalls between chunks hands over like one
                     # that misses its first audio: once the listener has played what it has,
                     # the step may leave it at most `deadline` of silence. An engine that
                     # renders faster than real time keeps its lead, so a long segment after a
@@ -446,21 +457,41 @@ class Synthesizer:
             # failed render's partial audio would be served as the whole sentence.
             self._store_late(render, render.succeeded, key)
 
-    def _render_late(self, engine: Engine, voice: Voice, text: str, key: str) -> None:
-        """Start a background-only render of a sentence the response did not wait for."""
-        render = Render(engine, text, voice, self._gate, opening=False)
-        if not self._claim_late_slot(render):
+    def _spoke(
+        self, asked: Voice, spoke: Voice, engine: Engine, cached: bool, text: str, opening: bool, heard: list[Spoken] | None
+    ) -> None:
+        """Note who speaks a sentence: in `heard` (the response's), in the counts, and, when a
+        fallback speaks for a cloned voice, in the render queue. The ledger writes run off the
+        loop, like disk-cache writes (`drain` waits for them)."""
+        own = spoke.name == asked.name  # a remote voice's local twin is the same voice
+        queued = not own and asked.engine not in BUNDLED_ENGINES and self.queue is not None and self.cache is not None
+        spoken = Spoken(asked.name, spoke.name, engine.name, ("cache" if cached else "live") if own else "fallback", queued)
+        if heard is not None:
+            heard.append(spoken)
+        if self.heard is None and not queued:
             return
-        render.move_to_background(lambda finished, ok: self._store_late(finished, ok, key))
-        render.start()
-        _LOGGER.info("Rendering %r by %s in the background for the cache", text, engine.name)
+        key = self.key_for(asked, asked.output_format, text) if queued else ""
+        write = asyncio.get_running_loop().run_in_executor(None, self._remember, spoken, opening, key, text)
+        self._disk_writes.add(write)
+        write.add_done_callback(self._disk_writes.discard)
+        if queued:
+            write.add_done_callback(lambda _: self.queued.set())
+
+    def _remember(self, spoken: Spoken, opening: bool, key: str, text: str) -> None:
+        try:
+            if self.heard is not None:
+                self.heard.record(spoken, reply=opening)
+            if spoken.queued and self.queue is not None:
+                self.queue.add(key, spoken.asked, text)
+        except sqlite3.Error as err:  # a full disk must not stop the speaking
+            _LOGGER.error("Cannot write who spoke %r to the ledger: %s", text, err)
 
     def _claim_late_slot(self, render: Render) -> bool:
         if self.cache is None:
             return False
         with self._late_lock:
             if len(self._late) >= self.settings.late_renders:
-                _LOGGER.warning("Dropping late render for %r: %d already running", render.text, len(self._late))
+                _LOGGER.info("Not keeping the late render of %r (%d already running): the render queue has it", render.text, len(self._late))
                 return False
             self._late.add(render)
             return True
@@ -472,6 +503,9 @@ class Synthesizer:
         if succeeded and pcm and self.cache is not None:
             self.cache.put(key, pcm)
             _LOGGER.info("Late render by %s cached for %r", render.engine.name, render.text)
+            if self.queue is not None:  # queued when the fallback spoke: nothing left to do
+                with contextlib.suppress(sqlite3.Error):
+                    self.queue.done(key)
 
     def pin(self, keys: list[str]) -> None:
         """Keep these entries on disk whatever eviction would choose (pre-rendered texts)."""
@@ -508,6 +542,47 @@ class Synthesizer:
             return render.error or "the engine returned no audio"
         await asyncio.to_thread(self.cache.put, key, pcm)
         return "rendered"
+
+    async def render_many_for_cache(self, texts: Sequence[str], voice: Voice) -> list[str]:
+        """`render_for_cache` for several sentences of one voice: one outcome per text. Where
+        the engine has batched decoding (`synthesize_batch`) the missing ones render as one
+        batch (the same audio as one by one, more sentences per CPU hour); the batch pauses at
+        every GPT decode and diffusion step while a live render works. One batch runs at a time."""
+        if self.cache is None:
+            return ["the cache is off (--no-cache)"] * len(texts)
+        outcomes = ["cached"] * len(texts)
+        async with self._background:
+            keys = [self.key_for(voice, voice.output_format, text) for text in texts]
+            missing = [index for index, key in enumerate(keys) if await self._cached(key) is None]
+            engine = self.catalogue.engines[voice.engine]
+            batched = None
+            if len(missing) > 1 and hasattr(engine, "synthesize_batch"):
+                batched = await self._render_batch(engine, [texts[index] for index in missing], voice)
+                if batched is not None:
+                    _LOGGER.info("Rendered %d sentences in %s as one batch", len(missing), voice.name)
+            for position, index in enumerate(missing):
+                if batched is None:
+                    outcomes[index] = await self.render_for_cache(texts[index], voice)
+                    continue
+                pcm = batched[position]
+                if isinstance(pcm, EngineError):
+                    outcomes[index] = describe_error(pcm)
+                else:
+                    await asyncio.to_thread(self.cache.put, keys[index], pcm)
+                    outcomes[index] = "rendered"
+        return outcomes
+
+    async def _render_batch(self, engine: Engine, texts: list[str], voice: Voice) -> list[bytes | EngineError] | None:
+        """The engine's batched render in a worker thread, yielding to live renders; None when
+        the engine cannot batch (a model exported before batched decoding)."""
+        batch = BatchRender(partial(engine.synthesize_batch, texts, voice), self._gate)  # type: ignore[attr-defined]
+        try:
+            return await batch.run()  # type: ignore[return-value]
+        except BatchCancelled:
+            raise asyncio.CancelledError from None  # the server is stopping
+        except Exception as err:  # noqa: BLE001 - one by one, each text then gets its own outcome
+            _LOGGER.warning("Batched render failed, rendering one by one: %s", describe_error(err))
+            return None
 
     def late_render_count(self) -> int:
         with self._late_lock:

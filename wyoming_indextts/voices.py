@@ -44,7 +44,7 @@ def language_name(code: str) -> str:
 
 
 LOGGED_NAME_CHARS = 80
-"""How much of a name a client sent goes into a log line (issue 21, item 9: a 100 KB voice
+"""How much of a name a client sent goes into a log line (a 100 KB voice
 name made a 100 KB line)."""
 
 

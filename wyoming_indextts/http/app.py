@@ -25,6 +25,7 @@ from ..voices import VoiceCatalogue
 from .errors import LONE_SURROGATE_ERROR, ApiError, install_error_handlers
 from .formats import FORMATS, OPENAI_PCM_RATE, OutputFormat
 from .guard import AccessGuard, AccessPolicy, BodyLimit, RequestCounter
+from .heard_status import heard_status, queue_status
 from .library import VoiceLibrary
 from .metrics import Metrics
 from .speech import NOTHING_TO_SAY, speech_response
@@ -242,6 +243,8 @@ def _add_info_routes(app: FastAPI, parts: ServerParts) -> None:
                 if parts.prerenderer is not None and isinstance(parts.prerenderer.extra, RepliesAhead)
                 else None
             ),
+            "render_queue": await asyncio.to_thread(queue_status, synthesizer),
+            "heard": await asyncio.to_thread(heard_status, synthesizer),
         }
         try:
             default = parts.catalogue.default_voice
@@ -333,7 +336,7 @@ def _add_prerender_routes(app: FastAPI, parts: ServerParts) -> None:
         edited()  # 409 without edited lists
         assert parts.prerenderer is not None
         try:
-            await parts.prerenderer.add(edit.voice, text)  # renders only what is new (issue 21)
+            await parts.prerenderer.add(edit.voice, text)  # renders only what is new
         except PrerenderListFull as err:
             raise ApiError(409, str(err), "prerender_full") from None
         return await asyncio.to_thread(texts)

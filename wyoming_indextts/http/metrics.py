@@ -1,6 +1,7 @@
 """Prometheus metrics for `GET /metrics`: what the HTTP side counts itself (requests, time to
 first audio) and what it reads from the shared parts at scrape time (cache, breakers, late
-renders, voice preparations, pre-render progress). One registry per app, so several servers in one process (tests)
+renders, voice preparations, pre-render progress, the render queue, who was heard). One
+registry per app, so several servers in one process (tests)
 never share counters."""
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class _SharedStateCollector(Collector):
         yield GaugeMetricFamily(
             "wyoming_indextts_late_renders", "Timed-out renders finishing in the background", value=self.synthesizer.late_render_count()
         )
+        yield from _ledger_metrics(self.synthesizer)
         if self.preparations is not None:
             jobs = GaugeMetricFamily("wyoming_indextts_voice_preparations", "Uploaded voices by preparation state", labels=["state"])
             for name, count in self.preparations().items():
@@ -99,3 +101,34 @@ class _SharedStateCollector(Collector):
             for result, count in (("cached", progress.cached), ("rendered", progress.rendered), ("failed", progress.failed)):
                 done.add_metric([result], count)
             yield done
+
+
+def _ledger_metrics(synthesizer: Synthesizer) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    """The render queue, and every sentence and reply by the voice asked for, how it was
+    spoken (cache, live, fallback) and the engine that spoke (totals kept across restarts)."""
+    queue = synthesizer.queue
+    if queue is not None:
+        yield GaugeMetricFamily(
+            "wyoming_indextts_render_queue_entries", "Sentences waiting in the render queue for their cloned voice", value=queue.size()
+        )
+        handled = CounterMetricFamily(
+            "wyoming_indextts_render_queue_sentences", "Queued sentences handled since start, by result", labels=["result"]
+        )
+        progress = queue.progress
+        for result, count in (("rendered", progress.rendered), ("failed", progress.failed), ("dropped", progress.dropped)):
+            handled.add_metric([result], count)
+        yield handled
+    if synthesizer.heard is None:
+        return
+    labels = ["voice", "route", "engine"]
+    sentences = CounterMetricFamily(
+        "wyoming_indextts_heard_sentences", "Sentences spoken, by voice asked for, route (cache, live, fallback) and engine", labels=labels
+    )
+    replies = CounterMetricFamily(
+        "wyoming_indextts_heard_replies", "Replies, by what spoke their first sentence (labels as for sentences)", labels=labels
+    )
+    for total in synthesizer.heard.totals():
+        sentences.add_metric([total.voice, total.route, total.engine], total.sentences)
+        replies.add_metric([total.voice, total.route, total.engine], total.replies)
+    yield sentences
+    yield replies

@@ -6,6 +6,10 @@ cached render, is the same for both protocols), one set of late engines per resp
 first unit marked as the opening one. A sentence no engine can speak is logged and skipped,
 as the handler does; only when nothing at all can be spoken does the client get an error,
 which HTTP can still send because the first audio is awaited before the headers go out.
+That wait also tells who spoke the first sentence: `X-Voice` names that voice (a fallback's
+when the voice asked for could not speak in time), `X-Voice-Asked` the voice asked for,
+`X-Voice-Route` how it was spoken (cache, live, fallback) and `X-Voice-Queued: 1` that the
+sentence is in the render queue for the voice asked for.
 
 The event loop is Wyoming's too, so nothing here does CPU work on it: long text is checked
 in a worker thread, and resampling and encoding run in worker threads (see formats.py). The
@@ -29,6 +33,7 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ..engines.base import Voice, speed_of
+from ..heard import Spoken
 from ..sentences import SPLIT_OFF_LOOP_CHARS, SentenceSplitter, SplitterSettings, has_speakable, split_units
 from ..synthesizer import NoAudioError, Synthesizer
 from .errors import ApiError, send_json_error
@@ -77,9 +82,15 @@ class _Failures:
 
 
 async def speak_text(
-    synthesizer: Synthesizer, text: str, voice: Voice, splitter: SplitterSettings, failures: _Failures
+    synthesizer: Synthesizer,
+    text: str,
+    voice: Voice,
+    splitter: SplitterSettings,
+    failures: _Failures,
+    heard: list[Spoken] | None = None,
 ) -> AsyncIterator[bytes]:
-    """PCM of the whole text in the voice's format, unit by unit as each renders."""
+    """PCM of the whole text in the voice's format, unit by unit as each renders; who spoke
+    each unit is appended to `heard`."""
     fmt = voice.output_format
     late_engines: set[str] = set()
     opening = True
@@ -88,7 +99,7 @@ async def speak_text(
             continue
         try:
             # Closed at once when the client leaves, not whenever the collector gets to it.
-            async with contextlib.aclosing(synthesizer.speak(unit, voice, fmt, late_engines, opening)) as pieces:
+            async with contextlib.aclosing(synthesizer.speak(unit, voice, fmt, late_engines, opening, heard)) as pieces:
                 async for pcm in pieces:
                     yield pcm
         except NoAudioError as err:
@@ -127,7 +138,8 @@ async def speech_response(
     await _check_text(text, fmt, speed_of(voice))
     started = time.monotonic()
     failures = _Failures()
-    pcm = speak_text(synthesizer, text, voice, splitter, failures)
+    heard: list[Spoken] = []
+    pcm = speak_text(synthesizer, text, voice, splitter, failures, heard)
     try:
         first = await anext(pcm)
     except StopAsyncIteration:
@@ -148,7 +160,15 @@ async def speech_response(
     rate = voice.output_format.rate
     out_rate = fmt.fixed_rate or (pcm_rate if fmt.name == "pcm" and pcm_rate else rate)
     # Percent-encoded: a clip in the voices folder may have a name in any script (奶奶.wav).
-    headers = {"X-Voice": quote(voice.name), "X-Sample-Rate": str(out_rate)}
+    spoke = heard[0] if heard else Spoken(voice.name, voice.name, voice.engine, "live")
+    headers = {
+        "X-Voice": quote(spoke.voice),
+        "X-Voice-Asked": quote(voice.name),
+        "X-Voice-Route": spoke.route,
+        "X-Sample-Rate": str(out_rate),
+    }
+    if spoke.queued:
+        headers["X-Voice-Queued"] = "1"
     held_bytes = None if fmt.streams else MAX_HELD_SECONDS * voice.output_format.bytes_per_second
     return AudioResponse(audio(), encoder_for(fmt, rate, pcm_rate), fmt, held_bytes, headers)
 

@@ -12,7 +12,7 @@ draws from its own sampler in the same order). A sentence that stops leaves the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -35,8 +35,13 @@ def generate_batch(
     samplers: Sequence[Sampler],
     max_new_tokens: int = 1500,
     min_new_tokens: int = 0,
+    pause: Callable[[], None] | None = None,
 ) -> list[np.ndarray]:
-    """``GPTRuntime.generate`` for several sentences at once: one list of codes per sentence."""
+    """``GPTRuntime.generate`` for several sentences at once: one list of codes per sentence.
+
+    `pause` is called before each prefill and each decode step: a background batch waits there
+    while live renders work (or raises to stop), since a whole batch takes minutes on a CPU."""
+    pause = pause or (lambda: None)
     if not gpt.maskable:
         raise ValueError(f"batched decoding needs the GPT graph's attention_mask; {REEXPORT_HINT}")
     if not len(prefixes) == len(text_ids) == len(samplers):
@@ -45,7 +50,10 @@ def generate_batch(
         return []
     cfg = gpt.config
     limit = min(max_new_tokens, cfg.max_mel_tokens)
-    starts = [gpt.start(prefix, ids) for prefix, ids in zip(prefixes, text_ids)]
+    starts = []
+    for prefix, ids in zip(prefixes, text_ids):
+        pause()
+        starts.append(gpt.start(prefix, ids))
     lengths = [next(iter(past.values())).shape[2] for _, past, _ in starts]
     longest = max(lengths)
     past = {
@@ -61,6 +69,7 @@ def generate_batch(
     active = list(range(len(starts)))  # the sentence behind each batch row
 
     while True:
+        pause()
         going = []
         for row, sentence in enumerate(active):
             scores = gpt.forbid_stop(logits[row], len(codes[sentence]), min_new_tokens)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -181,11 +181,14 @@ class IndexTTSEngine:
         loaded = self._voices[voice.name]
         return self.pipeline.prefix(loaded.conditioning, loaded.emotion_rows)
 
-    def synthesize_batch(self, texts: Sequence[str], voice: Voice) -> list[bytes | EngineError]:
+    def synthesize_batch(
+        self, texts: Sequence[str], voice: Voice, pause: Callable[[], None] | None = None
+    ) -> list[bytes | EngineError]:
         """For each text, its PCM as ``b"".join(synthesize(text, voice))`` gives it, or the
         EngineError that says why it has none; the GPT decoding of every text's n-th segment
-        runs in one batch (pre-renders, late renders). Each text's seeded draws come in the
-        same order as alone (its GPT, then its diffusion noise, segment after segment)."""
+        runs in one batch (pre-renders, the render queue). Each text's seeded draws come in the
+        same order as alone (its GPT, then its diffusion noise, segment after segment).
+        `pause` is called between steps (see `generate_batch`) and before each diffusion step."""
         loaded = self._voices.get(voice.name)
         if loaded is None:
             raise EngineError(f"IndexTTS has no voice {voice.name!r}; it has {', '.join(self._voices) or 'none'}")
@@ -211,9 +214,10 @@ class IndexTTSEngine:
                 [segments[t][index] for t in rows],
                 [Sampler(self.options.sampling(), rngs[t]) for t in rows],
                 self.options.max_mel_tokens,
+                pause=pause,
             )
             for t, codes in zip(rows, raw):
-                result = self.render(segments[t][index], voice, rng=rngs[t], raw_codes=codes)
+                result = self.render(segments[t][index], voice, rng=rngs[t], raw_codes=codes, pause=pause)
                 if result.wav.size:
                     pcm = to_pcm16(result.wav)
                     results[t] = results[t] + silence + pcm if results[t] else pcm
@@ -237,9 +241,17 @@ class IndexTTSEngine:
         rng: np.random.Generator | None = None,
         noise: np.ndarray | None = None,
         raw_codes: np.ndarray | None = None,
+        pause: Callable[[], None] | None = None,
     ) -> SegmentResult:
         """`Pipeline.render` of one segment in `voice` (see there)."""
         loaded = self._voices[voice.name]
         return self.pipeline.render(
-            text_ids, loaded.conditioning, loaded.emotion_rows, rng=rng, noise=noise, raw_codes=raw_codes, speed=loaded.spec.speed
+            text_ids,
+            loaded.conditioning,
+            loaded.emotion_rows,
+            rng=rng,
+            noise=noise,
+            raw_codes=raw_codes,
+            speed=loaded.spec.speed,
+            pause=pause,
         )

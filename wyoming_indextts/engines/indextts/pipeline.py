@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,6 +171,7 @@ class Pipeline:
         *,
         rng: np.random.Generator | None = None,
         noise: np.ndarray | None = None,
+        pause: Callable[[], None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """s2mel of one segment after the voice's prompt: (new mel, the noise it started from).
         The noise is `noise`, else ``rng.standard_normal((1, 80, prompt + new frames))``."""
@@ -187,6 +188,7 @@ class Pipeline:
             steps=self.options.diffusion_steps,
             cfg_rate=self.options.cfg_rate,
             noise=noise,
+            pause=pause,
         )
         return mel, noise
 
@@ -200,13 +202,15 @@ class Pipeline:
         noise: np.ndarray | None = None,
         raw_codes: np.ndarray | None = None,
         speed: float | None = None,
+        pause: Callable[[], None] | None = None,
     ) -> SegmentResult:
         """One segment of text ids → codes, latents, mel and waveform. `speed` (a voice's own)
         is not used: IndexTTS-2 has no speech rate.
 
         Diffusion noise is `noise` when given, else drawn from `rng` after the GPT's draws
         (``rng.standard_normal((1, 80, frames), dtype=float32)``), so a test can reproduce it.
-        `raw_codes`: the GPT's codes when they were decoded already (in a batch).
+        `raw_codes`: the GPT's codes when they were decoded already (in a batch); `pause`:
+        called before each diffusion step (see `S2Mel.sample`).
         """
         opts = self.options
         rng = rng if rng is not None else np.random.default_rng(opts.seed)
@@ -230,7 +234,7 @@ class Pipeline:
         latents = self.gpt.latents(prefix, text_ids, codes)
         timings["gpt_forward"] = time.perf_counter() - start
         start = time.perf_counter()
-        mel, noise = self.mel(latents, codes, conditioning, rng=rng, noise=noise)
+        mel, noise = self.mel(latents, codes, conditioning, rng=rng, noise=noise, pause=pause)
         timings["s2mel"] = time.perf_counter() - start
         start = time.perf_counter()
         wav = self.vocoder(mel)

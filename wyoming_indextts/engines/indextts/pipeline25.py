@@ -12,7 +12,7 @@ on `GPT25Runtime`.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -91,9 +91,10 @@ class Pipeline25(Pipeline):
         noise: np.ndarray | None = None,
         raw_codes: np.ndarray | None = None,
         speed: float | None = None,
+        pause: Callable[[], None] | None = None,
     ) -> SegmentResult:
         """One segment → codes, decoded codec features (in `latents`), mel and waveform, at
-        `speed` (a voice's own), else the options' speed."""
+        `speed` (a voice's own), else the options' speed; `pause` as in `Pipeline.render`."""
         opts = self.options
         speed = speed or opts.speed
         rng = rng if rng is not None else np.random.default_rng(opts.seed)
@@ -116,7 +117,7 @@ class Pipeline25(Pipeline):
         if noise is None:
             noise = rng.standard_normal((1, conditioning.ref_mel.shape[1], mu.shape[1]), dtype=np.float32)
         mel = self.s2mel.sample(
-            mu, conditioning.ref_mel, conditioning.style, steps=opts.diffusion_steps, cfg_rate=opts.cfg_rate, noise=noise
+            mu, conditioning.ref_mel, conditioning.style, steps=opts.diffusion_steps, cfg_rate=opts.cfg_rate, noise=noise, pause=pause
         )
         timings["s2mel"] = time.perf_counter() - start
         start = time.perf_counter()

@@ -14,6 +14,7 @@ Mirrors the s2mel part of `IndexTTS2.infer_generator` and `CFM.inference`/`solve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -88,11 +89,13 @@ class S2Mel:
         noise: np.ndarray | None = None,
         rng: np.random.Generator | None = None,
         temperature: float = 1.0,
+        pause: Callable[[], None] | None = None,
     ) -> np.ndarray:
         """`CFM.inference(mu, ..., ref_mel, style, None, steps, temperature, cfg_rate)` without
         the prompt frames: (1, 80, T - prompt frames).
 
         `noise` (1, 80, T) replaces the standard normal draw (tests pass torch's noise).
+        `pause` is called before each step (a background render waits there for live ones).
         """
         if steps < 1:
             raise ValueError("s2mel needs at least one diffusion step")
@@ -126,6 +129,8 @@ class S2Mel:
         grid = euler_time_grid(steps)
         t = grid[0]
         for step in range(1, steps + 1):
+            if pause is not None:
+                pause()
             dt = grid[step] - grid[step - 1]
             xs[:, :, prompt_len:] = x[0]
             ts[:] = t

@@ -76,6 +76,33 @@ async function loadStatus() {
     add("Pre-renders", listed.total === 0 ? "none listed" :
       `${listed.done} of ${listed.total} sentences done (${listed.cached} found cached, ${listed.rendered} rendered, ${listed.failed} failed)`);
   }
+  const queue = health.render_queue;
+  if (queue) {
+    const next = queue.next[0];
+    add("Render queue", queue.entries === 0 ? "empty: every sentence a fallback spoke is rendered" :
+      `${queue.entries} sentence(s) waiting for their voice, most asked first` +
+      (next ? ` (next: “${next.text}” in ${next.voice}, asked ${next.asked}×)` : "") +
+      `; ${queue.rendered} rendered since start`);
+  }
+  for (const [voice, windows] of Object.entries((health.heard && health.heard.voices) || {})) {
+    add(`Heard: ${voice}`, heardLine(voice, windows));
+  }
+}
+
+// "last 24 h: 83 % of sentences in grandma's voice (last 7 d: 75 %)"
+function heardLine(voice, windows) {
+  const percent = (share) => (share && share.percent !== null ? `${share.percent.toFixed(0)} %` : "no sentences");
+  return `last 24 h: ${percent(windows.last_24h)} of sentences in ${voice}'s voice (last 7 d: ${percent(windows.last_7d)})`;
+}
+
+// Who spoke the first sentence, from the response's headers (see http/speech.py).
+function spokenBy(response) {
+  const name = (header) => decodeURIComponent(response.headers.get(header) || "");
+  const voice = name("X-Voice");
+  const asked = name("X-Voice-Asked");
+  if (response.headers.get("X-Voice-Route") !== "fallback") return `in ${voice}'s voice`;
+  const queued = response.headers.get("X-Voice-Queued") === "1" ? `; the sentence is queued to render in ${asked}'s voice` : "";
+  return `by the fallback voice ${voice}, not ${asked} (too slow to render live)${queued}`;
 }
 
 async function loadVoices() {
@@ -194,6 +221,7 @@ async function speak(event) {
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ model: "indextts", input: text, voice: $("speak-voice").value, response_format: "pcm" }),
     });
+    const who = spokenBy(response);
     const reader = response.body.getReader();
     for (;;) {
       const { done, value } = await reader.read();
@@ -218,7 +246,7 @@ async function speak(event) {
       say("speak-status", `Playing: ${(received / OPENAI_PCM_RATE).toFixed(2)} s received`);
     }
     $("player").src = URL.createObjectURL(wavBlob(pieces, OPENAI_PCM_RATE));
-    say("speak-status", `Done: ${(received / OPENAI_PCM_RATE).toFixed(2)} s of audio`);
+    say("speak-status", `Done: ${(received / OPENAI_PCM_RATE).toFixed(2)} s of audio, spoken ${who}`);
     loadStatus().catch(() => {});
   } catch (error) {
     say("speak-status", `Could not speak: ${error.message}`);
