@@ -30,7 +30,7 @@ def write_section(name: str, markdown: str) -> None:
     """Put `markdown` between this benchmark's markers in RESULTS.md, replacing the old
     section or appending a new one; the rest of the file is kept byte for byte."""
     begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
-    block = f"{begin}\n{markdown.strip()}\n{end}"
+    block = f"{begin}\n{machine_paths_out(markdown.strip())}\n{end}"
     # Benchmarks may finish at the same time: the lock keeps one from losing the other's section.
     _WORK.mkdir(exist_ok=True)
     with open(_WORK / "RESULTS.md.lock", "w") as lock:
@@ -44,6 +44,19 @@ def write_section(name: str, markdown: str) -> None:
         temporary = _WORK / "RESULTS.md.tmp"
         temporary.write_text(text, encoding="utf-8")
         os.replace(temporary, RESULTS)
+
+
+_TEMPORARY = re.compile(r"/tmp/[^\s`'\")]+")
+_VENV_PYTHON = re.compile(r"(?:\S*/)?\.venv/bin/python3?\b")
+
+
+def machine_paths_out(markdown: str) -> str:
+    """The text with this machine's paths made readable anywhere: the repository's own path
+    dropped (commands run from its root), any venv's python as `.venv/bin/python` (what
+    script/run and script/test make), and temporary folders as `$TMP/...`."""
+    markdown = _VENV_PYTHON.sub(".venv/bin/python", markdown)
+    markdown = markdown.replace(f"{RESULTS.parent.parent}/", "")
+    return _TEMPORARY.sub("$TMP/...", markdown)
 
 
 def load_average() -> float:
@@ -133,4 +146,4 @@ def command_line() -> str:
     repo = RESULTS.parent.parent
     words = [sys.executable, sys.argv[0]]
     shown = [os.path.relpath(w, repo) if Path(w).absolute().is_relative_to(repo) else w for w in words]
-    return shlex.join([*shown, *sys.argv[1:]])
+    return machine_paths_out(shlex.join([*shown, *sys.argv[1:]]))

@@ -518,10 +518,14 @@ class Synthesizer:
         waiting. Returns "cached" when it already was, "rendered", or why it failed."""
         if self.cache is None:
             return "the cache is off (--no-cache)"
-        fmt = voice.output_format
-        key = self.key_for(voice, fmt, text)
+        key = self.key_for(voice, voice.output_format, text)
         if await self._cached(key) is not None:
             return "cached"
+        return await self._render_into_cache(text, voice, key)
+
+    async def _render_into_cache(self, text: str, voice: Voice, key: str) -> str:
+        """`render_for_cache` of a sentence known to be missing from the cache."""
+        assert self.cache is not None
         loop = asyncio.get_running_loop()
         finished: asyncio.Future[bool] = loop.create_future()
 
@@ -562,7 +566,7 @@ class Synthesizer:
                     _LOGGER.info("Rendered %d sentences in %s as one batch", len(missing), voice.name)
             for position, index in enumerate(missing):
                 if batched is None:
-                    outcomes[index] = await self.render_for_cache(texts[index], voice)
+                    outcomes[index] = await self._render_into_cache(texts[index], voice, keys[index])
                     continue
                 pcm = batched[position]
                 if isinstance(pcm, EngineError):
