@@ -16,8 +16,8 @@ against fp32), of the diffusion step at the tiny and the full size (mel against 
 Official files and the exported model folder are built once under benchmarks/.work/indextts/
 (gitignored) and reused. Writes its section of benchmarks/RESULTS.md unless --no-write.
 
-Over 400 lines: it builds the published-size files, runs both sides in child processes and
-writes the report; one benchmark, one file.
+It builds the published-size files, runs both sides in child processes and writes the
+report.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 It follows shared/sambert/NLS_PROTOCOL.md (beside the repository) byte for byte where the document is sure, so
 the real aliyun-python-sdk-core and a real HTTP client can talk to it over real sockets. One
 ThreadingHTTPServer serves both: CreateToken at `/` (POP RPC style, parameters in the query),
-synthesis at `/stream/v1/tts` (GET with a query or POST with a JSON body). Over 400 lines
-because it is two services, each with the faults the engine must survive.
+synthesis at `/stream/v1/tts` (GET with a query or POST with a JSON body). Two services,
+each with the faults the engine must survive.
 
 API (every method is thread-safe; `times=None` means "until reset()"):
 

@@ -2,7 +2,7 @@
 everyone (issue "No client can silence the house"), over real sockets against the real server
 and the real bundled voice.
 
-Over 400 lines: one test per way a client once muted the server, kept together.
+One test per way a client once muted the server, kept together.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The Sambert engine against the NLS stand-in: the real SDK and http.client over real sockets.
 
-Over 400 lines: the gateway's behaviour against the stand-in, case by case (the token's life
-and the credentials are in test_sambert_credentials.py).
+The gateway's behaviour against the stand-in, case by case (the token's life and the
+credentials are in test_sambert_credentials.py).
 """
 
 from __future__ import annotations

@@ -15,10 +15,6 @@ voice's own key. Every sentence a fallback spoke for a cloned voice also goes in
 queue on disk (render_queue.py), which renders it later, batched, whatever happens to the
 process meanwhile. How one render runs (its thread, slot and priority) is in render.py; who
 spoke each sentence is counted in heard.py.
-
-About 520 lines: one concern, the chain (steps, deadlines, breaker, late renders, cache) and
-the renders into that cache (one sentence, or a batch of them); splitting them off would spread
-one sentence's path over two modules. The queue and the counts themselves live apart.
 """
 
 from __future__ import annotations
@@ -63,10 +59,11 @@ class ChainSettings:
 
     2 s because a Voice PE satellite abandons TTS when no audio arrived within about 5 s (and
     ESPHome media players in some set-ups give up after 2 s of waiting to start playback):
-    the bundled voice's first audio takes about 0.05 s on 2 cores, so after a missed 2 s
-    deadline the fallback still starts well inside both. A cloned voice on a CPU needs 17-40 s
-    for a fresh sentence, so no deadline a satellite tolerates saves it; its render goes on in
-    the background into the cache instead."""
+    the bundled voice's first audio is a fraction of that (benchmarks/RESULTS.md,
+    `bench_vs_piper`), so after a missed 2 s deadline the fallback still starts well inside
+    both. A cloned voice on a CPU needs far longer for a fresh sentence (`indextts`,
+    `indextts25`), so no deadline a satellite tolerates saves it; the render queue renders it
+    for the next time instead."""
 
     deadlines: Mapping[str, float] = field(default_factory=dict)
     """Per-engine overrides of `default_deadline`."""

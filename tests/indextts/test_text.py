@@ -3,8 +3,6 @@
 A tiny sentencepiece BPE is trained here (upper-case English + CJK, like the official
 bpe.model), so the official `TextTokenizer` and ours can be compared token for token
 without any downloaded model.
-
-Over 400 lines: one test module per frontend, and most of it is the parity and corpus cases.
 """
 
 from __future__ import annotations

@@ -3,9 +3,8 @@ execution provider every session runs on.
 
 Each InferenceSession normally owns a thread pool whose threads sleep between runs. A sentence
 runs several sessions one after another (Piper's front and decoder; IndexTTS's GPT, estimator
-and vocoder), and each switch wakes a pool that had gone to sleep: measured at 20 % of a Piper
-sentence on 2 cores. Sessions sharing one global pool don't pay it (and even the whole Piper
-graph ran 15 % faster on it).
+and vocoder), and each switch wakes a pool that had gone to sleep, a cost measured on Piper sentences
+(benchmarks/RESULTS.md, `bench_vs_piper`). Sessions sharing one global pool don't pay it.
 
 The pool is process-wide and ONNX Runtime then refuses sessions with pools of their own, so
 only the server turns it on (`use_shared_thread_pool`, before its first session); library users

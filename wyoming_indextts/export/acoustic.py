@@ -645,10 +645,10 @@ def export_acoustic(
 def quantize_estimator(out_dir: Path) -> GraphRecord:
     """``s2mel_estimator_int8.onnx``: the diffusion step with int8 MatMul weights (export.int8).
 
-    The step is compute-bound (~0.7 s in float at the published size for a 3.5 s sentence
-    after a 5 s prompt, 2 cores); in int8 it took 0.29 s on an AMX-capable Xeon, velocity at
-    cosine 0.9997 of float for one step (random weights). 25 steps run per sentence, so this
-    is the largest single saving in synthesis. Opt-in, with the int8 GPT (``--indextts-int8``).
+    The step is compute-bound and runs 25 times per sentence, so this is the largest single
+    saving in synthesis; what it saves and how close it stays to float are measured in
+    benchmarks/RESULTS.md (`indextts`, `indextts25`). Opt-in, with the int8 GPT
+    (``--indextts-int8``).
     """
     from .int8 import quantize_matmul_weights
 

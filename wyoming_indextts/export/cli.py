@@ -7,8 +7,8 @@ the arrays and files the runtime reads, `config.json` and `manifest.json` into a
 (built beside the target and renamed into place at the end, so a failed export never leaves
 a half-written model behind).
 
-Over 400 lines: the command's flags, the plan that checks every source before any work, and
-the steps (2.5 reuses the runner, loader and checks defined here).
+The command's flags, the plan that checks every source before any work, and the steps (2.5
+reuses the runner, loader and checks defined here).
 """
 
 from __future__ import annotations

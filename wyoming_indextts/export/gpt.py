@@ -55,9 +55,6 @@ assembly exactly (see ``engines/indextts/gpt.py``):
 The emotion vector merge and the 8-emotion path therefore have no graph of their own: they
 are O(model_dim) arithmetic on cached vectors, and keeping them in numpy lets the options
 (emotion weights, strength) change per request without touching a session.
-
-Over 400 lines: one concern (the GPT's graphs and tables), most of it the docstrings that say
-why each graph is cut where it is.
 """
 
 from __future__ import annotations
@@ -388,10 +385,9 @@ def quantize_core(out_dir: Path) -> Path:
     """``gpt_int8.onnx``: the core with int8 MatMul weights (see `export.int8`).
 
     Decoding reads every GPT-2 weight once per token, so on CPU the decode step is bound by
-    memory bandwidth: with int8 weights a step of the published-size GPT went from 0.078 s to
-    0.025 s on 2 cores (random weights, quiet machine). Latents stay within cosine ~0.9995 of
-    fp32 at the tiny test size (benchmarks/indextts_bench.py measures it); greedy codes can
-    drift after some tokens. Opt-in: the runtime uses it only with ``int8=True``.
+    memory bandwidth, and int8 weights are a quarter of the bytes (speed and closeness to fp32:
+    benchmarks/RESULTS.md, `indextts_gpt_decoding`); greedy codes can drift after some tokens.
+    Opt-in: the runtime uses it only with ``int8=True``.
     """
     from .int8 import quantize_matmul_weights
 
