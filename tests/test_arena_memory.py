@@ -1,0 +1,45 @@
+"""A bundled voice gives its ONNX Runtime arena memory back after a render. An arena keeps
+the high-water mark of its largest run for good: the soak (benchmarks/soak.py) saw the server
+grow by hundreds of MB in minutes as Mandarin sentences of new lengths arrived."""
+
+from __future__ import annotations
+
+import ctypes
+
+import pytest
+
+from wyoming_indextts.engines.kokoro import KokoroEngine
+
+LONG_MANDARIN = "今天北京晴，最高气温二十五度，最低气温十三度，洗衣机已经洗好了，请及时晾晒衣服，门口有人按门铃，请注意查看。"
+KEPT_LIMIT_MIB = 64
+"""Without the shrinking run, this sentence leaves the arena holding several hundred MiB."""
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")
+    ]
+
+
+def _malloc_in_use_mib() -> float:
+    """Bytes malloc has handed out and not had back (heap and mmapped chunks): an arena's
+    regions are in it while the arena keeps them."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallinfo2 = libc.mallinfo2
+    except (OSError, AttributeError):
+        pytest.skip("needs glibc >= 2.33 (mallinfo2)")
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return (info.uordblks + info.hblkhd) / (1024 * 1024)
+
+
+def test_a_long_mandarin_sentence_leaves_no_arena_behind():
+    kokoro = KokoroEngine.load()  # its own session: one the other tests grew would hide a regression
+    voice = kokoro.voices()[0]
+    before = _malloc_in_use_mib()
+    audio = b"".join(kokoro.synthesize(LONG_MANDARIN, voice, opening=False))
+    kept = _malloc_in_use_mib() - before
+    assert len(audio) > 24000 * 2 * 5  # several seconds of speech: the decoder really ran long
+    assert kept < KEPT_LIMIT_MIB, f"the render left {kept:.0f} MiB in malloc"
