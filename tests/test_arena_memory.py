@@ -1,4 +1,5 @@
-"""A bundled voice gives its ONNX Runtime arena memory back after a render. An arena keeps
+"""A bundled voice gives its ONNX Runtime arena memory back after a render, and glibc gives
+large freed blocks back to the system (wyoming_indextts/malloc.py). An arena keeps
 the high-water mark of its largest run for good: the soak (benchmarks/soak.py) saw the server
 grow by hundreds of MB in minutes as Mandarin sentences of new lengths arrived."""
 
@@ -9,6 +10,7 @@ import ctypes
 import pytest
 
 from wyoming_indextts.engines.kokoro import KokoroEngine
+from wyoming_indextts.malloc import fix_mmap_threshold
 
 LONG_MANDARIN = "今天北京晴，最高气温二十五度，最低气温十三度，洗衣机已经洗好了，请及时晾晒衣服，门口有人按门铃，请注意查看。"
 KEPT_LIMIT_MIB = 64
@@ -43,3 +45,28 @@ def test_a_long_mandarin_sentence_leaves_no_arena_behind():
     kept = _malloc_in_use_mib() - before
     assert len(audio) > 24000 * 2 * 5  # several seconds of speech: the decoder really ran long
     assert kept < KEPT_LIMIT_MIB, f"the render left {kept:.0f} MiB in malloc"
+
+
+def _free_kept_after_freeing_a_block_between_others() -> float:
+    """MiB glibc keeps after a 6 MiB block is freed with a live block after it (so it is not
+    at the heap's top, which glibc trims), once an 8 MiB mapped block was freed before."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.mallinfo2.restype = _MallInfo2
+    mib = 1 << 20
+    libc.free(libc.malloc(8 * mib))  # raises glibc's own threshold to 8 MiB, unless fixed
+    block, after = libc.malloc(6 * mib), libc.malloc(2 * mib)
+    before = libc.mallinfo2().fordblks
+    libc.free(block)
+    kept = (libc.mallinfo2().fordblks - before) / mib
+    libc.free(after)
+    return kept
+
+
+def test_large_blocks_freed_go_back_to_the_system_not_to_the_heap():
+    _malloc_in_use_mib()  # skips where there is no glibc
+    assert fix_mmap_threshold()
+    kept = _free_kept_after_freeing_a_block_between_others()
+    assert kept < 1, f"glibc kept {kept:.1f} MiB of a freed 6 MiB block"

@@ -26,6 +26,7 @@ from .engines.remote import RemoteEngine, parse_remote_uri
 from .engines.sambert import SambertEngine, SambertSettings
 from .engines.sessions import use_provider, use_shared_thread_pool
 from .handler import HandlerSettings, IndexTTSEventHandler
+from .malloc import fix_mmap_threshold
 from .sentences import SplitterSettings
 from .shared_cache import RedisCache
 from .synthesizer import ChainSettings, Synthesizer
@@ -148,6 +149,7 @@ def build_service(args: argparse.Namespace, engines: Mapping[str, Engine] | None
         raise ServiceError(f"cannot create data folder {args.data_dir}: {err.strerror or err}") from err
     provider = "cpu"
     if engines is None:
+        fix_mmap_threshold()  # before the engines' first large buffers (see malloc.py)
         use_shared_thread_pool(args.threads)
         provider = use_provider(args.provider)
         try:
