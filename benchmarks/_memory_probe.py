@@ -8,7 +8,9 @@ kept grow) from memory outside malloc (neither grows, RSS does: ONNX Runtime map
 pymalloc arenas).
 
 With $MEMORY_PROBE_TRIM set, each probe then calls malloc_trim(0) and reports RSS before and
-after: what glibc gives back when asked. Only for an investigation: it changes what it measures.
+after: what glibc gives back when asked. With $MEMORY_PROBE_PIPER_SHRINK set, Piper gives its
+ONNX Runtime arena back after every sentence, not only after those over 12 s: is its arena what
+grows? Both only for an investigation: they change what is measured.
 """
 
 from __future__ import annotations
@@ -103,5 +105,9 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGUSR2, _on_signal)
+    if os.environ.get("MEMORY_PROBE_PIPER_SHRINK"):
+        from wyoming_indextts.engines.piper import vits_stream
+
+        vits_stream.OUTSIZED_FRAMES = 0
     sys.argv = ["wyoming_indextts", *sys.argv[1:]]
     runpy.run_module("wyoming_indextts", run_name="__main__", alter_sys=True)

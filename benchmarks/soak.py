@@ -326,6 +326,8 @@ async def serve_and_drive(args: argparse.Namespace, texts: Texts) -> tuple[Run, 
         env["MEMORY_PROBE_FILE"] = str(probe_file)
         if args.tracemalloc:
             env["PYTHONTRACEMALLOC"] = str(args.tracemalloc)
+        if args.piper_shrink:
+            env["MEMORY_PROBE_PIPER_SHRINK"] = "1"
         entry = [str(PROBE)]
     server = subprocess.Popen(
         [sys.executable, *entry, "--uri", f"tcp://127.0.0.1:{port}", "--http-uri", f"http://127.0.0.1:{http_port}",
@@ -422,6 +424,7 @@ def main() -> None:
     parser.add_argument("--malloc-arena-max", type=int, default=0, help="MALLOC_ARENA_MAX for the server (0: glibc's default)")
     parser.add_argument("--probe", action="store_true", help="run the server under benchmarks/_memory_probe.py")
     parser.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES", help="with --probe: trace Python allocations")
+    parser.add_argument("--piper-shrink", action="store_true", help="with --probe: Piper gives its arena back after every sentence")
     parser.add_argument("--section", default="soak", help="RESULTS.md section to write")
     parser.add_argument("server_args", nargs="*", help="more server options, after --")
     add_texts_argument(parser, "announcements_en.txt and zh.txt")
@@ -440,6 +443,7 @@ def main() -> None:
         for part in [
             f"MALLOC_ARENA_MAX={args.malloc_arena_max}" if args.malloc_arena_max else "glibc's default malloc arenas",
             "under the memory probe" + (f" with tracemalloc ({args.tracemalloc} frames)" if args.tracemalloc else "") if args.probe else "",
+            "Piper giving its arena back after every sentence" if args.probe and args.piper_shrink else "",
             " ".join(args.server_args),
         ]
         if part
