@@ -49,11 +49,15 @@ class SoakReport:
     rss: list[tuple[float, float]] = field(default_factory=list)
 
 
-async def _request(port: int, text: str, mode: str, report: SoakReport, rng: random.Random) -> None:
+async def wyoming_request(
+    port: int, text: str, mode: str, report: SoakReport, rng: random.Random, voice: str | None = None
+) -> None:
+    """One synthesize as a client of `mode` ("good", "hangup" mid-reply or "slow" reader)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     started = time.monotonic()
+    data = {"text": text} if voice is None else {"text": text, "voice": {"name": voice}}
     try:
-        writer.write(json.dumps({"type": "synthesize", "data": {"text": text}}).encode() + b"\n")
+        writer.write(json.dumps({"type": "synthesize", "data": data}).encode() + b"\n")
         await writer.drain()
         audio, first = 0, None
         while True:
@@ -102,7 +106,7 @@ async def soak(port: int, pid: int, minutes: float, seed: int = 1) -> SoakReport
         while time.monotonic() < end:
             # Half repeated announcements (cache), half sentences never heard before (render).
             text = local.choice(TEXTS) if local.random() < 0.5 else f"Event number {next(counter)} happened in the hall."
-            await _request(port, text, mode, report, local)
+            await wyoming_request(port, text, mode, report, local)
 
     async def poller() -> None:
         while time.monotonic() < end:

@@ -246,6 +246,9 @@ class BatchRender:
         self._thread = threading.Thread(target=self._run, name="render-batch", daemon=True)
         self._loop = asyncio.get_running_loop()
         self._result: asyncio.Future[object] = self._loop.create_future()
+        # Once the awaiting task is cancelled nobody reads the outcome: mark it read, or asyncio
+        # logs the batch's BatchCancelled as an exception never retrieved.
+        self._result.add_done_callback(lambda done: done.cancelled() or done.exception())
 
     async def run(self) -> object:
         """The call's result (or its exception); cancelling the awaiting task cancels the batch."""

@@ -30,6 +30,7 @@ from .handler import HandlerSettings, IndexTTSEventHandler
 from .heard import HeardCounts
 from .ledger import LEDGER_FILE, Ledger, LedgerError
 from .render_queue import RenderQueue
+from .malloc import fix_mmap_threshold
 from .sentences import SplitterSettings
 from .shared_cache import RedisCache
 from .synthesizer import ChainSettings, Synthesizer
@@ -166,6 +167,7 @@ def build_service(args: argparse.Namespace, engines: Mapping[str, Engine] | None
         raise ServiceError(f"cannot create data folder {args.data_dir}: {err.strerror or err}") from err
     provider = "cpu"
     if engines is None:
+        fix_mmap_threshold()  # before the engines' first large buffers (see malloc.py)
         use_shared_thread_pool(args.threads)
         provider = use_provider(args.provider)
         try:

@@ -66,6 +66,15 @@ def session_options(threads: int = 0, arena: bool = True) -> onnxruntime.Session
     return options
 
 
+def shrinking_run() -> onnxruntime.RunOptions:
+    """Run options that hand the CPU arena's free memory back when the run ends. An arena keeps
+    the high-water mark of its largest run for good; for a run on large tensors that mark can
+    be hundreds of MB the process then holds while idle."""
+    options = onnxruntime.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
+
+
 def providers() -> list[str]:
     """The providers for a new session, in order of preference (the CPU always last, for the
     operators another provider does not implement)."""

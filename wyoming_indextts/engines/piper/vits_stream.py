@@ -24,6 +24,7 @@ import numpy as np
 import onnxruntime
 
 from ..sessions import providers as session_providers
+from ..sessions import shrinking_run
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -37,8 +38,7 @@ good: one line of digits read as 74 s of audio left the process at 2.3 GB instea
 Runs larger than this give their arena memory back afterwards (measured: 315 MB before and
 after a 37 s render); ordinary sentences keep the arena's speed."""
 
-_SHRINK_ARENA = onnxruntime.RunOptions()
-_SHRINK_ARENA.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+_SHRINK_ARENA = shrinking_run()
 
 
 @dataclass
