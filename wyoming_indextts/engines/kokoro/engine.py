@@ -27,7 +27,7 @@ from .g2p import MandarinG2P
 SAMPLE_RATE = 24000
 VOICE_PREFIX = "kokoro-"
 DEFAULT_MANDARIN_VOICE = "zf_xiaoxiao"
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"
 """Part of every voice fingerprint: bump it when rendering changes, so the cache renews."""
 
 MAX_PHONEMES = STYLE_ROWS
