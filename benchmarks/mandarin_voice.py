@@ -12,8 +12,8 @@ normalised alike (wetext: numbers written out, traditional → simplified; punct
 dropped; an English word is one unit). Each reference is cut into words by jieba; a word is lost
 when any of its characters is misheard, and the words lost most often are tabulated.
 
-The default voice reads every line; the other voices read an evenly spaced `--sample` of them,
-and all voices are compared on that sample. A transcript is kept in benchmarks/.work keyed by
+The default voice reads every line (or an evenly spaced `--lines` of them); the other voices
+read an evenly spaced `--sample` of those, and all voices are compared on that sample. A transcript is kept in benchmarks/.work keyed by
 voice, phonemes and recogniser, so a rerun after a G2P change renders only the lines whose
 phonemes changed (`--fresh` renders everything again).
 
@@ -212,11 +212,11 @@ class Transcripts:
             handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
 
-def run(corpus: Path, texts: Path, voice_names: list[str], sample_size: int, threads: int, fresh: bool, english_too: bool) -> int:
+def run(corpus: Path, texts: Path, voice_names: list[str], line_count: int, sample_size: int, threads: int, fresh: bool, english_too: bool) -> int:
     from wetext import Normalizer
 
     use_shared_thread_pool(threads)
-    lines = text_lines(corpus.parent, [corpus.name])
+    lines = sample(text_lines(corpus.parent, [corpus.name]), line_count)
     shared_lines = sample(lines, sample_size)
     en_texts = text_lines(texts, ["announcements_en.txt", "replies_en.txt"]) if english_too else []
     zh_norm = Normalizer(lang="zh", operator="tn", traditional_to_simple=True, full_to_half=True)
@@ -314,7 +314,7 @@ def report(
         f"Run {started}. Machine: {machine}.  ",
         f"{load.summary()}.",
         "",
-        f"Corpus: {corpus.relative_to(HERE.parent)} ({len({r.text for r in default})} lines: appliances, rooms, times, "
+        f"Corpus: {corpus.relative_to(HERE.parent) if corpus.is_relative_to(HERE.parent) else corpus} ({len({r.text for r in default})} of its lines, spread evenly: appliances, rooms, times, "
         "temperatures, reminders, zh/en device names). "
         f"ONNX Runtime on one shared pool of {threads} threads, as the server runs it; engine load {load_seconds:.1f} s. "
         "Each text rendered as the opening sentence of a response. "
@@ -397,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--voices", default=DEFAULT_MANDARIN_VOICE, help="comma-separated Kokoro voices (zf_xiaoxiao, …) or `all`")
     parser.add_argument("--corpus", type=Path, default=CORPUS, help=f"Mandarin sentences, one a line (default: {CORPUS.name})")
-    parser.add_argument("--sample", type=int, default=0, help="lines the voices other than the default read, spread over the corpus (0: all)")
+    parser.add_argument("--lines", type=int, default=0, help="lines the default voice reads, spread evenly over the corpus (0: all)")
+    parser.add_argument("--sample", type=int, default=0, help="lines the voices other than the default read, spread evenly over those (0: all)")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default: 2)")
     parser.add_argument("--fresh", action="store_true", help="render and transcribe everything, keeping no earlier transcript")
     parser.add_argument("--no-english", action="store_true", help="skip the English yardstick")
@@ -415,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_english and not args.texts.is_dir():
         print(f"error: benchmark texts not found in {args.texts}", file=sys.stderr)
         return 1
-    return run(args.corpus, args.texts, names, args.sample, args.threads, args.fresh, not args.no_english)
+    return run(args.corpus, args.texts, names, args.lines, args.sample, args.threads, args.fresh, not args.no_english)
 
 
 if __name__ == "__main__":
