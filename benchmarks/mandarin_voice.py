@@ -44,6 +44,7 @@ from pathlib import Path
 import jieba
 import numpy as np
 import soxr
+from pypinyin import lazy_pinyin
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -82,6 +83,8 @@ class Render:
     heard: str = ""
     errors: int = 0
     length: int = 0
+    syllable_errors: int = 0
+    """Edit distance over toneless pinyin: a homophone the recogniser wrote (递 as 地) is no error."""
     reused: bool = False
 
     @property
@@ -150,6 +153,11 @@ def zh_units(normaliser, text: str) -> list[str]:
     an English word counts as one unit."""
     written = normaliser.normalize(text).lower()
     return re.findall(r"[a-z']+|[\u4e00-\u9fff]", written)
+
+
+def syllables(units: list[str]) -> list[str]:
+    """Each character as its toneless pinyin; English words as they are."""
+    return [unit if unit.isascii() else lazy_pinyin(unit)[0] for unit in units]
 
 
 def en_units(normaliser, text: str) -> list[str]:
@@ -245,6 +253,7 @@ def run(corpus: Path, texts: Path, voice_names: list[str], line_count: int, samp
                     result.heard = transcribe(recogniser, audio, "zh")
                 reference, heard = zh_units(zh_norm, text), zh_units(zh_norm, result.heard)
                 result.errors, result.length = edit_distance(reference, heard), len(reference)
+                result.syllable_errors = edit_distance(syllables(reference), syllables(heard))
                 if not result.reused:
                     kept.keep(result)
                 results.append(result)
@@ -285,6 +294,11 @@ def lost_words(results: list[Render], normaliser) -> list[tuple[str, int, int, l
 
 def cer(results: list[Render]) -> float:
     return sum(r.errors for r in results) / max(1, sum(r.length for r in results))
+
+
+def ser(results: list[Render]) -> float:
+    """Syllable error rate: CER with homophones forgiven."""
+    return sum(r.syllable_errors for r in results) / max(1, sum(r.length for r in results))
 
 
 def report(
@@ -341,6 +355,9 @@ def report(
         ]
     lines += [
         "",
+        f"Homophones forgiven (both sides as toneless pinyin, so 快递 heard as 快地 counts as heard): "
+        f"{ser(default):.1%} for {voice}.",
+        "",
         f"{voice} on the {len(chinese_only)} all-Chinese lines: CER {cer(chinese_only):.1%}; on the "
         f"{len(default) - len(chinese_only)} lines with English device names: {cer([r for r in default if r not in chinese_only]):.1%} "
         "(the recogniser is told the language is zh).",
@@ -360,16 +377,16 @@ def report(
             "",
             f"### CER per voice, on the same {len(shared_lines)} lines (an even sample of the corpus)",
             "",
-            "| voice | CER | errors / units |",
-            "|---|---|---|",
+            "| voice | CER | errors / units | homophones forgiven |",
+            "|---|---|---|---|",
         ]
         shared = set(shared_lines)
         rows = []
         for name in names:
             mine = [r for r in results if r.voice == name and r.text in shared]
-            rows.append((cer(mine), name, sum(r.errors for r in mine), sum(r.length for r in mine)))
-        for rate, name, errors, units in sorted(rows):
-            lines.append(f"| {name}{' (default)' if name == default_name else ''} | {rate:.1%} | {errors} / {units} |")
+            rows.append((cer(mine), name, sum(r.errors for r in mine), sum(r.length for r in mine), ser(mine)))
+        for rate, name, errors, units, forgiven in sorted(rows):
+            lines.append(f"| {name}{' (default)' if name == default_name else ''} | {rate:.1%} | {errors} / {units} | {forgiven:.1%} |")
     lines += [
         "",
         "### Words most often lost (all voices; a word is lost when any of its characters is misheard)",
