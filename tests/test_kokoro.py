@@ -10,6 +10,7 @@ import logging
 import re
 import shutil
 
+import numpy as np
 import pytest
 from misaki.zh import ZHG2P
 from wyoming.info import Describe
@@ -17,7 +18,7 @@ from wyoming.tts import Synthesize, SynthesizeVoice
 
 from wyoming_indextts.service import DEFAULT_FALLBACK_VOICES
 from wyoming_indextts.engines.base import EngineError
-from wyoming_indextts.engines.kokoro import files
+from wyoming_indextts.engines.kokoro import DEFAULT_MANDARIN_VOICE, VOICE_PREFIX, files
 from wyoming_indextts.engines.sambert import SambertEngine
 from wyoming_indextts.engines.kokoro.engine import MAX_PHONEMES, SAMPLE_RATE, split_phonemes
 from wyoming_indextts.engines.kokoro.g2p import PUNCTUATION_SPACING, MandarinG2P
@@ -290,3 +291,28 @@ def test_the_phonemes_are_misakis_where_no_reading_changes(g2p):
     adjusted = g2p.phonemes("空调调到二十六度")
     tiao2, dao4, diao4 = (ZHG2P.py2ipa(syllable).replace("\u032f", "") for syllable in ("tiao2", "dao4", "diao4"))  # as legacy_call drops it
     assert f"{tiao2} {dao4}" in adjusted and diao4 not in adjusted
+
+
+JOIN_GAP_MAX = 0.15
+"""The longest silence a join inside a sentence may hold (issue 25): longer reads as a seam."""
+AUDIBLE = 10 ** (-50 / 20) * 32768
+
+
+def silent_edges(pcm: bytes) -> tuple[float, float]:
+    """Seconds before the first and after the last audible sample."""
+    samples = np.abs(np.frombuffer(pcm, dtype="<i2").astype(np.int32))
+    audible = np.flatnonzero(samples > AUDIBLE)
+    return audible[0] / SAMPLE_RATE, (len(samples) - 1 - audible[-1]) / SAMPLE_RATE
+
+
+def test_the_opening_clause_joins_the_rest_with_a_pause_not_a_gap(kokoro):
+    """Kokoro pads each call with ~0.3 s of silence before the voice and ~0.65 s after: left
+    in, the first clause and the rest were a second apart."""
+    voice = next(v for v in kokoro.voices() if v.name == VOICE_PREFIX + DEFAULT_MANDARIN_VOICE)
+    first, rest = list(kokoro.synthesize(ZH_TEXT, voice, opening=True))
+    gap = silent_edges(first)[1] + silent_edges(rest)[0]
+    assert 0.02 <= gap <= JOIN_GAP_MAX, f"{gap * 1000:.0f} ms of silence at the join"
+    assert silent_edges(first)[0] <= 0.05  # the voice starts at once
+    assert silent_edges(rest)[1] >= 0.3  # the sentence's end keeps its pause
+    samples = np.frombuffer(first + rest, dtype="<i2").astype(np.int32)
+    assert np.abs(samples).max() < 32767, "clipped samples"
