@@ -15,7 +15,7 @@ when any of its characters is misheard, and the words lost most often are tabula
 The default voice reads every line (or an evenly spaced `--lines` of them); the other voices
 read an evenly spaced `--sample` of those, and all voices are compared on that sample. A transcript is kept in benchmarks/.work keyed by
 voice, phonemes and recogniser, so a rerun after a G2P change renders only the lines whose
-phonemes changed (`--fresh` renders everything again).
+phonemes changed (`--fresh` renders everything again); runs side by side share the file.
 
 The bundled English voice gets the same treatment on the English texts (word error rate), as a
 yardstick for the recogniser: a voice that transcribes badly may be the recogniser's fault as
@@ -200,23 +200,33 @@ class Transcripts:
     def __init__(self, path: Path, fresh: bool) -> None:
         self._path = path
         self._kept: dict[str, dict] = {}
-        if path.exists() and not fresh:
-            for line in path.read_text(encoding="utf-8").splitlines():
+        self._read_up_to = path.stat().st_size if fresh and path.exists() else 0
+
+    def _read_new(self) -> None:
+        """Entries written since the last look, by this run or another one beside it."""
+        if not self._path.exists() or self._path.stat().st_size <= self._read_up_to:
+            return
+        with self._path.open("rb") as handle:
+            handle.seek(self._read_up_to)
+            for line in handle.read().decode("utf-8").splitlines(keepends=True):
+                if not line.endswith("\n"):
+                    break  # still being written
                 entry = json.loads(line)
                 self._kept[entry["key"]] = entry
+                self._read_up_to += len(line.encode("utf-8"))
 
     @staticmethod
     def key(voice: str, phonemes: str) -> str:
         return hashlib.sha256("|".join([voice, phonemes, RECOGNISER]).encode()).hexdigest()
 
     def get(self, voice: str, phonemes: str) -> dict | None:
+        self._read_new()
         return self._kept.get(self.key(voice, phonemes))
 
     def keep(self, result: Render) -> None:
         entry = {"key": self.key(result.voice, result.phonemes), **asdict(result)}
-        self._kept[entry["key"]] = entry
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        with self._path.open("a", encoding="utf-8") as handle:
+        with self._path.open("a", encoding="utf-8") as handle:  # one whole line per write: runs may share the file
             handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
 
