@@ -316,3 +316,11 @@ def test_the_opening_clause_joins_the_rest_with_a_pause_not_a_gap(kokoro):
     assert silent_edges(rest)[1] >= 0.3  # the sentence's end keeps its pause
     samples = np.frombuffer(first + rest, dtype="<i2").astype(np.int32)
     assert np.abs(samples).max() < 32767, "clipped samples"
+
+
+@pytest.mark.parametrize("text", ["嗯嗯，好的。", "呣", "鿜好"])
+def test_characters_without_a_pinyin_final_or_reading_do_not_break_the_sentence(g2p, text):
+    """嗯 and 呣 have no final, which ToneSandhi indexes into; 鿜 has no reading at all (misaki
+    alone raised on it): the rest of the sentence is still read."""
+    assert g2p.phonemes(text) == g2p.phonemes(text.replace("鿜", ""))
+    assert g2p.phonemes(text)

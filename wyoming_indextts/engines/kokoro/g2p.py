@@ -37,6 +37,8 @@ LATIN_WORDS = re.compile(r"[A-Za-z][A-Za-z'’-]*(?: +[A-Za-z][A-Za-z'’-]*)*")
 PUNCTUATION_SPACING = re.compile(r" *([,.!?;:]) *")
 ENGLISH_VOICE = "en-us"
 HAN_RUN = re.compile(r"[\u4e00-\u9fff]+")
+PINYIN = re.compile(r"[a-z]+[1-5]")
+"""A syllable pypinyin could read; a character it cannot comes back as itself and is dropped."""
 
 # Readings pypinyin gets wrong in what a smart home says, each fixed where its context shows
 # the meaning: (character with what must follow or precede it, pinyin). Without them 调 in
@@ -124,7 +126,11 @@ class MandarinG2P:
         5 for neutral): pypinyin's reading of each jieba word, as misaki's ZHG2P gives it to
         Kokoro v1.0, with the context readings above and tone sandhi applied."""
         fixed = {m.start(): reading for pattern, reading in CONTEXT_READINGS for m in pattern.finditer(run)}
-        words = self._sandhi.pre_merge_for_modify([(pair.word, pair.flag) for pair in jieba.posseg.lcut(run)])
+        segments = [(pair.word, pair.flag) for pair in jieba.posseg.lcut(run)]
+        try:
+            words = self._sandhi.pre_merge_for_modify(segments)
+        except IndexError:  # a character with no pinyin final (嗯, 呣, one pypinyin does not know)
+            words = segments
         spoken: list[tuple[str, list[str]]] = []
         position = 0
         for word, pos in words:
@@ -132,7 +138,10 @@ class MandarinG2P:
             mine = {index: fixed[position + index] for index in range(len(word)) if position + index in fixed}
             for index, reading in mine.items():
                 syllables[index] = reading
-            said = self._sandhi.modified_tone(word, pos, list(syllables))
+            try:
+                said = self._sandhi.modified_tone(word, pos, list(syllables))
+            except IndexError:  # as above: this word is read without sandhi
+                said = list(syllables)
             # ToneSandhi makes every word-final 地 the adverb particle de; in 扫地 or 拖地 it is
             # the floor (jieba tags the particle alone, as uv).
             if len(word) > 1 and word[-1] == "地":
@@ -153,7 +162,7 @@ class MandarinG2P:
         for match in HAN_RUN.finditer(text):
             pieces.append(text[position : match.start()])
             words = self.readings(match.group())
-            pieces.append(" ".join("".join(ZHG2P.py2ipa(syllable) for syllable in syllables) for _, syllables in words))
+            pieces.append(" ".join("".join(ZHG2P.py2ipa(s) for s in syllables if PINYIN.fullmatch(s)) for _, syllables in words))
             position = match.end()
         pieces.append(text[position:])
         return "".join(pieces).replace(chr(815), "")
