@@ -4,19 +4,24 @@ text cut under the model's limit; and the model files are checked before use."""
 
 from __future__ import annotations
 
+import importlib.resources
+import json
 import logging
 import re
 import shutil
 
+import numpy as np
 import pytest
+from misaki.zh import ZHG2P
 from wyoming.info import Describe
 from wyoming.tts import Synthesize, SynthesizeVoice
 
 from wyoming_indextts.service import DEFAULT_FALLBACK_VOICES
 from wyoming_indextts.engines.base import EngineError
-from wyoming_indextts.engines.kokoro import files
+from wyoming_indextts.engines.kokoro import DEFAULT_MANDARIN_VOICE, VOICE_PREFIX, files
 from wyoming_indextts.engines.sambert import SambertEngine
 from wyoming_indextts.engines.kokoro.engine import MAX_PHONEMES, SAMPLE_RATE, split_phonemes
+from wyoming_indextts.engines.kokoro.g2p import PUNCTUATION_SPACING, MandarinG2P
 from wyoming_indextts.synthesizer import ChainSettings
 
 from .conftest import SHARED, assert_voiced, read_until, running_server
@@ -217,3 +222,104 @@ async def test_text_no_configured_voice_speaks_gets_an_error_naming_its_language
 )
 def test_readings_wetext_gets_wrong_are_fixed_around_it(kokoro, text, reading):
     assert kokoro.normalise(text) == reading
+
+
+# What the G2P gets right that misaki's ZHG2P (legacy, as Kokoro v1.0 was trained) gets wrong on
+# household sentences: benchmarks/mandarin_voice.py measures what each fix is worth.
+
+
+@pytest.fixture(scope="module")
+def g2p() -> MandarinG2P:
+    vocab = json.loads((importlib.resources.files(files.METADATA_PACKAGE) / "data/vocab.json").read_bytes())["vocab"]
+    return MandarinG2P(vocab)
+
+
+def reading(g2p: MandarinG2P, text: str, char: str, nth: int = 0) -> str:
+    """The pinyin `char` is spoken with, at its nth occurrence in `text`."""
+    syllables = [(c, s) for word, said in g2p.readings(text) for c, s in zip(word, said)]
+    return [s for c, s in syllables if c == char][nth]
+
+
+@pytest.mark.parametrize(
+    ("text", "char", "nth", "said"),
+    [
+        # 调 as "adjust" is tiáo; pypinyin alone reads the single word diào ("drop", "tune")
+        ("主卧的台灯亮度调到百分之三十", "调", 0, "tiao2"),
+        ("客厅空调调高两度", "调", 1, "tiao2"),
+        ("灯光已经调暗", "调", 0, "tiao2"),
+        ("吊灯已经调成暖光", "调", 0, "tiao2"),
+        ("这首歌的音调很高", "调", 0, "diao4"),  # a tune stays diào
+        ("长时间没有检测到有人", "长", 0, "chang2"),  # pypinyin: zhǎng
+        ("孩子长大了", "长", 0, "zhang3"),
+        ("温度设为二十二度", "为", 0, "wei2"),  # pypinyin: wèi
+        ("已经为您打开空调", "为", 0, "wei4"),
+    ],
+)
+def test_household_polyphones_are_read_by_their_meaning(g2p, text, char, nth, said):
+    assert reading(g2p, text, char, nth) == said
+
+
+@pytest.mark.parametrize(
+    ("text", "char", "said"),
+    [
+        ("宠物喂食器已经投喂了一份猫粮", "一", "yi2"),  # before a fourth tone
+        ("请检查一下", "一", "yi2"),
+        ("温度一百八十度", "一", "yi4"),  # before a third tone
+        ("检测到一只猫", "一", "yi4"),
+        ("一楼的灯已经关闭", "一", "yi1"),  # ordinal: no sandhi
+        ("第一个房间", "一", "yi1"),
+        ("不对", "不", "bu2"),
+        ("电量不足", "不", "bu4"),
+        ("可以洗澡了", "可", "ke2"),  # third-tone pairs
+        ("可以洗澡了", "洗", "xi2"),
+        ("请注意保暖", "保", "bao2"),
+        ("烘干机已经烘干了衣服", "服", "fu5"),  # neutral tones pypinyin leaves full
+        ("窗户没关", "户", "hu5"),
+        ("扫拖一体机正在拖地", "地", "di4"),  # the floor, not the particle de
+        ("扫地机器人已经开始清扫客厅", "地", "di4"),
+    ],
+)
+def test_tone_sandhi_and_neutral_tones_are_applied(g2p, text, char, said):
+    assert reading(g2p, text, char) == said
+
+
+def test_the_phonemes_are_misakis_where_no_reading_changes(g2p):
+    """Kokoro v1.0 was trained on misaki's legacy ZHG2P: a sentence without sandhi or a fixed
+    polyphone gets its phonemes to the letter, punctuation and word spaces included."""
+    text = "欢迎回家，客厅的灯已经为您打开。"
+    assert g2p.phonemes(text) == PUNCTUATION_SPACING.sub(r"\1 ", ZHG2P()(g2p.normalise(text))[0]).strip()
+    adjusted = g2p.phonemes("空调调到二十六度")
+    tiao2, dao4, diao4 = (ZHG2P.py2ipa(syllable).replace("\u032f", "") for syllable in ("tiao2", "dao4", "diao4"))  # as legacy_call drops it
+    assert f"{tiao2} {dao4}" in adjusted and diao4 not in adjusted
+
+
+JOIN_GAP_MAX = 0.15
+"""The longest silence a join inside a sentence may hold (issue 25): longer reads as a seam."""
+AUDIBLE = 10 ** (-50 / 20) * 32768
+
+
+def silent_edges(pcm: bytes) -> tuple[float, float]:
+    """Seconds before the first and after the last audible sample."""
+    samples = np.abs(np.frombuffer(pcm, dtype="<i2").astype(np.int32))
+    audible = np.flatnonzero(samples > AUDIBLE)
+    return audible[0] / SAMPLE_RATE, (len(samples) - 1 - audible[-1]) / SAMPLE_RATE
+
+
+def test_the_opening_clause_joins_the_rest_with_a_pause_not_a_gap(kokoro):
+    """Kokoro pads each call with ~0.3 s of silence before the voice and ~0.65 s after: left
+    in, the first clause and the rest were a second apart."""
+    voice = next(v for v in kokoro.voices() if v.name == VOICE_PREFIX + DEFAULT_MANDARIN_VOICE)
+    first, rest = list(kokoro.synthesize(ZH_TEXT, voice, opening=True))
+    gap = silent_edges(first)[1] + silent_edges(rest)[0]
+    assert 0.02 <= gap <= JOIN_GAP_MAX, f"{gap * 1000:.0f} ms of silence at the join"
+    assert silent_edges(first)[0] <= 0.05  # the voice starts at once
+    assert silent_edges(rest)[1] >= 0.3  # the sentence's end keeps its pause
+    samples = np.frombuffer(first + rest, dtype="<i2").astype(np.int32)
+    assert np.abs(samples).max() < 32767, "clipped samples"
+
+
+@pytest.mark.parametrize(("text", "read_as"), [("你好呣", "你好呣"), ("龮那", "那"), ("鿜好", "好")])
+def test_characters_without_a_pinyin_final_or_reading_do_not_break_the_sentence(g2p, text, read_as):
+    """呣 has no final, which ToneSandhi indexes into after a third tone; 龮 and 鿜 have no
+    reading at all (misaki alone raised on them): the rest of the sentence is still read."""
+    assert g2p.phonemes(text) and g2p.phonemes(text) == g2p.phonemes(read_as)

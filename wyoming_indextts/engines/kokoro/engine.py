@@ -5,7 +5,9 @@ Model inputs: `tokens` int64 [1, n + 2] (phoneme ids, a 0 at both ends), `style`
 [1, 256] (the voice's row for n phonemes), `speed` float32 [1]; output: 24 kHz float audio.
 One call takes at most 510 phonemes, so longer sentences are cut at clause ends (then at
 spaces). The opening sentence of a response renders its first clause alone, so the listener
-hears it while the rest renders.
+hears it while the rest renders. Each call's audio comes padded with about 0.3 s of silence
+before the voice and 0.65 s after it; a sentence's pieces are trimmed so that the listener
+hears a clause's pause at a join, not a one-second gap.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from .g2p import MandarinG2P
 SAMPLE_RATE = 24000
 VOICE_PREFIX = "kokoro-"
 DEFAULT_MANDARIN_VOICE = "zf_xiaoxiao"
-RENDER_VERSION = "1"
+RENDER_VERSION = "3"
 """Part of every voice fingerprint: bump it when rendering changes, so the cache renews."""
 
 MAX_PHONEMES = STYLE_ROWS
@@ -40,6 +42,13 @@ _SHRINK_ARENA = shrinking_run()
 and an arena kept after four sentences of up to 60 characters held 1.1 GB of malloc's
 mmapped memory (RSS 476 MB → 1.1 GB) and kept it while idle; the soak (benchmarks/soak.py)
 saw it as the server's memory growing for minutes."""
+SILENCE_LEVEL = 10 ** (-60 / 20)
+"""A sample quieter than -60 dBFS is Kokoro's padding, not voice."""
+LEAD_KEPT = 0.02
+"""Seconds of padding kept before a piece's voice, so a soft onset is not cut."""
+JOIN_KEPT = 0.08
+"""Seconds of padding kept after a piece that the same sentence goes on from: with LEAD_KEPT a
+join's silence stays under 150 ms, a clause's pause, where the padding alone made about 1 s."""
 
 
 def split_phonemes(phonemes: str, opening: bool) -> list[str]:
@@ -62,6 +71,17 @@ def split_phonemes(phonemes: str, opening: bool) -> list[str]:
         else:
             pieces.append(part)
     return pieces
+
+
+def trim_padding(audio: np.ndarray, *, more_follows: bool) -> np.ndarray:
+    """`audio` with its leading padding cut to LEAD_KEPT, and its trailing padding to JOIN_KEPT
+    when another piece of the sentence follows (the sentence's end keeps its pause)."""
+    voiced = np.flatnonzero(np.abs(audio) > SILENCE_LEVEL)
+    if voiced.size == 0:
+        return audio
+    start = max(0, int(voiced[0]) - round(LEAD_KEPT * SAMPLE_RATE))
+    end = min(len(audio), int(voiced[-1]) + 1 + round(JOIN_KEPT * SAMPLE_RATE)) if more_follows else len(audio)
+    return audio[start:end]
 
 
 class KokoroEngine:
@@ -118,8 +138,9 @@ class KokoroEngine:
         if style is None:
             raise EngineError(f"Kokoro has no voice named {voice.name!r}")
         speed = speed_of(voice)
-        for piece in split_phonemes(self.phonemes(text), opening):
-            yield float_to_pcm(self._render(piece, style, speed))
+        pieces = split_phonemes(self.phonemes(text), opening)
+        for index, piece in enumerate(pieces):
+            yield float_to_pcm(trim_padding(self._render(piece, style, speed), more_follows=index < len(pieces) - 1))
 
     def _render(self, phonemes: str, style: np.ndarray, speed: float) -> np.ndarray:
         ids = [self._vocab[c] for c in phonemes]
