@@ -107,7 +107,8 @@ class Service:
         progress in /health and /metrics."""
         from .http import HttpServer, create_app
 
-        server = HttpServer(create_app(self.catalogue, self.synthesizer, settings, library, prerenderer), address)
+        app = create_app(self.catalogue, self.synthesizer, settings, library, prerenderer)
+        server = HttpServer(app, address, settings.trusted_proxies)
         try:
             await server.start()
         except OSError as err:

@@ -14,7 +14,7 @@ import contextlib
 import ipaddress
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -133,8 +133,10 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class HttpServer:
-    def __init__(self, app: FastAPI, address: HttpAddress) -> None:
-        proxies = sorted(app.state.parts.settings.trusted_proxies)
+    def __init__(self, app: FastAPI, address: HttpAddress, trusted_proxies: Iterable[str] = ()) -> None:
+        """`trusted_proxies`: the reverse proxies whose X-Forwarded-For names the client
+        (--http-trusted-proxy); for everyone else the peer is the socket's address."""
+        proxies = sorted(trusted_proxies)
         config = uvicorn.Config(
             app,
             host=address.host,
