@@ -47,7 +47,7 @@ def write_section(name: str, markdown: str) -> None:
 
 
 _TEMPORARY = re.compile(r"/tmp/[^\s`'\")]+")
-_VENV_PYTHON = re.compile(r"(?:\S*/)?\.venv/bin/python3?\b")
+_VENV_PYTHON = re.compile(r"(?:[^\s`'\"(]*/)?\.venv/bin/python3?\b")
 
 
 def machine_paths_out(markdown: str) -> str:
@@ -56,6 +56,7 @@ def machine_paths_out(markdown: str) -> str:
     script/run and script/test make), and temporary folders as `$TMP/...`."""
     markdown = _VENV_PYTHON.sub(".venv/bin/python", markdown)
     markdown = markdown.replace(f"{RESULTS.parent.parent}/", "")
+    markdown = markdown.replace(f"{RESULTS.parent.parent.parent / 'shared'}", "../shared")
     return _TEMPORARY.sub("$TMP/...", markdown)
 
 

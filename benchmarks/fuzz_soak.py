@@ -173,20 +173,23 @@ async def run(args: argparse.Namespace) -> str:
         f"server crashed: **{'yes' if crashed_in_fuzz else 'no'}**; tracebacks in its log: {tracebacks}; "
         f"RSS {started_rss:.0f} MiB at start, {max(fuzzed.rss_mib, default=0):.0f} MiB max, "
         f"{fuzzed.rss_mib[-1] if fuzzed.rss_mib else 0:.0f} MiB at the end.",
-        f"- Soak: {args.soak_minutes:g} min, 8 clients (3 well-behaved, 3 hanging up mid-reply, 2 reading at ~50 KB/s) "
-        f"+ a describe poller every second: well-behaved responses {soaked.responses}, "
-        f"**silent {len(soaked.silent)}**"
-        + (f" ({'; '.join(soaked.silent[:3])})" if soaked.silent else "")
-        + f"; first audio p50 {ms(percentile(soaked.first_audio, 0.5))} ms, p95 {ms(percentile(soaked.first_audio, 0.95))} ms; "
-        f"hang-ups {soaked.hangups}, slow reads completed {soaked.slow_reads}; "
-        f"describe p50 {ms(percentile(soaked.describe, 0.5))} ms, **p99 {ms(percentile(soaked.describe, 0.99))} ms**, "
-        f"max {ms(max(soaked.describe, default=float('nan')))} ms, failed {soaked.describe_failures}; "
-        f"server crashed: **{'yes' if crashed else 'no'}**.",
-        f"- Resident memory in the soak after {args.warmup_minutes:g} min of warm-up: "
-        f"{min(warm, default=0):.0f}–{max(warm, default=0):.0f} MiB, slope **{slope:+.1f} MiB/min** "
-        f"(\"flat\" = under ±2 MiB/min); samples (min → MiB): "
-        + ", ".join(f"{m:.0f}→{r:.0f}" for m, r in soaked.rss[:: max(1, len(soaked.rss) // 12)]),
     ]
+    if run_soak:  # a run without a soak reports no soak figures (they would be nan)
+        lines += [
+            f"- Soak: {args.soak_minutes:g} min, 8 clients (3 well-behaved, 3 hanging up mid-reply, 2 reading at ~50 KB/s) "
+            f"+ a describe poller every second: well-behaved responses {soaked.responses}, "
+            f"**silent {len(soaked.silent)}**"
+            + (f" ({'; '.join(soaked.silent[:3])})" if soaked.silent else "")
+            + f"; first audio p50 {ms(percentile(soaked.first_audio, 0.5))} ms, p95 {ms(percentile(soaked.first_audio, 0.95))} ms; "
+            f"hang-ups {soaked.hangups}, slow reads completed {soaked.slow_reads}; "
+            f"describe p50 {ms(percentile(soaked.describe, 0.5))} ms, **p99 {ms(percentile(soaked.describe, 0.99))} ms**, "
+            f"max {ms(max(soaked.describe, default=float('nan')))} ms, failed {soaked.describe_failures}; "
+            f"server crashed: **{'yes' if crashed else 'no'}**.",
+            f"- Resident memory in the soak after {args.warmup_minutes:g} min of warm-up: "
+            f"{min(warm, default=0):.0f}–{max(warm, default=0):.0f} MiB, slope **{slope:+.1f} MiB/min** "
+            f"(\"flat\" = under ±2 MiB/min); samples (min → MiB): "
+            + ", ".join(f"{m:.0f}→{r:.0f}" for m, r in soaked.rss[:: max(1, len(soaked.rss) // 12)]),
+        ]
     return "\n".join(lines)
 
 
@@ -206,7 +209,7 @@ def main() -> None:
     arena = f"MALLOC_ARENA_MAX={args.malloc_arena_max}" if args.malloc_arena_max else "glibc's default malloc arenas"
     write_section(
         args.section,
-        f"""## No client can silence the house: fuzz and soak (server process, bundled voice)
+        f"""## No client can silence the house: fuzz{' and soak' if args.soak_minutes > 0 else ''} (server process, bundled voice, {arena})
 
 Run {timestamp()}, {minutes:.1f} min: `{command_line()}`, server with {arena}. Machine: {machine_description()}.  
 {load.summary()}.

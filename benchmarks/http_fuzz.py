@@ -167,7 +167,7 @@ def main() -> None:
         minutes = (time.monotonic() - started) / 60
     write_section(
         args.section,
-        f"""## No HTTP client can silence the house: encoding off the loop, HTTP fuzz (server process, bundled voice)
+        f"""## No HTTP client can silence the house: encoding off the loop, HTTP fuzz (server process, bundled voice; server code: {args.server_label})
 
 Run {timestamp()}, {minutes:.1f} min: `{command_line()}`; server code: {args.server_label}. Machine: {machine_description()}.  
 {load.summary()}.

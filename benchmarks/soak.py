@@ -450,7 +450,7 @@ def main() -> None:
     )
     write_section(
         args.section,
-        f"""## Is memory flat? Soak of HTTP and Wyoming together (server process, bundled voices)
+        f"""## Is memory flat? Soak of HTTP and Wyoming together ({server})
 
 Run {timestamp()}, {minutes:.1f} min: `{command_line()}`; server: {server}. Machine: {machine_description()}.  
 {load.summary()}.

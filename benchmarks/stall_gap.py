@@ -194,7 +194,7 @@ def main(argv: list[str]) -> int:
     over = sum(gap > bound for gap in longest)
     missing = sum(errors > 0 or audio == 0 for _, audio, errors in gaps + replies)
     renders = {sentence: calls.count(sentence) for sentence in sentences}
-    section = f"""## stall_gap: silent gaps under a stalling engine, single flight (issue 21)
+    section = f"""## stall_gap: silent gaps under a stalling engine, single flight
 
 {timestamp()} · `{command_line()}` · {machine_description()} · {seconds:.0f} s
 
