@@ -26,7 +26,7 @@ class PriorityGate:
     def __init__(self) -> None:
         self._live = 0
         self._condition = threading.Condition()
-        self._running: set[Render | BatchRender] = set()
+        self._running: set[RenderThread] = set()
         self._stopped = False
 
     def enter_live(self) -> None:
@@ -44,7 +44,7 @@ class PriorityGate:
             while self._live > 0 and not cancelled.is_set():
                 self._condition.wait(timeout=0.5)
 
-    def admit(self, render: Render | BatchRender) -> bool:
+    def admit(self, render: RenderThread) -> bool:
         """Count a render thread about to start; False once the server is stopping."""
         with self._condition:
             if self._stopped:
@@ -52,7 +52,7 @@ class PriorityGate:
             self._running.add(render)
             return True
 
-    def discharge(self, render: Render | BatchRender) -> None:
+    def discharge(self, render: RenderThread) -> None:
         with self._condition:
             self._running.discard(render)
 
@@ -98,7 +98,27 @@ class Slot:
             pass  # the loop is closed: the server is shutting down
 
 
-class Render:
+class RenderThread:
+    """A render's own thread as the gate sees it: it can be cancelled, waited for, and asked
+    whether it still runs (`PriorityGate.stop`)."""
+
+    def __init__(self, target: Callable[[], None], name: str) -> None:
+        self.cancelled = threading.Event()
+        self._thread = threading.Thread(target=target, name=name, daemon=True)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def join(self, timeout: float) -> None:
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+
+class Render(RenderThread):
     """One engine speaking one sentence in a thread of its own, chunks posted to the loop.
 
     It owns its render slot (if any) and gives it back when it stops working for a listener:
@@ -118,7 +138,7 @@ class Render:
         self.voice = voice
         self.opening = opening
         self.chunks: list[bytes] = []
-        self.cancelled = threading.Event()
+        super().__init__(self._run, f"render-{engine.name}")
         self.background = threading.Event()
         self._finish_lock = threading.Lock()
         self._finished = False
@@ -131,7 +151,6 @@ class Render:
         self._slot = slot
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
-        self._thread = threading.Thread(target=self._run, name=f"render-{engine.name}", daemon=True)
         self.started_at = 0.0
 
     def start(self) -> None:
@@ -144,16 +163,8 @@ class Render:
             return
         self._thread.start()
 
-    def join(self, timeout: float) -> None:
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
     def cancel(self) -> None:
-        self.cancelled.set()
+        super().cancel()
         self.release_slot()
 
     def release_slot(self) -> None:
@@ -233,7 +244,7 @@ class BatchCancelled(Exception):
     """Raised inside a batch's thread at its next pause once the batch is cancelled."""
 
 
-class BatchRender:
+class BatchRender(RenderThread):
     """Several sentences of one voice rendered by one engine call (`synthesize_batch`) in a
     thread of its own, as a background render: it waits while any live render works (`pause`,
     which the engine calls between its steps), and the gate knows it like a `Render`, so a
@@ -242,8 +253,7 @@ class BatchRender:
     def __init__(self, call: Callable[[Callable[[], None]], object], gate: PriorityGate) -> None:
         self._call = call
         self._gate = gate
-        self.cancelled = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="render-batch", daemon=True)
+        super().__init__(self._run, "render-batch")
         self._loop = asyncio.get_running_loop()
         self._result: asyncio.Future[object] = self._loop.create_future()
         # Once the awaiting task is cancelled nobody reads the outcome: mark it read, or asyncio
@@ -265,17 +275,6 @@ class BatchRender:
         self._gate.wait_until_idle(self.cancelled)
         if self.cancelled.is_set():
             raise BatchCancelled("the batch was cancelled")
-
-    def cancel(self) -> None:
-        self.cancelled.set()
-
-    def join(self, timeout: float) -> None:
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
 
     def _run(self) -> None:
         try:
