@@ -62,8 +62,8 @@ class ChainSettings:
     the bundled voice's first audio is a fraction of that (benchmarks/RESULTS.md,
     `bench_vs_piper`), so after a missed 2 s deadline the fallback still starts well inside
     both. A cloned voice on a CPU needs far longer for a fresh sentence (`indextts`,
-    `indextts25`), so no deadline a satellite tolerates saves it; the render queue renders it
-    for the next time instead."""
+    `indextts25`), so no deadline a satellite tolerates saves it; its render goes on in the
+    background while there is room, and the render queue keeps the sentence, for the next time."""
 
     deadlines: Mapping[str, float] = field(default_factory=dict)
     """Per-engine overrides of `default_deadline`."""
